@@ -31,12 +31,15 @@ fn crds_directory_is_current() {
     );
 }
 
+/// group, version, kind, plural, short names, status subresource, printer columns
+type KindRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [&'a str], bool, &'a [&'a str]);
+
 /// Flux's group, version, kind, plural, short names, scope, status subresource and printer columns.
 #[test]
 fn every_kind_has_fluxs_names_and_columns() {
     let ready = ["Ready", "Status"];
     #[rustfmt::skip]
-    let table: &[(&str, &str, &str, &str, &[&str], bool, &[&str])] = &[
+    let table: &[KindRow] = &[
         ("source.toolkit.fluxcd.io", "v1", "GitRepository", "gitrepositories", &["gitrepo"], true, &["URL", "Age", "Ready", "Status"]),
         ("source.toolkit.fluxcd.io", "v1", "OCIRepository", "ocirepositories", &["ocirepo"], true, &["URL", "Ready", "Status", "Age"]),
         ("source.toolkit.fluxcd.io", "v1", "HelmRepository", "helmrepositories", &["helmrepo"], true, &["URL", "Age", "Ready", "Status"]),
