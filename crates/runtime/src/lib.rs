@@ -1,1 +1,18 @@
+//! What every driftless controller shares, so each controller is only its reconcile steps:
+//! kstatus [`conditions`], [`status`] writes by server-side apply, the [`error`] model and requeue policy,
+//! reconcile [`request`]s (`requestedAt`, suspend, jitter, the watch trigger), [`events`] (Kubernetes
+//! Events and Flux's event JSON), Prometheus [`metrics`] and the health endpoints ([`server`]),
+//! [`leader`] election on a Lease, the common [`flags`] and [`telemetry`].
+#![warn(missing_docs)]
 
+pub mod conditions;
+pub mod error;
+pub mod events;
+pub mod flags;
+pub mod leader;
+pub mod metrics;
+pub mod request;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;

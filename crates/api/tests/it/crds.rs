@@ -32,7 +32,15 @@ fn crds_directory_is_current() {
 }
 
 /// group, version, kind, plural, short names, status subresource, printer columns
-type KindRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [&'a str], bool, &'a [&'a str]);
+type KindRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [&'a str],
+    bool,
+    &'a [&'a str],
+);
 
 /// Flux's group, version, kind, plural, short names, scope, status subresource and printer columns.
 #[test]
