@@ -1,17 +1,16 @@
-//! Events: a Kubernetes Event on the object, and a POST of Flux's event JSON to `--events-addr`
+//! Events: a Kubernetes Event (core/v1, as Flux's recorder writes them) on the object, and a POST of Flux's
+//! event JSON to `--events-addr`
 //! (notification-controller). Both are sent in the background, with retry and timeout, so recording an
 //! event never blocks a reconcile; a full queue drops the event with a warning.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
-    api::core::v1::ObjectReference,
+    api::core::v1::{Event as KubeEvent, EventSource, ObjectReference},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time},
     jiff::{Timestamp, Unit},
 };
-use kube::{
-    Client,
-    runtime::events::{Event as KubeEvent, EventType, Recorder as KubeRecorder, Reporter},
-};
+use kube::{Api, Client, api::PostParams};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -79,7 +78,7 @@ impl Default for PostOptions {
 /// Records events for one controller.
 #[derive(Clone)]
 pub struct Recorder {
-    kube: Option<Arc<KubeRecorder>>,
+    kube: Option<Client>,
     post: Option<mpsc::Sender<FluxEvent>>,
     controller: String,
     instance: String,
@@ -100,11 +99,7 @@ impl Recorder {
         events_addr: Option<&str>,
         options: PostOptions,
     ) -> Self {
-        let reporter = Reporter {
-            controller: controller.to_string(),
-            instance: Some(instance.to_string()),
-        };
-        let kube = client.map(|c| Arc::new(KubeRecorder::new(c, reporter)));
+        let kube = client;
         let post = events_addr
             .filter(|a| !a.is_empty())
             .map(|addr| spawn_poster(events_url(addr), options));
@@ -127,21 +122,11 @@ impl Recorder {
         metadata: BTreeMap<String, String>,
     ) {
         if let (Some(kube), true) = (&self.kube, severity != Severity::Trace) {
-            let kube = kube.clone();
-            let reference = object.clone();
-            let event = KubeEvent {
-                type_: if severity == Severity::Error {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: reason.to_string(),
-                note: Some(truncate(message, 1024)),
-                action: reason.to_string(),
-                secondary: None,
-            };
+            let event = self.kube_event(object, severity, reason, message);
+            let namespace = event.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<KubeEvent> = Api::namespaced(kube.clone(), &namespace);
             tokio::spawn(async move {
-                if let Err(err) = kube.publish(&event, &reference).await {
+                if let Err(err) = api.create(&PostParams::default(), &event).await {
                     warn!(error = %err, "could not write a Kubernetes event");
                 }
             });
@@ -163,6 +148,49 @@ impl Recorder {
             if post.try_send(event).is_err() {
                 warn!(reason, "event queue full or closed: event dropped");
             }
+        }
+    }
+}
+
+impl Recorder {
+    fn kube_event(
+        &self,
+        object: &ObjectReference,
+        severity: Severity,
+        reason: &str,
+        message: &str,
+    ) -> KubeEvent {
+        let now = Timestamp::now();
+        let name = object.name.as_deref().unwrap_or("object");
+        KubeEvent {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+                namespace: Some(object.namespace.clone().unwrap_or_else(|| "default".into())),
+                ..Default::default()
+            },
+            involved_object: object.clone(),
+            reason: Some(reason.to_string()),
+            message: Some(truncate(message, 1024)),
+            type_: Some(
+                if severity == Severity::Error {
+                    "Warning"
+                } else {
+                    "Normal"
+                }
+                .to_string(),
+            ),
+            source: Some(EventSource {
+                component: Some(self.controller.clone()),
+                host: None,
+            }),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            count: Some(1),
+            action: Some(reason.to_string()),
+            reporting_component: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Default::default()
         }
     }
 }
@@ -225,7 +253,7 @@ async fn post_with_retry(client: &reqwest::Client, url: &str, event: &FluxEvent,
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
     use serde_json::{Value, json};
