@@ -241,6 +241,9 @@ ready() { [ "$(curl -sk --max-time 2 "https://127.0.0.1:$1/readyz" 2>/dev/null)"
 
 start() {
   instance "${1:-}"
+  mkdir -p "$RUNROOT"
+  exec 9>"$RUNROOT/$NAME.lock"
+  flock 9   # one start per instance at a time (parallel test processes)
   if [ -f $RUN/port ] && ready "$(cat $RUN/port)"; then log "instance $NAME already running"; echo "$RUN/kubeconfig"; return; fi
   stop_instance
   [ -x $BIN ] && [ "$(cat $BIN.stamp 2>/dev/null)" = "$(build_stamp 2>/dev/null)" ] || (build)

@@ -1,6 +1,6 @@
 use std::{collections::BTreeSet, fs, path::PathBuf};
 
-use driftless_api::crds::{crds, to_yaml};
+use driftless_api::crds::{crds, kustomization, to_yaml};
 
 fn crds_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds")
@@ -18,7 +18,12 @@ fn crds_directory_is_current() {
             Err(err) => stale.push(format!("{} unreadable: {err}", crd.file_name)),
         }
     }
-    let expected: BTreeSet<_> = generated.iter().map(|c| c.file_name.clone()).collect();
+    match fs::read_to_string(crds_dir().join("kustomization.yaml")) {
+        Ok(on_disk) if on_disk == kustomization(&generated) => {}
+        _ => stale.push("kustomization.yaml differs".into()),
+    }
+    let mut expected: BTreeSet<_> = generated.iter().map(|c| c.file_name.clone()).collect();
+    expected.insert("kustomization.yaml".into());
     for entry in fs::read_dir(crds_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if !expected.contains(&name) {

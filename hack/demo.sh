@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# hack/demo.sh [--keep] — the main job: a local control plane with every driftless controller that exists so
+# far reconciling an example Git repository.
+#
+#   1. a Kubernetes API server: the project's test cluster (hack/testcluster.sh), or DRIFTLESS_KUBECONFIG
+#   2. driftless's CRDs (crds/), server-side applied
+#   3. the example repository (hack/demo/app) committed to a Git repository served over HTTP on loopback
+#      (git http-backend behind lighttpd, basic auth)
+#   4. a GitRepository and a Kustomization pointing at it, in flux-system
+#   5. every controller that exists, as local processes (see CONTROLLERS below; each controller issue adds
+#      its own), then waits (timeout DEMO_TIMEOUT, 120s) until the objects are Ready and prints what was
+#      applied
+# Exits 0 when done; with --keep it stays up until Ctrl-C. Logs: $DEMO_DIR (printed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+KEEP=""; [ "${1:-}" = "--keep" ] && KEEP=1
+TIMEOUT=${DEMO_TIMEOUT:-120}
+DEMO_DIR=$(mktemp -d /tmp/driftless-demo.XXXXXX)
+log() { echo "[demo $(date +%T)] $*" >&2; }
+pids=()
+STARTED_CLUSTER=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$DEMO_DIR/lighttpd.pid" ] && kill "$(cat "$DEMO_DIR/lighttpd.pid")" 2>/dev/null || true
+  [ -n "$STARTED_CLUSTER" ] && hack/testcluster.sh stop demo >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# Controllers that exist so far: "<cargo package> <binary> <flags…>". Each controller issue appends itself.
+CONTROLLERS=()
+
+hack/tools.sh >/dev/null
+if [ -n "${DRIFTLESS_KUBECONFIG:-}" ]; then
+  export KUBECONFIG=$DRIFTLESS_KUBECONFIG
+  log "control plane: DRIFTLESS_KUBECONFIG=$KUBECONFIG"
+else
+  hack/testcluster.sh status demo >/dev/null 2>&1 || STARTED_CLUSTER=1
+  KUBECONFIG=$(hack/testcluster.sh start demo)
+  export KUBECONFIG
+  log "control plane: driftless test API server ($(hack/testcluster.sh versions | head -1)), KUBECONFIG=$KUBECONFIG"
+fi
+kubectl version 2>/dev/null | sed 's/^/    /' >&2 || true
+
+log "installing CRDs"
+kubectl apply --server-side --force-conflicts -k crds/ >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+kubectl get crd -o custom-columns=CRD:.metadata.name,VERSION:.spec.versions[0].name --no-headers | sed 's/^/    /' >&2
+
+log "serving the example repository over HTTP"
+REPOS=$DEMO_DIR/repos; mkdir -p "$REPOS"
+git init -q --bare --initial-branch=main "$REPOS/demo.git"
+git -C "$REPOS/demo.git" config http.receivepack true
+WORK=$DEMO_DIR/work; git init -q --initial-branch=main "$WORK"
+cp -r hack/demo/app "$WORK/app"
+git -C "$WORK" add -A
+git -C "$WORK" -c user.name=driftless -c user.email=demo@driftless.io commit -qm "demo app"
+git -C "$WORK" push -q "$REPOS/demo.git" HEAD:main
+REVISION=main@sha1:$(git -C "$WORK" rev-parse HEAD)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo 'demo:demo-password' > "$DEMO_DIR/users"
+cat > "$DEMO_DIR/lighttpd.conf" <<EOC
+server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv")
+server.bind = "127.0.0.1"
+server.port = $PORT
+server.document-root = "$REPOS"
+server.errorlog = "$DEMO_DIR/lighttpd.log"
+server.pid-file = "$DEMO_DIR/lighttpd.pid"
+alias.url = ("/git/" => "/usr/lib/git-core/git-http-backend/")
+\$HTTP["url"] =~ "^/git/" {
+  cgi.assign = ("" => "")
+  setenv.add-environment = ("GIT_PROJECT_ROOT" => "$REPOS", "GIT_HTTP_EXPORT_ALL" => "1")
+  auth.backend = "plain"
+  auth.backend.plain.userfile = "$DEMO_DIR/users"
+  auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+}
+EOC
+lighttpd -f "$DEMO_DIR/lighttpd.conf"
+URL=http://127.0.0.1:$PORT/git/demo.git
+git ls-remote "http://demo:demo-password@127.0.0.1:$PORT/git/demo.git" main >/dev/null
+log "repository $URL at $REVISION"
+
+log "creating the GitRepository and Kustomization"
+kubectl apply --server-side -f - >/dev/null <<EOF2
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: flux-system
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: demo-git-auth
+  namespace: flux-system
+stringData:
+  username: demo
+  password: demo-password
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: demo
+  namespace: flux-system
+spec:
+  interval: 1m
+  url: $URL
+  ref:
+    branch: main
+  secretRef:
+    name: demo-git-auth
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: demo
+  namespace: flux-system
+spec:
+  interval: 5m
+  path: ./app
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: demo
+EOF2
+
+if [ ${#CONTROLLERS[@]} -eq 0 ]; then
+  log "no controller exists yet (source-controller and kustomize-controller come with their issues):"
+  log "the control plane, the CRDs and the objects are in place, waiting for them"
+else
+  for c in "${CONTROLLERS[@]}"; do
+    read -r pkg bin flags <<<"$c"
+    cargo build -q --release -p "$pkg"
+    # shellcheck disable=SC2086
+    "target/release/$bin" $flags > "$DEMO_DIR/$bin.log" 2>&1 &
+    pids+=($!)
+    log "started $bin (log $DEMO_DIR/$bin.log)"
+  done
+  log "waiting up to ${TIMEOUT}s for Ready"
+  kubectl -n flux-system wait --for=condition=Ready --timeout="${TIMEOUT}s" gitrepository/demo kustomization/demo
+  log "applied:"
+  kubectl -n demo get all,configmap 2>/dev/null | sed 's/^/    /' >&2
+fi
+kubectl get gitrepositories,kustomizations -A | sed 's/^/    /' >&2
+
+if [ -n "$KEEP" ]; then
+  log "up; KUBECONFIG=$KUBECONFIG; Ctrl-C to stop"
+  while sleep 3600; do :; done
+fi
+log "done"

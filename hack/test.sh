@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# hack/test.sh — the whole test suite, as CI runs it (.ci/run), from a fresh clone on a fresh machine:
+# installs the real parts tests use (hack/tools.sh), builds and starts the test API server
+# (hack/testcluster.sh; skipped when DRIFTLESS_KUBECONFIG points at a cluster), then runs
+# cargo fmt --check, clippy with -D warnings, and every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$SECONDS
+step() { echo "==> $* ($((SECONDS - t0))s)" >&2; }
+
+step "tools"
+hack/tools.sh
+command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)" >&2; exit 1; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+started=""
+if [ -n "${DRIFTLESS_KUBECONFIG:-}" ]; then
+  step "tests run against DRIFTLESS_KUBECONFIG=$DRIFTLESS_KUBECONFIG"
+else
+  if ! hack/testcluster.sh status >/dev/null 2>&1; then started=1; fi
+  step "test cluster"
+  hack/testcluster.sh start >/dev/null
+  hack/testcluster.sh versions | sed 's/^/    /' >&2
+fi
+
+step "cargo test"
+status=0
+cargo test --workspace || status=$?
+
+if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi
+step "done (exit $status)"
+exit $status
