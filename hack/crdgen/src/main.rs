@@ -20,7 +20,10 @@ fn main() -> anyhow::Result<()> {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        if name.ends_with(".yaml") && name != "kustomization.yaml" && !crds.iter().any(|c| c.file_name == name) {
+        if name.ends_with(".yaml")
+            && name != "kustomization.yaml"
+            && !crds.iter().any(|c| c.file_name == name)
+        {
             fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
         }
     }
@@ -29,8 +32,11 @@ fn main() -> anyhow::Result<()> {
         fs::write(&path, driftless_api::crds::to_yaml(&crd.crd))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    fs::write(dir.join("kustomization.yaml"), driftless_api::crds::kustomization(&crds))
-        .with_context(|| format!("writing {}", dir.join("kustomization.yaml").display()))?;
+    fs::write(
+        dir.join("kustomization.yaml"),
+        driftless_api::crds::kustomization(&crds),
+    )
+    .with_context(|| format!("writing {}", dir.join("kustomization.yaml").display()))?;
     println!("wrote {} CRDs to {}", crds.len(), dir.display());
     Ok(())
 }

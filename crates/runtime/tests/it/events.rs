@@ -11,8 +11,20 @@ async fn events_are_written_to_the_cluster() {
     let (_, repo) = super::git_repository(ns.name(), "repo").await;
     let reference: ObjectReference = repo.object_ref(&());
     let recorder = Recorder::new(Some(cluster().client().await), "source-controller", "sc-0", None);
-    recorder.record(&reference, Severity::Error, "GitOperationFailed", "failed to checkout and determine revision", BTreeMap::new());
-    recorder.record(&reference, Severity::Trace, "Progress", "not a Kubernetes event", BTreeMap::new());
+    recorder.record(
+        &reference,
+        Severity::Error,
+        "GitOperationFailed",
+        "failed to checkout and determine revision",
+        BTreeMap::new(),
+    );
+    recorder.record(
+        &reference,
+        Severity::Trace,
+        "Progress",
+        "not a Kubernetes event",
+        BTreeMap::new(),
+    );
 
     let api: Api<Event> = Api::namespaced(cluster().client().await, ns.name());
     let mut events = Vec::new();
@@ -27,8 +39,14 @@ async fn events_are_written_to_the_cluster() {
     let event = &events[0];
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(event.reason.as_deref(), Some("GitOperationFailed"));
-    assert_eq!(event.message.as_deref(), Some("failed to checkout and determine revision"));
+    assert_eq!(
+        event.message.as_deref(),
+        Some("failed to checkout and determine revision")
+    );
     assert_eq!(event.involved_object.kind.as_deref(), Some("GitRepository"));
     assert_eq!(event.involved_object.uid, repo.metadata.uid);
-    assert_eq!(event.source.as_ref().and_then(|s| s.component.as_deref()), Some("source-controller"));
+    assert_eq!(
+        event.source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("source-controller")
+    );
 }

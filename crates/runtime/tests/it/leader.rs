@@ -18,7 +18,9 @@ const LEASE: &str = "driftless-test-leader";
 
 #[tokio::test]
 async fn lease_candidate() {
-    let Ok(identity) = std::env::var("DRIFTLESS_LEASE_CANDIDATE") else { return };
+    let Ok(identity) = std::env::var("DRIFTLESS_LEASE_CANDIDATE") else {
+        return;
+    };
     let namespace = std::env::var("DRIFTLESS_LEASE_NAMESPACE").unwrap();
     let elector = LeaderElector::new(
         cluster().client().await,
@@ -49,7 +51,11 @@ fn candidate(identity: &str, namespace: &str) -> Child {
 }
 
 async fn holder(api: &Api<Lease>) -> Option<String> {
-    api.get_opt(LEASE).await.unwrap().and_then(|l| l.spec).and_then(|s| s.holder_identity)
+    api.get_opt(LEASE)
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
 }
 
 async fn wait_for_holder(api: &Api<Lease>, want: &str, within: Duration) -> bool {
@@ -81,12 +87,22 @@ async fn one_leader_at_a_time_and_a_clean_handover_on_sigterm() {
     let api: Api<Lease> = Api::namespaced(cluster().client().await, ns.name());
 
     let mut a = Kill(candidate("candidate-a", ns.name()));
-    assert!(wait_for_holder(&api, "candidate-a", Duration::from_secs(30)).await, "the first candidate leads");
+    assert!(
+        wait_for_holder(&api, "candidate-a", Duration::from_secs(30)).await,
+        "the first candidate leads"
+    );
     let _b = Kill(candidate("candidate-b", ns.name()));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(holder(&api).await.as_deref(), Some("candidate-a"), "the standby does not take a held lease");
+    assert_eq!(
+        holder(&api).await.as_deref(),
+        Some("candidate-a"),
+        "the standby does not take a held lease"
+    );
 
-    let term = Command::new("kill").args(["-TERM", &a.0.id().to_string()]).status().unwrap();
+    let term = Command::new("kill")
+        .args(["-TERM", &a.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(term.success());
     let exited = a.0.wait().unwrap();
     assert!(exited.success(), "the leader exits cleanly on SIGTERM: {exited}");

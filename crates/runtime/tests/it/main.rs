@@ -19,8 +19,15 @@ pub async fn git_repository(namespace: &str, name: &str) -> (Api<GitRepository>,
     let api: Api<GitRepository> = Api::namespaced(cluster().client().await, namespace);
     let obj = GitRepository::new(
         name,
-        GitRepositorySpec { url: "https://example.com/repo".into(), interval: "5m".into(), ..Default::default() },
+        GitRepositorySpec {
+            url: "https://example.com/repo".into(),
+            interval: "5m".into(),
+            ..Default::default()
+        },
     );
-    let created = api.patch(name, &PatchParams::apply("test"), &Patch::Apply(&obj)).await.unwrap();
+    let created = api
+        .patch(name, &PatchParams::apply("test"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
     (api, created)
 }
