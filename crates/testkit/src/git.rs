@@ -170,9 +170,10 @@ impl GitDaemon {
     pub fn start(root: &RepoRoot) -> Self {
         let port = free_port();
         let base = format!("--base-path={}", root.path().display());
+        // NB: git-daemon itself, not `git daemon`, which forks it and would outlive a kill
+        let exec_path = git(root.path(), &["--exec-path"]);
         let server = spawn(
-            Command::new("git").args([
-                "daemon",
+            Command::new(Path::new(&exec_path).join("git-daemon")).args([
                 "--reuseaddr",
                 "--export-all",
                 "--enable=receive-pack",
