@@ -30,7 +30,8 @@ fi
 
 step "cargo test"
 status=0
-cargo test --workspace || status=$?
+# bounded, so a hung test fails CI with time left to report instead of eating the 90 minutes
+timeout --signal=INT 45m cargo test --workspace || status=$?
 
 if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi
 step "done (exit $status)"

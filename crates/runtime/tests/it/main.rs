@@ -3,6 +3,7 @@
 
 mod events;
 mod leader;
+mod manager;
 mod status;
 mod trigger;
 
