@@ -1,0 +1,342 @@
+//! The artifact storage of source-controller: files under `<base>/<kind>/<namespace>/<name>/`, written
+//! atomically (temporary file + rename in the same directory), a `latest.tar.gz` link to the newest,
+//! garbage collection by age (`--artifact-retention-ttl`) and count (`--artifact-retention-records`),
+//! and removal of everything when the object goes.
+
+use std::{
+    collections::HashMap,
+    io,
+    path::{Component, Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use driftless_api::meta::Artifact;
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+
+use crate::{archive, ignore::Filter};
+
+/// The link to the newest artifact of an object.
+pub const LATEST: &str = "latest.tar.gz";
+
+/// A storage operation failed (reason `StorageOperationFailed`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing or reading the storage directory failed.
+    #[error("storage operation on {path} failed: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A path that would leave the storage directory.
+    #[error("invalid artifact path {0:?}")]
+    InvalidPath(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Storage settings and a lock per artifact directory.
+pub struct Storage {
+    base: PathBuf,
+    hostname: String,
+    retention_ttl: Duration,
+    retention_records: usize,
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+/// The object an artifact belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    /// Its kind (`GitRepository`).
+    pub kind: &'a str,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+}
+
+impl Owner<'_> {
+    /// `<kind-lower>/<namespace>/<name>`, the directory of its artifacts.
+    pub fn dir(&self) -> String {
+        artifact_dir(self.kind, self.namespace, self.name)
+    }
+}
+
+/// `<kind-lower>/<namespace>/<name>`.
+pub fn artifact_dir(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{}/{namespace}/{name}", kind.to_lowercase())
+}
+
+impl Storage {
+    /// A storage rooted at `base` (created if missing) whose artifact URLs use `hostname`
+    /// (`--storage-adv-addr`).
+    pub fn new(
+        base: &Path,
+        hostname: &str,
+        retention_ttl: Duration,
+        retention_records: usize,
+    ) -> Result<Self, Error> {
+        std::fs::create_dir_all(base).map_err(io_err(base))?;
+        let base = base.canonicalize().map_err(io_err(base))?;
+        Ok(Self {
+            base,
+            hostname: hostname.to_string(),
+            retention_ttl,
+            retention_records: retention_records.max(1),
+            locks: Mutex::default(),
+        })
+    }
+
+    /// The storage directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// `http://<hostname>/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.hostname)
+    }
+
+    /// The local file of a storage-relative path; refuses paths that leave the storage.
+    pub fn local_path(&self, path: &str) -> Result<PathBuf, Error> {
+        let rel = Path::new(path);
+        if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(Error::InvalidPath(path.to_string()));
+        }
+        Ok(self.base.join(rel))
+    }
+
+    /// Serialises writers of one object's artifacts (reconcile, GC, removal).
+    fn lock(&self, dir: &str) -> Arc<Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("storage lock map")
+            .entry(dir.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Archives `source` (filtered) as `<kind>/<ns>/<name>/<file>` for `revision`, atomically, points
+    /// `latest.tar.gz` at it, and returns the artifact with its digest, size and URL.
+    pub fn archive(
+        &self,
+        owner: Owner<'_>,
+        file: &str,
+        revision: &str,
+        source: &Path,
+        filter: &Filter,
+    ) -> Result<Artifact, Error> {
+        let dir_rel = owner.dir();
+        let path = format!("{dir_rel}/{file}");
+        let target = self.local_path(&path)?;
+        let dir = target
+            .parent()
+            .expect("artifact files have a directory")
+            .to_path_buf();
+        let lock = self.lock(&dir_rel);
+        let _guard = lock.lock().expect("artifact lock");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(io_err(&dir))?;
+        let (tmp, digest, size) = archive::write_archive(source, filter, tmp).map_err(io_err(source))?;
+        tmp.as_file().sync_all().map_err(io_err(&target))?;
+        tmp.persist(&target).map_err(|e| Error::Io {
+            path: target.clone(),
+            source: e.error,
+        })?;
+        self.link_latest(&dir, file)?;
+        Ok(Artifact {
+            path: path.clone(),
+            url: self.url(&path),
+            revision: revision.to_string(),
+            digest,
+            last_update_time: Time(Timestamp::now()),
+            size: Some(size as i64),
+            metadata: None,
+        })
+    }
+
+    fn link_latest(&self, dir: &Path, file: &str) -> Result<(), Error> {
+        let link = dir.join(LATEST);
+        let tmp = dir.join(format!(".tmp-{LATEST}"));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(file, &tmp).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &link).map_err(io_err(&link))
+    }
+
+    /// Whether the artifact's file is in storage.
+    pub fn exists(&self, artifact: &Artifact) -> bool {
+        self.local_path(&artifact.path).is_ok_and(|p| p.is_file())
+    }
+
+    /// Whether the artifact's file is in storage with the digest the artifact names.
+    pub fn verify(&self, artifact: &Artifact) -> Result<bool, Error> {
+        let path = self.local_path(&artifact.path)?;
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        let mut hashing = archive::HashingWriter::new(io::sink());
+        io::copy(&mut io::BufReader::new(file), &mut hashing).map_err(io_err(&path))?;
+        Ok(hashing.finish().1 == artifact.digest)
+    }
+
+    /// Deletes old artifacts of the object of `current`: those older than the TTL, and the oldest beyond
+    /// the retention count; never `current`. Returns what was deleted.
+    pub fn garbage_collect(&self, current: &Artifact) -> Result<Vec<PathBuf>, Error> {
+        let target = self.local_path(&current.path)?;
+        let dir = target.parent().expect("artifact files have a directory");
+        let dir_rel = Path::new(&current.path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let lock = self.lock(&dir_rel);
+        let _guard = lock.lock().expect("artifact lock");
+        let mut candidates = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let path = entry.path();
+            let meta = entry.metadata().map_err(io_err(&path))?;
+            if !meta.is_file() || path == target || entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            candidates.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), path));
+        }
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+        let now = SystemTime::now();
+        let mut deleted = Vec::new();
+        for (i, (modified, path)) in candidates.into_iter().enumerate() {
+            let expired = now.duration_since(modified).unwrap_or_default() > self.retention_ttl;
+            // the current artifact is one of the records kept
+            if expired || i + 1 >= self.retention_records {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                deleted.push(path);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Removes every artifact of the object (the finalizer's work); a missing directory is done already.
+    pub fn remove_all(&self, owner: Owner<'_>) -> Result<(), Error> {
+        let dir_rel = owner.dir();
+        let dir = self.local_path(&dir_rel)?;
+        let lock = self.lock(&dir_rel);
+        let _guard = lock.lock().expect("artifact lock");
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path: dir, source: e }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: Owner<'static> = Owner {
+        kind: "GitRepository",
+        namespace: "flux-system",
+        name: "podinfo",
+    };
+
+    fn source(content: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.yaml"), content).unwrap();
+        dir
+    }
+
+    fn store(storage: &Storage, file: &str, content: &str) -> Artifact {
+        let src = source(content);
+        let filter = Filter::for_source(src.path(), None).unwrap();
+        storage
+            .archive(OWNER, file, &format!("main@sha1:{file}"), src.path(), &filter)
+            .unwrap()
+    }
+
+    #[test]
+    fn artifacts_follow_the_flux_layout_and_verify() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(
+            base.path(),
+            "source-controller.flux-system.svc.cluster.local.",
+            Duration::from_secs(60),
+            2,
+        )
+        .unwrap();
+        let a = store(&storage, "abc.tar.gz", "one");
+        assert_eq!(a.path, "gitrepository/flux-system/podinfo/abc.tar.gz");
+        assert_eq!(
+            a.url,
+            "http://source-controller.flux-system.svc.cluster.local./gitrepository/flux-system/podinfo/abc.tar.gz"
+        );
+        assert!(storage.exists(&a) && storage.verify(&a).unwrap());
+        let latest = base
+            .path()
+            .join("gitrepository/flux-system/podinfo/latest.tar.gz");
+        assert_eq!(std::fs::read_link(&latest).unwrap(), Path::new("abc.tar.gz"));
+        let mut tampered = a.clone();
+        tampered.digest = "sha256:0000".into();
+        assert!(!storage.verify(&tampered).unwrap());
+        let leftovers: Vec<_> = std::fs::read_dir(base.path().join("gitrepository/flux-system/podinfo"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn gc_keeps_the_retention_count_and_never_the_current() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "h", Duration::from_secs(3600), 2).unwrap();
+        let old = store(&storage, "1.tar.gz", "1");
+        std::thread::sleep(Duration::from_millis(20));
+        let previous = store(&storage, "2.tar.gz", "2");
+        std::thread::sleep(Duration::from_millis(20));
+        let current = store(&storage, "3.tar.gz", "3");
+        let deleted = storage.garbage_collect(&current).unwrap();
+        assert_eq!(deleted.len(), 1);
+        assert!(!storage.exists(&old) && storage.exists(&previous) && storage.exists(&current));
+    }
+
+    #[test]
+    fn gc_deletes_expired_artifacts() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "h", Duration::ZERO, 10).unwrap();
+        let previous = store(&storage, "1.tar.gz", "1");
+        std::thread::sleep(Duration::from_millis(20));
+        let current = store(&storage, "2.tar.gz", "2");
+        storage.garbage_collect(&current).unwrap();
+        assert!(!storage.exists(&previous) && storage.exists(&current));
+    }
+
+    #[test]
+    fn remove_all_deletes_the_object_directory_and_tolerates_absence() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "h", Duration::from_secs(60), 2).unwrap();
+        let a = store(&storage, "1.tar.gz", "1");
+        storage.remove_all(OWNER).unwrap();
+        assert!(!storage.exists(&a));
+        storage.remove_all(OWNER).unwrap();
+    }
+
+    #[test]
+    fn paths_that_leave_the_storage_are_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "h", Duration::from_secs(60), 2).unwrap();
+        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", ""] {
+            assert!(storage.local_path(bad).is_err(), "{bad}");
+        }
+    }
+}
