@@ -86,12 +86,17 @@ impl Repo {
         &self.bare
     }
 
-    /// Writes `files` (path, content), commits them on `main` and pushes; returns the commit SHA-1.
+    /// Writes `files` (path, content), commits them on `main` and pushes; returns the commit SHA-1. Files
+    /// ending in `.sh` are executable.
     pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         for (path, content) in files {
             let file = self.work.path().join(path);
             fs::create_dir_all(file.parent().expect("a file has a parent")).expect("a directory");
             fs::write(&file, content).expect("a file");
+            if path.ends_with(".sh") {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).expect("an executable file");
+            }
         }
         self.commit_all(message)
     }

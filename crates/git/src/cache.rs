@@ -1,0 +1,314 @@
+//! One bare repository per remote URL, shared by every GitRepository that uses it: fetches are
+//! incremental, concurrent users of one URL take turns, and [`Cache::ls_remote`] answers "did the ref
+//! move?" with one round trip and no fetch.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use git2::{Direction, FetchOptions, ObjectType, ProxyOptions, Repository};
+use sha2::{Digest, Sha256};
+
+use crate::{Auth, Error, Reference, Resolved, Result, auth::RemoteUrl, reference::commit_revision};
+
+/// How to talk to a remote.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// The repository URL.
+    pub url: &'a str,
+    /// Its credentials.
+    pub auth: &'a Auth,
+    /// A proxy URL (`http://user:pass@host:port`).
+    pub proxy: Option<&'a str>,
+    /// The deadline of the whole operation.
+    pub timeout: Duration,
+}
+
+/// A commit written out to a directory.
+#[derive(Clone, Debug)]
+pub struct Checkout {
+    /// What was checked out.
+    pub resolved: Resolved,
+    /// The first line of the commit message.
+    pub subject: String,
+}
+
+/// The bare repositories, under `root`.
+pub struct Cache {
+    root: PathBuf,
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+fn git_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Git { context, source }
+}
+
+impl Cache {
+    /// A cache in `root` (created on first use).
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            locks: Mutex::default(),
+        }
+    }
+
+    fn repo_dir(&self, url: &str) -> PathBuf {
+        let hash = hex::encode(Sha256::digest(url.as_bytes()));
+        self.root.join(format!("{}.git", &hash[..24]))
+    }
+
+    fn lock(&self, url: &str) -> Arc<Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("cache lock map")
+            .entry(url.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn proxy(opts: &Options<'_>) -> ProxyOptions<'static> {
+        let mut proxy = ProxyOptions::new();
+        if let Some(url) = opts.proxy {
+            proxy.url(url);
+        }
+        proxy
+    }
+
+    /// The refs the remote advertises, `(name, oid)`, peeled tags as `name^{}`.
+    pub fn ls_remote(&self, opts: Options<'_>) -> Result<Vec<(String, String)>> {
+        let url = RemoteUrl::parse(opts.url)?;
+        let mut remote = git2::Remote::create_detached(opts.url)
+            .map_err(git_err(format!("invalid URL '{}'", opts.url)))?;
+        let connection = remote
+            .connect_auth(
+                Direction::Fetch,
+                Some(opts.auth.callbacks(&url)),
+                Some(Self::proxy(&opts)),
+            )
+            .map_err(|e| classify(e, opts.url, "unable to list remote refs"))?;
+        let heads = connection
+            .list()
+            .map_err(git_err("listing remote refs"))?
+            .iter()
+            .map(|h| (h.name().to_string(), h.oid().to_string()))
+            .collect();
+        Ok(heads)
+    }
+
+    /// Fetches what `reference` needs into the URL's bare repository and resolves it there.
+    pub fn fetch(&self, opts: Options<'_>, reference: &Reference) -> Result<Resolved> {
+        let url = RemoteUrl::parse(opts.url)?;
+        let lock = self.lock(opts.url);
+        let _guard = lock.lock().expect("repository lock");
+        let dir = self.repo_dir(opts.url);
+        let repo = match Repository::open_bare(&dir) {
+            Ok(r) => r,
+            Err(_) => {
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    context: format!("creating {}", dir.display()),
+                    source,
+                })?;
+                Repository::init_bare(&dir).map_err(git_err(format!("initialising {}", dir.display())))?
+            }
+        };
+        let deadline = Instant::now() + opts.timeout;
+        let mut callbacks = opts.auth.callbacks(&url);
+        callbacks.transfer_progress(move |_| Instant::now() < deadline);
+        let headers = opts.auth.headers();
+        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut fetch = FetchOptions::new();
+        fetch
+            .remote_callbacks(callbacks)
+            .proxy_options(Self::proxy(&opts))
+            .custom_headers(&header_refs)
+            .prune(git2::FetchPrune::On);
+        let mut remote = repo
+            .remote_anonymous(opts.url)
+            .map_err(git_err(format!("invalid URL '{}'", opts.url)))?;
+        let refspecs = reference.refspecs();
+        remote.fetch(&refspecs, Some(&mut fetch), None).map_err(|e| {
+            if Instant::now() >= deadline {
+                Error::Timeout(opts.timeout)
+            } else {
+                classify(e, opts.url, "unable to fetch")
+            }
+        })?;
+        drop(remote);
+        match reference {
+            Reference::Commit { sha, branch } => {
+                let oid = git2::Oid::from_str(sha)
+                    .map_err(|_| Error::Invalid(format!("invalid commit SHA '{sha}'")))?;
+                repo.find_commit(oid).map_err(|_| {
+                    Error::RefNotFound(format!(
+                        "unable to resolve commit '{sha}'{}",
+                        branch
+                            .as_ref()
+                            .map(|b| format!(" in branch '{b}'"))
+                            .unwrap_or_default()
+                    ))
+                })?;
+                let refname = branch.as_ref().map(|b| format!("refs/heads/{b}"));
+                Ok(Resolved {
+                    revision: commit_revision(branch.as_deref(), sha),
+                    commit: sha.clone(),
+                    refname,
+                })
+            }
+            other => {
+                let heads = local_heads(&repo)?;
+                other
+                    .resolve(&heads)?
+                    .ok_or_else(|| Error::RefNotFound("unresolvable reference".into()))
+            }
+        }
+    }
+
+    /// Writes the tree of `resolved` (fetched before) into `dest`, only under `sparse` directories when
+    /// given. Symlinks are not written (they are never archived); submodules are refused when
+    /// `recurse_submodules` asks for them, as this cache cannot fetch them yet.
+    pub fn checkout(
+        &self,
+        url: &str,
+        resolved: &Resolved,
+        dest: &Path,
+        sparse: Option<&[String]>,
+        recurse_submodules: bool,
+    ) -> Result<Checkout> {
+        let lock = self.lock(url);
+        let _guard = lock.lock().expect("repository lock");
+        let repo =
+            Repository::open_bare(self.repo_dir(url)).map_err(git_err("opening the cached repository"))?;
+        let oid = git2::Oid::from_str(&resolved.commit).map_err(git_err("parsing the commit"))?;
+        let commit = repo
+            .find_commit(oid)
+            .map_err(git_err(format!("unable to find commit '{}'", resolved.commit)))?;
+        let tree = commit.tree().map_err(git_err("reading the commit tree"))?;
+        let sparse: Option<Vec<String>> = sparse.map(|dirs| {
+            dirs.iter()
+                .map(|d| d.trim_matches('/').trim_start_matches("./").to_string())
+                .filter(|d| !d.is_empty())
+                .collect()
+        });
+        write_tree(&repo, &tree, dest, "", sparse.as_deref(), recurse_submodules)?;
+        Ok(Checkout {
+            resolved: resolved.clone(),
+            subject: commit.summary().ok().flatten().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// The refs of a local repository, peeled tags as `name^{}`, like a remote advertises them.
+fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
+    let mut heads = Vec::new();
+    for r in repo.references().map_err(git_err("listing references"))? {
+        let r = r.map_err(git_err("reading a reference"))?;
+        let (Ok(name), Some(target)) = (r.name(), r.target()) else {
+            continue;
+        };
+        heads.push((name.to_string(), target.to_string()));
+        if let Ok(commit) = r.peel_to_commit()
+            && commit.id() != target
+        {
+            heads.push((format!("{name}^{{}}"), commit.id().to_string()));
+        }
+    }
+    Ok(heads)
+}
+
+/// Maps libgit2's failure to an auth error where that is what it is, with the URL for context.
+fn classify(e: git2::Error, url: &str, what: &str) -> Error {
+    let msg = e.message().to_lowercase();
+    if e.code() == git2::ErrorCode::Certificate || msg.contains("hostkey") {
+        return Error::Auth {
+            url: url.to_string(),
+            message: format!(
+                "host key verification failed: the server's key is not in known_hosts ({})",
+                e.message()
+            ),
+        };
+    }
+    let auth = e.code() == git2::ErrorCode::Auth
+        || e.code() == git2::ErrorCode::Certificate
+        || msg.contains("401")
+        || msg.contains("403")
+        || msg.contains("authentication")
+        || msg.contains("credentials")
+        || msg.contains("known_hosts");
+    if auth {
+        Error::Auth {
+            url: url.to_string(),
+            message: e.message().to_string(),
+        }
+    } else {
+        Error::Git {
+            context: format!("{what} '{url}'"),
+            source: e,
+        }
+    }
+}
+
+fn in_sparse(path: &str, sparse: Option<&[String]>, is_dir: bool) -> bool {
+    let Some(dirs) = sparse else { return true };
+    dirs.iter().any(|d| {
+        path == d || path.starts_with(&format!("{d}/")) || (is_dir && d.starts_with(&format!("{path}/")))
+    })
+}
+
+fn write_tree(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    dir: &Path,
+    prefix: &str,
+    sparse: Option<&[String]>,
+    recurse_submodules: bool,
+) -> Result<()> {
+    let io = |context: String| move |source| Error::Io { context, source };
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    for entry in tree.iter() {
+        let name = entry
+            .name()
+            .map_err(|_| Error::Invalid("a file name in the repository is not UTF-8".into()))?;
+        if name == ".." || name == "." || name.contains('/') {
+            return Err(Error::Invalid(format!("refusing tree entry {name:?}")));
+        }
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let target = dir.join(name);
+        match entry.kind() {
+            Some(ObjectType::Tree) if in_sparse(&path, sparse, true) => {
+                let sub = entry
+                    .to_object(repo)
+                    .and_then(|o| o.peel_to_tree())
+                    .map_err(git_err("reading a tree"))?;
+                write_tree(repo, &sub, &target, &path, sparse, recurse_submodules)?;
+            }
+            Some(ObjectType::Blob) if entry.filemode() != 0o120000 && in_sparse(&path, sparse, false) => {
+                let blob = entry
+                    .to_object(repo)
+                    .and_then(|o| o.peel_to_blob())
+                    .map_err(git_err("reading a file"))?;
+                std::fs::write(&target, blob.content())
+                    .map_err(io(format!("writing {}", target.display())))?;
+                if entry.filemode() == 0o100755 {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                        .map_err(io(format!("setting the mode of {}", target.display())))?;
+                }
+            }
+            Some(ObjectType::Commit) if recurse_submodules => {
+                return Err(Error::Invalid(format!(
+                    "submodule at '{path}': recurseSubmodules is not supported by driftless yet"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! driftless-git against real Git servers on loopback (git http-backend behind lighttpd with basic auth,
+//! sshd with a key and known_hosts).
+
+use std::time::Duration;
+
+use driftless_git::{Auth, Cache, Error, Options, Reference};
+use driftless_testkit::git::{GitHttp, GitSsh, RepoRoot};
+
+fn http_auth(server: &GitHttp) -> Auth {
+    Auth {
+        username: Some(server.username.clone()),
+        password: Some(server.password.clone()),
+        ..Default::default()
+    }
+}
+
+fn opts<'a>(url: &'a str, auth: &'a Auth) -> Options<'a> {
+    Options {
+        url,
+        auth,
+        proxy: None,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn http_fetch_resolves_refs_and_checks_out_with_fluxs_revisions() {
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let first = repo.commit(
+        &[
+            ("deploy/app.yaml", "v: 1\n"),
+            ("bin/run.sh", "#!/bin/sh\n"),
+            ("docs/readme.md", "hi\n"),
+        ],
+        "first commit",
+    );
+    repo.tag("v1.0.0");
+    let second = repo.commit(&[("deploy/app.yaml", "v: 2\n")], "second commit\n\nwith a body");
+    repo.tag("v1.1.0");
+    repo.branch("dev");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let url = server.url("fleet");
+    let auth = http_auth(&server);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+
+    let heads = cache.ls_remote(opts(&url, &auth)).unwrap();
+    let resolved = Reference::Branch("main".into()).resolve(&heads).unwrap().unwrap();
+    assert_eq!(resolved.revision, format!("main@sha1:{second}"));
+
+    let fetched = cache
+        .fetch(opts(&url, &auth), &Reference::Branch("main".into()))
+        .unwrap();
+    assert_eq!(fetched, resolved, "ls-remote and fetch agree");
+    let out = tempfile::tempdir().unwrap();
+    let checkout = cache.checkout(&url, &fetched, out.path(), None, false).unwrap();
+    assert_eq!(checkout.subject, "second commit");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("deploy/app.yaml")).unwrap(),
+        "v: 2\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(out.path().join("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+
+    let tag = cache
+        .fetch(opts(&url, &auth), &Reference::Tag("v1.0.0".into()))
+        .unwrap();
+    assert_eq!(
+        tag.revision,
+        format!("v1.0.0@sha1:{first}"),
+        "an annotated tag resolves to its commit"
+    );
+    let semver = cache
+        .fetch(opts(&url, &auth), &Reference::Semver(">=1.0.0 <2.0.0".into()))
+        .unwrap();
+    assert_eq!(semver.revision, format!("v1.1.0@sha1:{second}"));
+    let commit = cache
+        .fetch(
+            opts(&url, &auth),
+            &Reference::Commit {
+                sha: first.clone(),
+                branch: Some("main".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(commit.revision, format!("main@sha1:{first}"));
+    let bare = cache
+        .fetch(
+            opts(&url, &auth),
+            &Reference::Commit {
+                sha: first.clone(),
+                branch: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(bare.revision, format!("sha1:{first}"));
+    let name = cache
+        .fetch(opts(&url, &auth), &Reference::Name("refs/heads/dev".into()))
+        .unwrap();
+    assert_eq!(name.revision, format!("refs/heads/dev@sha1:{second}"));
+
+    let sparse_out = tempfile::tempdir().unwrap();
+    cache
+        .checkout(
+            &url,
+            &tag,
+            sparse_out.path(),
+            Some(&["deploy".to_string()]),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sparse_out.path().join("deploy/app.yaml")).unwrap(),
+        "v: 1\n"
+    );
+    assert!(!sparse_out.path().join("docs").exists() && !sparse_out.path().join("bin").exists());
+}
+
+#[test]
+fn bad_credentials_missing_refs_and_dead_hosts_fail_with_what_to_fix() {
+    let root = RepoRoot::default();
+    root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let url = server.url("fleet");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+
+    let wrong = Auth {
+        username: Some("flux".into()),
+        password: Some("wrong".into()),
+        ..Default::default()
+    };
+    let err = cache
+        .fetch(opts(&url, &wrong), &Reference::Branch("main".into()))
+        .unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    let none = Auth::default();
+    let err = cache.ls_remote(opts(&url, &none)).unwrap_err();
+    assert!(err.is_auth(), "{err}");
+
+    let auth = http_auth(&server);
+    let err = cache
+        .fetch(opts(&url, &auth), &Reference::Branch("nope".into()))
+        .unwrap_err();
+    assert!(matches!(err, Error::RefNotFound(_)), "{err}");
+    assert!(err.to_string().contains("'nope'"), "{err}");
+    let err = cache
+        .fetch(opts(&url, &auth), &Reference::Semver(">=9".into()))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no match found for semver: >=9");
+
+    let dead = format!(
+        "http://127.0.0.1:{}/git/fleet.git",
+        driftless_testkit::free_port()
+    );
+    let err = cache
+        .fetch(opts(&dead, &auth), &Reference::Branch("main".into()))
+        .unwrap_err();
+    assert!(!err.is_auth() && err.to_string().contains(&dead), "{err}");
+}
+
+#[test]
+fn ssh_fetch_needs_the_servers_host_key_in_known_hosts() {
+    let root = RepoRoot::default();
+    let sha = root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let server = GitSsh::start(&root);
+    let url = server.url("fleet");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let auth = Auth {
+        identity: Some(server.identity.clone()),
+        known_hosts: Some(server.known_hosts.clone()),
+        ..Default::default()
+    };
+    let resolved = cache
+        .fetch(opts(&url, &auth), &Reference::Branch("main".into()))
+        .unwrap();
+    assert_eq!(resolved.commit, sha);
+    let heads = cache.ls_remote(opts(&url, &auth)).unwrap();
+    assert!(heads.iter().any(|(n, o)| n == "refs/heads/main" && *o == sha));
+
+    let stranger = format!(
+        "{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        server.known_hosts.split(' ').next().unwrap()
+    );
+    let wrong_host = Auth {
+        known_hosts: Some(stranger),
+        ..auth.clone()
+    };
+    let err = cache.ls_remote(opts(&url, &wrong_host)).unwrap_err();
+    assert!(err.is_auth() && err.to_string().contains("known_hosts"), "{err}");
+}
