@@ -48,6 +48,8 @@ pub struct Manager {
     /// Where `/healthz` and `/readyz` are served.
     pub health_addr: SocketAddr,
     leading: watch::Receiver<bool>,
+    // NB: without an election, keeps the always-true channel open
+    _always_leading: Option<watch::Sender<bool>>,
     election: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -88,7 +90,7 @@ impl Manager {
             })?;
         info!(%metrics_addr, %health_addr, "serving metrics and health");
         let shutdown = shutdown::on_signal();
-        let (leading, election) = if election.enable_leader_election {
+        let (leading, always, election) = if election.enable_leader_election {
             let elector = LeaderElector::new(
                 client.clone(),
                 LeaseConfig {
@@ -101,9 +103,10 @@ impl Manager {
                 },
             );
             let (rx, task) = elector.spawn(shutdown.clone(), election.leader_election_release_on_cancel);
-            (rx, Some(task))
+            (rx, None, Some(task))
         } else {
-            (watch::channel(true).1, None)
+            let (tx, rx) = watch::channel(true);
+            (rx, Some(tx), None)
         };
         // a standby is healthy and ready; it just does not reconcile
         readiness.set(true);
@@ -115,6 +118,7 @@ impl Manager {
             metrics_addr,
             health_addr,
             leading,
+            _always_leading: always,
             election,
         })
     }
@@ -133,9 +137,15 @@ impl Manager {
     pub async fn stopped(&self) {
         let mut shutdown = self.shutdown.clone();
         let mut leading = self.leading.clone();
+        let lost = async {
+            if leading.wait_for(|l| !*l).await.is_err() {
+                // the election ended without a verdict: only shutdown stops us
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => {}
-            _ = leading.wait_for(|l| !*l) => {}
+            _ = lost => {}
         }
     }
 

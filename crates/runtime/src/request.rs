@@ -45,12 +45,17 @@ pub fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(factor)
 }
 
-/// The watch trigger: a hash of the generation and the `requestedAt` annotation, for
-/// `WatchStreamExt::predicate_filter`. An event passes when either changed.
+/// The watch trigger: a hash of the generation, the `requestedAt` annotation, the finalizers and the
+/// deletion mark, for `WatchStreamExt::predicate_filter`. An event passes when any changed — a new spec,
+/// a reconcile request, the finalizer just added (so the run it deferred happens), a deletion — and not
+/// for status writes, labels or other metadata.
 pub fn trigger<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
     let mut hasher = DefaultHasher::new();
-    obj.meta().generation.hash(&mut hasher);
+    meta.generation.hash(&mut hasher);
     requested_at(obj).hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
     Some(hasher.finish())
 }
 
@@ -80,6 +85,18 @@ mod tests {
             trigger(&object(1, Some("2024-01-01T00:00:00Z"))),
             trigger(&object(1, Some("2024-01-01T00:00:01Z")))
         );
+    }
+
+    #[test]
+    fn finalizers_and_deletion_trigger() {
+        let mut with_finalizer = object(1, None);
+        with_finalizer.metadata.finalizers = Some(vec!["finalizers.fluxcd.io".into()]);
+        assert_ne!(trigger(&object(1, None)), trigger(&with_finalizer));
+        let mut deleting = with_finalizer.clone();
+        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        assert_ne!(trigger(&with_finalizer), trigger(&deleting));
     }
 
     #[test]

@@ -69,6 +69,26 @@ impl TestCluster {
         Client::try_from(config).expect("a client for the test cluster")
     }
 
+    /// A client that impersonates `user` (e.g. `system:serviceaccount:flux-system:source-controller`), so a
+    /// controller runs with exactly the RBAC its install manifests grant.
+    pub async fn client_as(&self, user: &str) -> Client {
+        let mut config = self.config().await;
+        config.auth_info.impersonate = Some(user.to_string());
+        Client::try_from(config).expect("an impersonating client")
+    }
+
+    /// Server-side applies a kustomize directory of the workspace (`config/default`, …) with kubectl.
+    pub fn apply_kustomization(&self, dir: &str) {
+        let path = crate::workspace_root().join(dir);
+        self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            path.to_str().expect("a UTF-8 path"),
+        ]);
+    }
+
     /// The client configuration of the cluster's admin.
     pub async fn config(&self) -> Config {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)

@@ -36,6 +36,12 @@ async fn a_manager_serves_on_explicit_ports_and_leads_through_a_lease() {
     .unwrap();
     assert_ne!(manager.metrics_addr.port(), 0);
     assert!(manager.leading().await, "the only candidate leads");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), manager.stopped())
+            .await
+            .is_err(),
+        "a leading manager keeps running"
+    );
     let lease = Api::<Lease>::namespaced(cluster().client().await, ns.name())
         .get("test-controller-leader-election")
         .await

@@ -1,0 +1,350 @@
+//! The steps of a GitRepository reconcile, in Flux's order: storage, source, include, artifact.
+
+use std::{
+    collections::BTreeMap,
+    path::{Component, Path},
+    time::Duration,
+};
+
+use driftless_api::{
+    meta::{Artifact, parse_duration},
+    source::{GitRepository, GitRepositoryInclude, GitRepositoryStatus},
+};
+use driftless_artifact::{fetch::Limits, ignore::Filter, storage::Owner};
+use driftless_git::{Auth, Options, Reference, auth::RemoteUrl};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use tracing::debug;
+
+use super::{Error, KIND};
+use crate::Context;
+
+/// What a successful run did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The subject of the commit when a new artifact was stored.
+    pub new_commit: Option<String>,
+}
+
+/// Runs the steps, updating `status` as they go; the last good artifact stays when one fails.
+pub async fn run(
+    obj: &GitRepository,
+    ctx: &Context,
+    status: &mut GitRepositoryStatus,
+) -> Result<Outcome, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let owner = Owner {
+        kind: KIND,
+        namespace: &ns,
+        name: &name,
+    };
+    reconcile_storage(ctx, status);
+
+    // source
+    let url = RemoteUrl::parse(&obj.spec.url).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let auth = match &obj.spec.secret_ref {
+        Some(r) => {
+            let data = fetch_secret(ctx, &ns, &r.name).await?;
+            let auth = Auth::from_secret(&data);
+            auth.validate(&url, &format!("{ns}/{}", r.name))
+                .map_err(Error::Authenticate)?;
+            auth
+        }
+        None => Auth::default(),
+    };
+    let proxy = match &obj.spec.proxy_secret_ref {
+        Some(r) => Some(proxy_url(
+            &fetch_secret(ctx, &ns, &r.name).await?,
+            &format!("{ns}/{}", r.name),
+        )?),
+        None => None,
+    };
+    if obj.spec.verification.is_some() {
+        // NB: refuse rather than store an unverified artifact the user asked to be verified
+        return Err(Error::Verification(
+            "commit signature verification (spec.verify) is not supported by driftless yet; remove spec.verify to fetch unverified"
+                .into(),
+        ));
+    }
+    let reference = Reference::from_spec(obj.spec.reference.as_ref());
+    let timeout = match &obj.spec.timeout {
+        Some(t) => parse_duration(t).map_err(|e| Error::InvalidSpec(format!("invalid timeout: {e}")))?,
+        None => Duration::from_secs(60),
+    };
+    let includes = resolve_includes(obj, ctx, &ns).await?;
+
+    // unchanged revision: one round trip, no fetch, no pack
+    if let Some(artifact) = status.artifact.clone()
+        && ctx.storage.exists(&artifact)
+        && observed_matches(obj, status, &includes)
+        && auth.bearer_token.is_none()
+        && !matches!(reference, Reference::Commit { .. })
+    {
+        let heads = blocking(timeout, {
+            let (git, url, auth, proxy) =
+                (ctx.git.clone(), obj.spec.url.clone(), auth.clone(), proxy.clone());
+            move || {
+                git.ls_remote(Options {
+                    url: &url,
+                    auth: &auth,
+                    proxy: proxy.as_deref(),
+                    timeout,
+                })
+            }
+        })
+        .await?;
+        if let Ok(Some(resolved)) = reference.resolve(&heads)
+            && resolved.revision == artifact.revision
+        {
+            debug!(revision = %artifact.revision, "revision unchanged, artifact up to date");
+            garbage_collect(ctx, &artifact);
+            return Ok(Outcome::default());
+        }
+    }
+
+    let resolved = blocking(timeout, {
+        let (git, url, auth, proxy, reference) = (
+            ctx.git.clone(),
+            obj.spec.url.clone(),
+            auth.clone(),
+            proxy.clone(),
+            reference.clone(),
+        );
+        move || {
+            git.fetch(
+                Options {
+                    url: &url,
+                    auth: &auth,
+                    proxy: proxy.as_deref(),
+                    timeout,
+                },
+                &reference,
+            )
+        }
+    })
+    .await?;
+    let workdir = tempfile::Builder::new()
+        .prefix("gitrepository-")
+        .tempdir()
+        .map_err(|e| Error::Storage(format!("creating a temporary directory: {e}")))?;
+    let checkout_dir = workdir.path().join("checkout");
+    let checkout = blocking(timeout, {
+        let (git, url, resolved, dir) = (
+            ctx.git.clone(),
+            obj.spec.url.clone(),
+            resolved.clone(),
+            checkout_dir.clone(),
+        );
+        let sparse = obj.spec.sparse_checkout.clone();
+        let recurse = obj.spec.recurse_submodules.unwrap_or(false);
+        move || git.checkout(&url, &resolved, &dir, sparse.as_deref(), recurse)
+    })
+    .await?;
+
+    // include
+    for (include, artifact) in &includes {
+        copy_include(ctx, include, artifact, workdir.path(), &checkout_dir)?;
+    }
+
+    // artifact
+    let filter = Filter::for_source(&checkout_dir, obj.spec.ignore.as_deref())
+        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let file = format!("{}.tar.gz", resolved.commit);
+    let artifact = ctx
+        .storage
+        .archive(owner, &file, &resolved.revision, &checkout_dir, &filter)
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    let changed = status
+        .artifact
+        .as_ref()
+        .is_none_or(|a| a.revision != artifact.revision || a.digest != artifact.digest);
+    let artifact = match &status.artifact {
+        // NB: same bytes, keep lastUpdateTime so the status does not change
+        Some(old) if !changed => Artifact {
+            last_update_time: old.last_update_time.clone(),
+            ..artifact
+        },
+        _ => artifact,
+    };
+    status.artifact = Some(artifact.clone());
+    status.included_artifacts =
+        (!includes.is_empty()).then(|| includes.iter().map(|(_, a)| a.clone()).collect());
+    status.observed_ignore = obj.spec.ignore.clone();
+    status.observed_include = obj.spec.include.clone();
+    status.observed_sparse_checkout = obj.spec.sparse_checkout.clone();
+    status.observed_recurse_submodules = obj.spec.recurse_submodules.filter(|r| *r);
+    garbage_collect(ctx, &artifact);
+    Ok(Outcome {
+        new_commit: changed.then_some(checkout.subject),
+    })
+}
+
+/// Drops an artifact from status when its file is gone from storage, so it is rebuilt.
+fn reconcile_storage(ctx: &Context, status: &mut GitRepositoryStatus) {
+    if status.artifact.as_ref().is_some_and(|a| !ctx.storage.exists(a)) {
+        status.artifact = None;
+    }
+}
+
+fn garbage_collect(ctx: &Context, artifact: &Artifact) {
+    match ctx.storage.garbage_collect(artifact) {
+        Ok(deleted) if !deleted.is_empty() => {
+            debug!(count = deleted.len(), "garbage collected old artifacts")
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "garbage collection failed"),
+    }
+}
+
+/// Whether the spec fields that shape the artifact are the ones the stored artifact was made with.
+fn observed_matches(
+    obj: &GitRepository,
+    status: &GitRepositoryStatus,
+    includes: &[(GitRepositoryInclude, Artifact)],
+) -> bool {
+    let included: Vec<&str> = includes.iter().map(|(_, a)| a.revision.as_str()).collect();
+    let observed_included: Vec<&str> = status
+        .included_artifacts
+        .iter()
+        .flatten()
+        .map(|a| a.revision.as_str())
+        .collect();
+    status.observed_ignore == obj.spec.ignore
+        && status.observed_include == obj.spec.include
+        && status.observed_sparse_checkout == obj.spec.sparse_checkout
+        && status.observed_recurse_submodules.unwrap_or(false) == obj.spec.recurse_submodules.unwrap_or(false)
+        && included == observed_included
+}
+
+async fn fetch_secret(ctx: &Context, ns: &str, name: &str) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api.get(name).await.map_err(|source| Error::GetSecret {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect())
+}
+
+/// The proxy URL from a proxy Secret (`address`, optional `username`/`password`).
+fn proxy_url(data: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<String, Error> {
+    let get = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(v).to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let address = get("address").ok_or_else(|| {
+        Error::InvalidSpec(format!(
+            "invalid proxy secret '{secret}': key 'address' is missing"
+        ))
+    })?;
+    match (get("username"), get("password"), address.split_once("://")) {
+        (Some(u), Some(p), Some((scheme, rest))) => Ok(format!("{scheme}://{u}:{p}@{rest}")),
+        _ => Ok(address),
+    }
+}
+
+/// The included GitRepositories with their artifacts; any missing one fails the run.
+async fn resolve_includes(
+    obj: &GitRepository,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Vec<(GitRepositoryInclude, Artifact)>, Error> {
+    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = Vec::new();
+    for include in obj.spec.include.iter().flatten() {
+        let name = &include.repository.name;
+        let included = api.get_opt(name).await.map_err(Error::Kube)?.ok_or_else(|| {
+            Error::IncludeUnavailable(format!(
+                "could not get resource for include '{name}': GitRepository '{ns}/{name}' not found"
+            ))
+        })?;
+        let artifact = included
+            .status
+            .and_then(|s| s.artifact)
+            .filter(|a| ctx.storage.exists(a))
+            .ok_or_else(|| {
+                Error::IncludeUnavailable(format!("no artifact available for include '{name}'"))
+            })?;
+        out.push((include.clone(), artifact));
+    }
+    Ok(out)
+}
+
+/// Unpacks an included artifact and copies its `fromPath` to `toPath` in the checkout.
+fn copy_include(
+    ctx: &Context,
+    include: &GitRepositoryInclude,
+    artifact: &Artifact,
+    workdir: &Path,
+    checkout: &Path,
+) -> Result<(), Error> {
+    let name = &include.repository.name;
+    let unavailable =
+        |e: String| Error::IncludeUnavailable(format!("failed to copy artifact of include '{name}': {e}"));
+    let relative = |p: &str| -> Result<std::path::PathBuf, Error> {
+        let path = Path::new(p.trim_start_matches("./"));
+        if path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            Ok(path.to_path_buf())
+        } else {
+            Err(Error::InvalidSpec(format!(
+                "include '{name}': path '{p}' must stay inside the artifact"
+            )))
+        }
+    };
+    let from = relative(include.from_path.as_deref().unwrap_or(""))?;
+    let to = relative(include.to_path.as_deref().unwrap_or(name))?;
+    let local = ctx
+        .storage
+        .local_path(&artifact.path)
+        .map_err(|e| unavailable(e.to_string()))?;
+    let unpacked = workdir.join(format!("include-{name}"));
+    let file = std::fs::File::open(&local).map_err(|e| unavailable(e.to_string()))?;
+    driftless_artifact::fetch::unpack(file, &unpacked, Limits::default())
+        .map_err(|e| unavailable(e.to_string()))?;
+    let target = checkout.join(&to);
+    let _ = std::fs::remove_dir_all(&target);
+    copy_dir(&unpacked.join(&from), &target).map_err(|e| unavailable(e.to_string()))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a blocking Git operation with the spec's timeout, mapping its errors to reasons.
+async fn blocking<T: Send + 'static>(
+    timeout: Duration,
+    op: impl FnOnce() -> driftless_git::Result<T> + Send + 'static,
+) -> Result<T, Error> {
+    let task = tokio::task::spawn_blocking(op);
+    let result = tokio::time::timeout(timeout + Duration::from_secs(5), task)
+        .await
+        .map_err(|_| Error::Checkout(driftless_git::Error::Timeout(timeout)))?
+        .expect("git operations do not panic");
+    result.map_err(|e| {
+        if e.is_auth() {
+            Error::Authenticate(e)
+        } else {
+            Error::Checkout(e)
+        }
+    })
+}
