@@ -27,8 +27,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Controllers that exist so far: "<cargo package> <binary> <flags…>". Each controller issue appends itself.
-CONTROLLERS=()
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+STORAGE_PORT=$(free_port)
+COMMON="--metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 --log-encoding=console --watch-all-namespaces=true"
+# Controllers that exist so far: "<cargo package> <binary> <flags…>", and the objects to wait for. Each
+# controller issue appends itself.
+CONTROLLERS=(
+  "source-controller source-controller $COMMON --storage-addr=127.0.0.1:$STORAGE_PORT --storage-path=$DEMO_DIR/storage"
+)
+WAIT_FOR=(gitrepository/demo)
 
 hack/tools.sh >/dev/null
 if [ -n "${DRIFTLESS_KUBECONFIG:-}" ]; then
@@ -129,16 +136,29 @@ if [ ${#CONTROLLERS[@]} -eq 0 ]; then
 else
   for c in "${CONTROLLERS[@]}"; do
     read -r pkg bin flags <<<"$c"
-    cargo build -q --release -p "$pkg"
+    log "building $bin"
+    cargo build -q -p "$pkg"
     # shellcheck disable=SC2086
-    "target/release/$bin" $flags > "$DEMO_DIR/$bin.log" 2>&1 &
+    "target/debug/$bin" $flags > "$DEMO_DIR/$bin.log" 2>&1 &
     pids+=($!)
     log "started $bin (log $DEMO_DIR/$bin.log)"
   done
-  log "waiting up to ${TIMEOUT}s for Ready"
-  kubectl -n flux-system wait --for=condition=Ready --timeout="${TIMEOUT}s" gitrepository/demo kustomization/demo
-  log "applied:"
-  kubectl -n demo get all,configmap 2>/dev/null | sed 's/^/    /' >&2
+  log "waiting up to ${TIMEOUT}s for ${WAIT_FOR[*]} to be Ready"
+  if ! kubectl -n flux-system wait --for=condition=Ready --timeout="${TIMEOUT}s" "${WAIT_FOR[@]}"; then
+    kubectl -n flux-system get gitrepositories,kustomizations -o wide >&2
+    for c in "${CONTROLLERS[@]}"; do read -r _ bin _ <<<"$c"; log "last lines of $bin:"; tail -20 "$DEMO_DIR/$bin.log" >&2; done
+    exit 1
+  fi
+  ARTIFACT=$(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.artifact.url}')
+  log "GitRepository demo: $(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
+  log "artifact $ARTIFACT ($(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.artifact.digest}')), files:"
+  curl -sf "$ARTIFACT" | tar tzf - | sed 's/^/    /' >&2
+  if kubectl get ns demo >/dev/null 2>&1; then
+    log "applied:"
+    kubectl -n demo get all,configmap 2>/dev/null | sed 's/^/    /' >&2
+  else
+    log "the Kustomization waits for kustomize-controller (its issue); nothing is applied yet"
+  fi
 fi
 kubectl get gitrepositories,kustomizations -A | sed 's/^/    /' >&2
 
