@@ -33,6 +33,11 @@ status=0
 # bounded, so a hung test fails CI with time left to report instead of eating the 90 minutes
 timeout --signal=INT 45m cargo test --workspace || status=$?
 
+if [ $status = 0 ]; then
+  step "benchmark smoke runs (figures of a debug build at smoke size: not a measurement)"
+  BENCH_PROFILE=debug RUNS=1 hack/bench/p1-source.sh 100 || status=$?
+fi
+
 if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi
 step "done (exit $status)"
 exit $status

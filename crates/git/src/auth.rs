@@ -53,7 +53,7 @@ impl RemoteUrl {
     pub fn parse(url: &str) -> Result<Self> {
         let invalid = || {
             Error::Invalid(format!(
-                "invalid URL '{url}': expected http, https or ssh://[user@]host[:port]/path"
+                "invalid URL '{url}': expected http, https, ssh or git://[user@]host[:port]/path"
             ))
         };
         let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
@@ -61,6 +61,7 @@ impl RemoteUrl {
             "http" => 80,
             "https" => 443,
             "ssh" => 22,
+            "git" => 9418,
             _ => return Err(invalid()),
         };
         let authority = rest.split('/').next().unwrap_or_default();

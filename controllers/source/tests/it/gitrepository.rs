@@ -437,3 +437,51 @@ async fn the_same_commit_gives_byte_identical_artifacts_and_an_unchanged_one_is_
         "the file was not rewritten"
     );
 }
+
+#[tokio::test]
+async fn includes_copy_another_repositorys_artifact_and_wait_for_it() {
+    let h = start("git-include").await;
+    let root = RepoRoot::default();
+    let app_sha = root.repo("app").commit(&[("deploy/app.yaml", "app")], "app");
+    let cfg_sha = root
+        .repo("config")
+        .commit(&[("shared/cm.yaml", "cm"), ("other/x.yaml", "x")], "config");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
+    let include = driftless_api::source::GitRepositoryInclude {
+        repository: driftless_api::meta::LocalObjectReference {
+            name: "config".into(),
+        },
+        from_path: Some("shared".into()),
+        to_path: Some("deploy/shared".into()),
+    };
+    let app = GitRepositorySpec {
+        include: Some(vec![include]),
+        ..spec(&server.url("app"), "main", Some("auth"), "2s")
+    };
+    create(&h, "app", app).await;
+    let obj = wait_until(&h, "app", "waiting for the include", |o| {
+        ready(o).is_some_and(|(s, r, _)| s == "False" && r == "IncludeUnavailable")
+    })
+    .await;
+    assert!(ready(&obj).unwrap().2.contains("'config'"), "{:?}", ready(&obj));
+
+    create(
+        &h,
+        "config",
+        spec(&server.url("config"), "main", Some("auth"), "1h"),
+    )
+    .await;
+    let obj = wait_until(&h, "app", "Ready with the include", |o| {
+        is_ready_at(o, &format!("main@sha1:{app_sha}"))
+    })
+    .await;
+    let status = obj.status.clone().unwrap();
+    let included = status.included_artifacts.clone().unwrap();
+    assert_eq!(included.len(), 1);
+    assert_eq!(included[0].revision, format!("main@sha1:{cfg_sha}"));
+    assert_eq!(status.observed_include, obj.spec.include);
+    let mut files = files_in(&download(&h, &obj).await);
+    files.sort();
+    assert_eq!(files, ["deploy/app.yaml", "deploy/shared/cm.yaml"]);
+}
