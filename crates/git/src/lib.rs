@@ -33,7 +33,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// libgit2 failed (network, protocol, repository).
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", source.message())]
     Git {
         /// What was being done.
         context: String,

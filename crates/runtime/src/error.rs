@@ -19,6 +19,15 @@ pub enum ErrorClass {
     Transient,
 }
 
+/// The message of a Kubernetes API error as the API server wrote it (`secrets "x" not found`), or the
+/// error itself for other failures: what users read in conditions, without the client's debug output.
+pub fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Implemented by every reconciler error.
 pub trait ReconcileError: std::error::Error {
     /// The PascalCase reason: condition reason, event reason, metric label.

@@ -46,7 +46,10 @@ pub const KIND: &str = "GitRepository";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The credentials Secret is missing or unreadable.
-    #[error("failed to get secret '{namespace}/{name}': {source}")]
+    #[error(
+        "failed to get secret '{namespace}/{name}': {}",
+        driftless_runtime::error::api_message(source)
+    )]
     GetSecret {
         /// Its namespace.
         namespace: String,
@@ -75,7 +78,7 @@ pub enum Error {
     #[error("{0}")]
     Storage(String),
     /// Talking to the API server failed.
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API: {}", driftless_runtime::error::api_message(.0))]
     Kube(#[source] kube::Error),
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]

@@ -315,6 +315,7 @@ async fn bad_inputs_say_what_to_fix_and_keep_serving_the_last_artifact() {
         ),
     ];
     for (case, bad, reason, message) in cases {
+        let message = message.replace("NS", h.ns.name());
         create(&h, "fleet", bad).await;
         let obj = wait_until(&h, "fleet", case, |o| {
             ready(o).is_some_and(|(s, r, _)| s == "False" && r == reason)
@@ -322,7 +323,8 @@ async fn bad_inputs_say_what_to_fix_and_keep_serving_the_last_artifact() {
         })
         .await;
         let (_, _, msg) = ready(&obj).unwrap();
-        assert!(msg.contains(message), "{case}: {msg}");
+        assert!(msg.contains(&message), "{case}: {msg}");
+        assert!(!msg.contains("Status {"), "{case}: no client debug output: {msg}");
         assert!(
             !msg.contains("s3cret") && !msg.contains("wr0ng-pass"),
             "{case}: no secret in the message: {msg}"
