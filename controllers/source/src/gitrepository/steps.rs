@@ -11,7 +11,7 @@ use driftless_api::{
     source::{GitRepository, GitRepositoryInclude, GitRepositoryStatus},
 };
 use driftless_artifact::{fetch::Limits, ignore::Filter, storage::Owner};
-use driftless_git::{Auth, Options, Reference, auth::RemoteUrl};
+use driftless_git::{Auth, Keyring, Options, Reference, auth::RemoteUrl};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use tracing::debug;
@@ -24,6 +24,8 @@ use crate::Context;
 pub struct Outcome {
     /// The subject of the commit when a new artifact was stored.
     pub new_commit: Option<String>,
+    /// The SourceVerified message when signatures were verified in this run.
+    pub verified: Option<String>,
 }
 
 /// Runs the steps, updating `status` as they go; the last good artifact stays when one fails.
@@ -60,13 +62,14 @@ pub async fn run(
         )?),
         None => None,
     };
-    if obj.spec.verification.is_some() {
-        // NB: refuse rather than store an unverified artifact the user asked to be verified
-        return Err(Error::Verification(
-            "commit signature verification (spec.verify) is not supported by driftless yet; remove spec.verify to fetch unverified"
-                .into(),
-        ));
-    }
+    let keyring = match &obj.spec.verification {
+        Some(v) => {
+            let data = fetch_secret(ctx, &ns, &v.secret_ref.name).await?;
+            Some(Keyring::from_secret(&data).map_err(|e| Error::Verification(e.to_string()))?)
+        }
+        None => None,
+    };
+    let mode = obj.spec.verification.as_ref().map(|v| v.mode.unwrap_or_default());
     let reference = Reference::from_spec(obj.spec.reference.as_ref());
     let timeout = match &obj.spec.timeout {
         Some(t) => parse_duration(t).map_err(|e| Error::InvalidSpec(format!("invalid timeout: {e}")))?,
@@ -78,6 +81,7 @@ pub async fn run(
     if let Some(artifact) = status.artifact.clone()
         && ctx.storage.exists(&artifact)
         && observed_matches(obj, status, &includes)
+        && status.source_verification_mode == mode
         && auth.bearer_token.is_none()
         && !matches!(reference, Reference::Commit { .. })
     {
@@ -124,6 +128,42 @@ pub async fn run(
         }
     })
     .await?;
+    // verify before anything is written
+    let mut verified_message = None;
+    if let (Some(keyring), Some(mode)) = (keyring, mode) {
+        let verified = blocking(timeout, {
+            let (git, url, resolved) = (ctx.git.clone(), obj.spec.url.clone(), resolved.clone());
+            move || {
+                let mut lines = Vec::new();
+                if mode.verify_tag() {
+                    let tag = resolved
+                        .refname
+                        .as_deref()
+                        .and_then(|r| r.strip_prefix("refs/tags/"))
+                        .ok_or_else(|| {
+                            driftless_git::Error::Verification(
+                                "verification mode Tag needs a tag or semver reference".into(),
+                            )
+                        })?;
+                    lines.push(format!(
+                        "tag '{tag}' with key '{}'",
+                        git.verify_tag(&url, tag, &keyring)?
+                    ));
+                }
+                if mode.verify_head() {
+                    lines.push(format!(
+                        "commit '{}' with key '{}'",
+                        resolved.commit,
+                        git.verify_commit(&url, &resolved.commit, &keyring)?
+                    ));
+                }
+                Ok(lines)
+            }
+        })
+        .await?;
+        verified_message = Some(format!("verified signature of\n\t- {}", verified.join("\n\t- ")));
+    }
+    status.source_verification_mode = mode;
     let workdir = tempfile::Builder::new()
         .prefix("gitrepository-")
         .tempdir()
@@ -177,6 +217,7 @@ pub async fn run(
     garbage_collect(ctx, &artifact);
     Ok(Outcome {
         new_commit: changed.then_some(checkout.subject),
+        verified: verified_message,
     })
 }
 
@@ -340,11 +381,9 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|_| Error::Checkout(driftless_git::Error::Timeout(timeout)))?
         .expect("git operations do not panic");
-    result.map_err(|e| {
-        if e.is_auth() {
-            Error::Authenticate(e)
-        } else {
-            Error::Checkout(e)
-        }
+    result.map_err(|e| match e {
+        driftless_git::Error::Verification(message) => Error::Verification(message),
+        e if e.is_auth() => Error::Authenticate(e),
+        e => Error::Checkout(e),
     })
 }

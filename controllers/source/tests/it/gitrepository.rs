@@ -487,3 +487,110 @@ async fn includes_copy_another_repositorys_artifact_and_wait_for_it() {
     files.sort();
     assert_eq!(files, ["deploy/app.yaml", "deploy/shared/cm.yaml"]);
 }
+
+#[tokio::test]
+async fn verify_accepts_commits_and_tags_signed_by_a_listed_key_only() {
+    use driftless_api::source::{GitRepositoryVerification, GitVerificationMode};
+    use driftless_testkit::git::GpgKey;
+    let h = start("git-verify").await;
+    let trusted = GpgKey::generate("Trusted <trusted@driftless.io>");
+    let stranger = GpgKey::generate("Stranger <stranger@driftless.io>");
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let signed = repo.commit_signed(&[("a.yaml", "1")], "signed", &trusted);
+    repo.tag_signed("v1.0.0", &trusted);
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
+    secret(&h, "keys", json!({"trusted.asc": trusted.public_armored})).await;
+    let verify = |mode| {
+        Some(GitRepositoryVerification {
+            mode: Some(mode),
+            secret_ref: driftless_api::meta::LocalObjectReference { name: "keys".into() },
+        })
+    };
+    let url = server.url("fleet");
+
+    create(
+        &h,
+        "head",
+        GitRepositorySpec {
+            verification: verify(GitVerificationMode::Head),
+            ..spec(&url, "main", Some("auth"), "1h")
+        },
+    )
+    .await;
+    let obj = wait_until(&h, "head", "a verified commit", |o| {
+        is_ready_at(o, &format!("main@sha1:{signed}"))
+    })
+    .await;
+    let status = obj.status.clone().unwrap();
+    let verified = conditions::get(&status.conditions, "SourceVerified").unwrap();
+    assert_eq!(verified.status, "True");
+    assert!(
+        verified.message.starts_with(&format!(
+            "verified signature of\n\t- commit '{signed}' with key '"
+        )),
+        "{}",
+        verified.message
+    );
+    assert_eq!(status.source_verification_mode, Some(GitVerificationMode::Head));
+
+    let tag = GitRepositorySpec {
+        verification: verify(GitVerificationMode::TagAndHEAD),
+        reference: Some(GitRepositoryRef {
+            tag: Some("v1.0.0".into()),
+            ..Default::default()
+        }),
+        ..spec(&url, "main", Some("auth"), "1h")
+    };
+    create(&h, "tag", tag).await;
+    let obj = wait_until(&h, "tag", "a verified tag", |o| {
+        is_ready_at(o, &format!("v1.0.0@sha1:{signed}"))
+    })
+    .await;
+    let msg = conditions::get(&obj.status.unwrap().conditions, "SourceVerified")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        msg.contains("tag 'v1.0.0'") && msg.contains(&format!("commit '{signed}'")),
+        "{msg}"
+    );
+
+    // a commit by a key not in the Secret, then an unsigned one: refused, the verified artifact stays
+    let good = h.api.get("head").await.unwrap().status.unwrap().artifact.unwrap();
+    let foreign = repo.commit_signed(&[("a.yaml", "2")], "foreign", &stranger);
+    request_reconcile(&h, "head", "2024-08-01T00:00:00Z").await;
+    let obj = wait_until(&h, "head", "a foreign signature refused", |o| {
+        ready(o).is_some_and(|(s, r, _)| s == "False" && r == "VerificationError")
+    })
+    .await;
+    let status = obj.status.unwrap();
+    assert!(
+        ready_message(&status).contains(&format!("unable to verify commit '{foreign}'")),
+        "{}",
+        ready_message(&status)
+    );
+    assert_eq!(
+        conditions::get(&status.conditions, "SourceVerified")
+            .unwrap()
+            .status,
+        "False"
+    );
+    assert_eq!(status.artifact.unwrap(), good);
+    let unsigned = repo.commit(&[("a.yaml", "3")], "unsigned");
+    request_reconcile(&h, "head", "2024-08-02T00:00:00Z").await;
+    let obj = wait_until(&h, "head", "an unsigned commit refused", |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| ready_message(s).contains(&unsigned))
+    })
+    .await;
+    assert!(ready_message(obj.status.as_ref().unwrap()).contains("no signature"));
+}
+
+fn ready_message(status: &driftless_api::source::GitRepositoryStatus) -> String {
+    conditions::get(&status.conditions, READY)
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
