@@ -103,7 +103,7 @@ impl Cache {
                 "unable to verify tag '{tag}': no signature"
             )));
         };
-        keyring.verify(&raw[at..], raw[..at].as_bytes()).ok_or_else(|| {
+        keyring.verify(&raw[at..], &raw.as_bytes()[..at]).ok_or_else(|| {
             Error::Verification(format!(
                 "unable to verify tag '{tag}': signature of an unknown key or invalid"
             ))
