@@ -172,18 +172,19 @@ impl Cache {
     }
 
     /// Writes the tree of `resolved` (fetched before) into `dest`, only under `sparse` directories when
-    /// given. Symlinks are not written (they are never archived); submodules are refused when
-    /// `recurse_submodules` asks for them, as this cache cannot fetch them yet.
+    /// given. Symlinks are not written (they are never archived). With `submodules` (the options to reach
+    /// them: the parent's credentials), submodules are fetched into the cache too and written at their
+    /// recorded commit.
     pub fn checkout(
         &self,
         url: &str,
         resolved: &Resolved,
         dest: &Path,
         sparse: Option<&[String]>,
-        recurse_submodules: bool,
+        submodules: Option<Options<'_>>,
     ) -> Result<Checkout> {
         let lock = self.lock(url);
-        let _guard = lock.lock().expect("repository lock");
+        let guard = lock.lock().expect("repository lock");
         let repo =
             Repository::open_bare(self.repo_dir(url)).map_err(git_err("opening the cached repository"))?;
         let oid = git2::Oid::from_str(&resolved.commit).map_err(git_err("parsing the commit"))?;
@@ -197,12 +198,89 @@ impl Cache {
                 .filter(|d| !d.is_empty())
                 .collect()
         });
-        write_tree(&repo, &tree, dest, "", sparse.as_deref(), recurse_submodules)?;
+        let mut gitlinks = Vec::new();
+        write_tree(&repo, &tree, dest, "", sparse.as_deref(), &mut gitlinks)?;
+        let subject = commit.summary().ok().flatten().unwrap_or_default().to_string();
+        let modules = match (&submodules, gitlinks.is_empty()) {
+            (Some(_), false) => submodule_urls(&repo, &tree, url)?,
+            _ => Vec::new(),
+        };
+        drop(guard);
+        if let Some(opts) = submodules {
+            for (path, sha) in gitlinks {
+                let sub_url = modules
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, u)| u.clone())
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("submodule at '{path}' has no URL in .gitmodules"))
+                    })?;
+                if sub_url == url {
+                    return Err(Error::Invalid(format!(
+                        "submodule at '{path}' points at the repository itself"
+                    )));
+                }
+                let sub_opts = Options {
+                    url: &sub_url,
+                    ..opts
+                };
+                let sub = self.fetch(sub_opts, &Reference::Commit { sha, branch: None })?;
+                self.checkout(&sub_url, &sub, &dest.join(&path), None, Some(sub_opts))?;
+            }
+        }
         Ok(Checkout {
             resolved: resolved.clone(),
-            subject: commit.summary().ok().flatten().unwrap_or_default().to_string(),
+            subject,
         })
     }
+}
+
+/// `(path, url)` of every submodule in `.gitmodules`, relative URLs resolved against `parent`.
+fn submodule_urls(repo: &Repository, tree: &git2::Tree<'_>, parent: &str) -> Result<Vec<(String, String)>> {
+    let entry = tree
+        .get_path(Path::new(".gitmodules"))
+        .map_err(git_err("reading .gitmodules"))?;
+    let blob = entry
+        .to_object(repo)
+        .and_then(|o| o.peel_to_blob())
+        .map_err(git_err("reading .gitmodules"))?;
+    let text = String::from_utf8_lossy(blob.content()).to_string();
+    let mut modules: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("[submodule") {
+            modules.push((line.to_string(), None, None));
+        } else if let (Some((key, value)), Some(last)) = (line.split_once('='), modules.last_mut()) {
+            match key.trim() {
+                "path" => last.1 = Some(value.trim().to_string()),
+                "url" => last.2 = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    Ok(modules
+        .into_iter()
+        .filter_map(|(_, path, url)| Some((path?, resolve_relative_url(parent, &url?))))
+        .collect())
+}
+
+/// Resolves a submodule URL relative to its superproject's URL, as git does (`../lib.git`).
+pub fn resolve_relative_url(parent: &str, url: &str) -> String {
+    if !url.starts_with("./") && !url.starts_with("../") {
+        return url.to_string();
+    }
+    let mut base: Vec<&str> = parent.trim_end_matches('/').split('/').collect();
+    let mut rest = url;
+    loop {
+        if let Some(r) = rest.strip_prefix("../") {
+            base.pop();
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else {
+            break;
+        }
+    }
+    format!("{}/{rest}", base.join("/"))
 }
 
 /// The refs of a local repository, peeled tags as `name^{}`, like a remote advertises them.
@@ -268,7 +346,7 @@ fn write_tree(
     dir: &Path,
     prefix: &str,
     sparse: Option<&[String]>,
-    recurse_submodules: bool,
+    gitlinks: &mut Vec<(String, String)>,
 ) -> Result<()> {
     let io = |context: String| move |source| Error::Io { context, source };
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -291,7 +369,7 @@ fn write_tree(
                     .to_object(repo)
                     .and_then(|o| o.peel_to_tree())
                     .map_err(git_err("reading a tree"))?;
-                write_tree(repo, &sub, &target, &path, sparse, recurse_submodules)?;
+                write_tree(repo, &sub, &target, &path, sparse, gitlinks)?;
             }
             Some(ObjectType::Blob) if entry.filemode() != 0o120000 && in_sparse(&path, sparse, false) => {
                 let blob = entry
@@ -306,11 +384,7 @@ fn write_tree(
                         .map_err(io(format!("setting the mode of {}", target.display())))?;
                 }
             }
-            Some(ObjectType::Commit) if recurse_submodules => {
-                return Err(Error::Invalid(format!(
-                    "submodule at '{path}': recurseSubmodules is not supported by driftless yet"
-                )));
-            }
+            Some(ObjectType::Commit) => gitlinks.push((path, entry.id().to_string())),
             _ => {}
         }
     }

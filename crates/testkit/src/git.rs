@@ -139,6 +139,24 @@ impl Repo {
         git(self.work.path(), &["rev-parse", "HEAD"])
     }
 
+    /// Adds the repository at `url` (relative to this one's remote, e.g. `../lib.git`) as a submodule at
+    /// `path`, commits and pushes; returns the commit SHA-1.
+    pub fn add_submodule(&self, url: &str, path: &str, message: &str) -> String {
+        git(
+            self.work.path(),
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "add",
+                "--quiet",
+                url,
+                path,
+            ],
+        );
+        self.commit_all(message)
+    }
+
     /// Tags the last commit with a tag signed by `key`, and pushes it.
     pub fn tag_signed(&self, name: &str, key: &GpgKey) {
         let signing = format!("user.signingkey={}", key.fingerprint);

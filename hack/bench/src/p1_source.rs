@@ -25,7 +25,7 @@ fn artifact(cache: &Cache, storage: &Storage, url: &str, scratch: &Path) -> anyh
     };
     let resolved = cache.fetch(opts, &Reference::Branch("main".into()))?;
     let dir = tempfile::Builder::new().prefix("checkout-").tempdir_in(scratch)?;
-    cache.checkout(url, &resolved, dir.path(), None, false)?;
+    cache.checkout(url, &resolved, dir.path(), None, None)?;
     let filter = Filter::for_source(dir.path(), None)?;
     let owner = Owner {
         kind: "GitRepository",

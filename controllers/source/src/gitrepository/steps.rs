@@ -178,7 +178,17 @@ pub async fn run(
         );
         let sparse = obj.spec.sparse_checkout.clone();
         let recurse = obj.spec.recurse_submodules.unwrap_or(false);
-        move || git.checkout(&url, &resolved, &dir, sparse.as_deref(), recurse)
+        let (auth, proxy) = (auth.clone(), proxy.clone());
+        move || {
+            // submodules are fetched with the parent's credentials, as Flux does
+            let submodules = recurse.then(|| Options {
+                url: &url,
+                auth: &auth,
+                proxy: proxy.as_deref(),
+                timeout,
+            });
+            git.checkout(&url, &resolved, &dir, sparse.as_deref(), submodules)
+        }
     })
     .await?;
 

@@ -594,3 +594,35 @@ fn ready_message(status: &driftless_api::source::GitRepositoryStatus) -> String 
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }
+
+#[tokio::test]
+async fn submodules_are_included_when_recurse_submodules_is_set() {
+    let h = start("git-submodules").await;
+    let root = RepoRoot::default();
+    root.repo("lib").commit(&[("lib.yaml", "lib")], "lib");
+    let app = root.repo("app");
+    app.commit(&[("app.yaml", "app")], "app");
+    let sha = app.add_submodule("../lib.git", "vendor/lib", "add lib");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
+    let with = GitRepositorySpec {
+        recurse_submodules: Some(true),
+        ..spec(&server.url("app"), "main", Some("auth"), "1h")
+    };
+    create(&h, "app", with).await;
+    let obj = wait_until(&h, "app", "Ready with submodules", |o| {
+        is_ready_at(o, &format!("main@sha1:{sha}"))
+    })
+    .await;
+    assert_eq!(
+        obj.status.as_ref().unwrap().observed_recurse_submodules,
+        Some(true)
+    );
+    let mut files = files_in(&download(&h, &obj).await);
+    files.sort();
+    assert_eq!(
+        files,
+        ["app.yaml", "vendor/lib/lib.yaml"],
+        ".gitmodules is excluded by default, the submodule's files are in"
+    );
+}

@@ -54,7 +54,7 @@ fn http_fetch_resolves_refs_and_checks_out_with_fluxs_revisions() {
         .unwrap();
     assert_eq!(fetched, resolved, "ls-remote and fetch agree");
     let out = tempfile::tempdir().unwrap();
-    let checkout = cache.checkout(&url, &fetched, out.path(), None, false).unwrap();
+    let checkout = cache.checkout(&url, &fetched, out.path(), None, None).unwrap();
     assert_eq!(checkout.subject, "second commit");
     assert_eq!(
         std::fs::read_to_string(out.path().join("deploy/app.yaml")).unwrap(),
@@ -109,13 +109,7 @@ fn http_fetch_resolves_refs_and_checks_out_with_fluxs_revisions() {
 
     let sparse_out = tempfile::tempdir().unwrap();
     cache
-        .checkout(
-            &url,
-            &tag,
-            sparse_out.path(),
-            Some(&["deploy".to_string()]),
-            false,
-        )
+        .checkout(&url, &tag, sparse_out.path(), Some(&["deploy".to_string()]), None)
         .unwrap();
     assert_eq!(
         std::fs::read_to_string(sparse_out.path().join("deploy/app.yaml")).unwrap(),
@@ -197,4 +191,54 @@ fn ssh_fetch_needs_the_servers_host_key_in_known_hosts() {
     };
     let err = cache.ls_remote(opts(&url, &wrong_host)).unwrap_err();
     assert!(err.is_auth() && err.to_string().contains("known_hosts"), "{err}");
+}
+
+#[test]
+fn submodules_are_fetched_with_the_parents_credentials_when_asked() {
+    let root = RepoRoot::default();
+    let lib = root.repo("lib");
+    let lib_sha = lib.commit(&[("lib.yaml", "lib")], "lib");
+    let app = root.repo("app");
+    app.commit(&[("app.yaml", "app")], "app");
+    let app_sha = app.add_submodule("../lib.git", "vendor/lib", "add lib");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let url = server.url("app");
+    let auth = http_auth(&server);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let resolved = cache
+        .fetch(opts(&url, &auth), &Reference::Branch("main".into()))
+        .unwrap();
+    assert_eq!(resolved.commit, app_sha);
+
+    let without = tempfile::tempdir().unwrap();
+    cache
+        .checkout(&url, &resolved, without.path(), None, None)
+        .unwrap();
+    assert!(
+        !without.path().join("vendor/lib/lib.yaml").exists(),
+        "submodules only when asked"
+    );
+
+    let with = tempfile::tempdir().unwrap();
+    cache
+        .checkout(&url, &resolved, with.path(), None, Some(opts(&url, &auth)))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(with.path().join("vendor/lib/lib.yaml")).unwrap(),
+        "lib"
+    );
+    let _ = lib_sha;
+    assert_eq!(
+        driftless_git::cache::resolve_relative_url("http://h/git/app.git", "../lib.git"),
+        "http://h/git/lib.git"
+    );
+    assert_eq!(
+        driftless_git::cache::resolve_relative_url("ssh://h/a/b/app", "../../c/lib"),
+        "ssh://h/a/c/lib"
+    );
+    assert_eq!(
+        driftless_git::cache::resolve_relative_url("http://h/app.git", "https://other/x.git"),
+        "https://other/x.git"
+    );
 }
