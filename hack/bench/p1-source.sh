@@ -16,8 +16,9 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "P1 source pipeline: $FILES files, $RUNS runs, tmpfs $SCRATCH" >&2
-if [ "${BENCH_PROFILE:-release}" = debug ]; then cargo build -q -p driftless-bench; BIN=target/debug/p1-source
-else cargo build -q --release -p driftless-bench; BIN=target/release/p1-source; fi
+TARGET=${CARGO_TARGET_DIR:-target}
+if [ "${BENCH_PROFILE:-release}" = debug ]; then cargo build -q -p driftless-bench; BIN=$TARGET/debug/p1-source
+else cargo build -q --release -p driftless-bench; BIN=$TARGET/release/p1-source; fi
 
 # a repository of FILES small YAML files, 100 per directory
 mkdir -p "$SCRATCH/repos" "$SCRATCH/work"

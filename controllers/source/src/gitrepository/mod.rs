@@ -18,7 +18,7 @@ use driftless_api::{
     source::GitRepository,
 };
 use driftless_runtime::{
-    conditions::{self, Summary},
+    conditions::{self, Status, Summary},
     error::{ErrorClass, ReconcileError},
     events::Severity,
     manager::{watched_api, watcher_config},
@@ -297,24 +297,20 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
             let message = err.to_string();
             conditions::delete(&mut status.conditions, RECONCILING);
             let condition = failure_condition(err);
-            if condition == SOURCE_VERIFIED {
-                // positive polarity: a failed verification is SourceVerified=False
-                conditions::mark_false(
-                    &mut status.conditions,
-                    condition,
-                    err.reason(),
-                    &message,
-                    generation,
-                );
+            // SourceVerified has positive polarity: a failed verification is SourceVerified=False
+            let polarity = if condition == SOURCE_VERIFIED {
+                Status::False
             } else {
-                conditions::mark_true(
-                    &mut status.conditions,
-                    condition,
-                    err.reason(),
-                    &message,
-                    generation,
-                );
-            }
+                Status::True
+            };
+            conditions::set(
+                &mut status.conditions,
+                condition,
+                polarity,
+                err.reason(),
+                &message,
+                generation,
+            );
             conditions::summarize(
                 &mut status.conditions,
                 &SUMMARY,
