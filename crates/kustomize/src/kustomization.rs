@@ -1,0 +1,193 @@
+//! The kustomization file: the fields this engine implements, and a clear error for every other one.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The file names kustomize looks for, in its order.
+pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Fields implemented here.
+const IMPLEMENTED: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "resources",
+    "bases",
+    "namespace",
+    "namePrefix",
+    "nameSuffix",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "images",
+    "replicas",
+    "crds",
+];
+
+/// kustomize fields not implemented yet: an error naming them, never silently ignored.
+const NOT_YET: &[&str] = &[
+    "components",
+    "patches",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
+    "vars",
+    "replacements",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "openapi",
+    "helmCharts",
+    "helmGlobals",
+    "helmChartInflationGenerator",
+    "buildMetadata",
+    "sortOptions",
+];
+
+/// A parsed kustomization.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kustomization {
+    /// `Kustomization` or `Component`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Files and directories to include.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Deprecated alias of `resources`.
+    #[serde(default)]
+    pub bases: Vec<String>,
+    /// Namespace to set on namespaced objects.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Prefix for names.
+    #[serde(default)]
+    pub name_prefix: Option<String>,
+    /// Suffix for names.
+    #[serde(default)]
+    pub name_suffix: Option<String>,
+    /// Labels set on metadata, selectors and templates.
+    #[serde(default)]
+    pub common_labels: BTreeMap<String, String>,
+    /// Label sets with explicit selector/template behaviour.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    /// Annotations set on metadata and templates.
+    #[serde(default)]
+    pub common_annotations: BTreeMap<String, String>,
+    /// Image overrides.
+    #[serde(default)]
+    pub images: Vec<Image>,
+    /// Replica overrides.
+    #[serde(default)]
+    pub replicas: Vec<Replica>,
+    /// CRD files (accepted; their fieldspecs matter for name references, part 2).
+    #[serde(default)]
+    pub crds: Vec<String>,
+}
+
+/// An entry of `labels`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Label {
+    /// The labels.
+    #[serde(default)]
+    pub pairs: BTreeMap<String, String>,
+    /// Also set them in selectors (and templates).
+    #[serde(default)]
+    pub include_selectors: bool,
+    /// Also set them in pod templates.
+    #[serde(default)]
+    pub include_templates: bool,
+}
+
+/// An entry of `images`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    /// The image name to match (without tag or digest).
+    pub name: String,
+    /// Replacement name.
+    #[serde(default)]
+    pub new_name: Option<String>,
+    /// Replacement tag.
+    #[serde(default)]
+    pub new_tag: Option<String>,
+    /// Replacement digest (wins over the tag).
+    #[serde(default)]
+    pub digest: Option<String>,
+}
+
+/// An entry of `replicas`.
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct Replica {
+    /// The workload's name.
+    pub name: String,
+    /// Its replica count.
+    pub count: i64,
+}
+
+impl Kustomization {
+    /// Parses a kustomization file; unknown and not-yet-implemented fields are errors naming them.
+    pub fn parse(text: &str, path: &str) -> Result<Self> {
+        let invalid = |message: String| Error::Invalid {
+            path: path.to_string(),
+            message,
+        };
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Error::Yaml {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        let map = match &value {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => return Ok(Self::default()),
+            _ => return Err(invalid("a kustomization must be a mapping".into())),
+        };
+        for key in map.keys() {
+            let key = key.as_str().unwrap_or_default();
+            if NOT_YET.contains(&key) {
+                return Err(invalid(format!(
+                    "kustomization field '{key}' is not supported by driftless yet"
+                )));
+            }
+            if !IMPLEMENTED.contains(&key) {
+                return Err(invalid(format!("invalid Kustomization: unknown field '{key}'")));
+            }
+        }
+        serde_yaml::from_value(value).map_err(|e| invalid(format!("invalid Kustomization: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_unimplemented_fields_are_named() {
+        let err = Kustomization::parse("resources: []\npatches: []\n", "k.yaml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "k.yaml: kustomization field 'patches' is not supported by driftless yet"
+        );
+        let err = Kustomization::parse("resourcez: []\n", "k.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field 'resourcez'"), "{err}");
+    }
+
+    #[test]
+    fn fields_parse() {
+        let k = Kustomization::parse("namespace: x\nnamePrefix: p-\nimages: [{name: nginx, newTag: '1.25'}]\nreplicas: [{name: web, count: 3}]\n", "k").unwrap();
+        assert_eq!(k.namespace.as_deref(), Some("x"));
+        assert_eq!(k.images[0].new_tag.as_deref(), Some("1.25"));
+        assert_eq!(k.replicas[0].count, 3);
+    }
+}

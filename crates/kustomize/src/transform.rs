@@ -1,0 +1,305 @@
+//! The built-in transformers of one kustomization level, in kustomize's order: namespace, name
+//! prefix/suffix, labels, annotations, replicas, images. Field paths follow kustomize's default field
+//! specs.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::{
+    Object,
+    kustomization::{Image, Kustomization, Label},
+    order::field,
+};
+
+/// An object and the name it had before any prefix or suffix (for matching by name).
+#[derive(Debug, Clone)]
+pub struct Res {
+    /// The object.
+    pub obj: Object,
+    /// Its name as written in its file.
+    pub original_name: String,
+}
+
+/// Kinds that are not namespaced (no namespace is set on them).
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "PodSecurityPolicy",
+    "Node",
+    "ComponentStatus",
+    "CertificateSigningRequest",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+];
+
+const WORKLOADS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"];
+
+fn kind(o: &Object) -> &str {
+    field(o, &["kind"])
+}
+
+/// The map at `path`, created (as empty maps) when `create`; `None` when absent and not created or
+/// when something on the way is not a map.
+fn map_at<'a>(o: &'a mut Object, path: &[&str], create: bool) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = o;
+    for key in path {
+        let obj = cur.as_object_mut()?;
+        if !obj.contains_key(*key) || obj[*key].is_null() {
+            if !create {
+                return None;
+            }
+            obj.insert((*key).to_string(), Value::Object(Map::new()));
+        }
+        cur = obj.get_mut(*key)?;
+    }
+    cur.as_object_mut()
+}
+
+fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String, String>) {
+    if pairs.is_empty() {
+        return;
+    }
+    if let Some(map) = map_at(o, path, create) {
+        for (k, v) in pairs {
+            map.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+}
+
+/// Applies one kustomization level's transformers to its resources.
+pub fn apply(k: &Kustomization, resources: &mut [Res]) {
+    for res in resources.iter_mut() {
+        let o = &mut res.obj;
+        if let Some(ns) = &k.namespace {
+            let is_namespace = kind(o) == "Namespace";
+            let scoped = !CLUSTER_SCOPED.contains(&kind(o));
+            if let Some(meta) = map_at(o, &["metadata"], true) {
+                if scoped {
+                    meta.insert("namespace".into(), Value::String(ns.clone()));
+                } else if is_namespace {
+                    // kustomize renames Namespace objects to the target namespace
+                    meta.insert("name".into(), Value::String(ns.clone()));
+                }
+            }
+        }
+        if (k.name_prefix.is_some() || k.name_suffix.is_some())
+            && kind(o) != "CustomResourceDefinition"
+            && kind(o) != "Namespace"
+        {
+            let name = field(o, &["metadata", "name"]).to_string();
+            let renamed = format!(
+                "{}{name}{}",
+                k.name_prefix.as_deref().unwrap_or(""),
+                k.name_suffix.as_deref().unwrap_or("")
+            );
+            if let Some(meta) = map_at(o, &["metadata"], true) {
+                meta.insert("name".into(), Value::String(renamed));
+            }
+        }
+        if !k.common_labels.is_empty() {
+            labels(o, &k.common_labels, true, true);
+        }
+        for Label {
+            pairs,
+            include_selectors,
+            include_templates,
+        } in &k.labels
+        {
+            labels(
+                o,
+                pairs,
+                *include_selectors,
+                *include_selectors || *include_templates,
+            );
+        }
+        annotations(o, &k.common_annotations);
+        for r in &k.replicas {
+            let name = field(o, &["metadata", "name"]);
+            let replicated = matches!(
+                kind(o),
+                "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
+            );
+            if replicated
+                && (r.name == name || r.name == res.original_name)
+                && let Some(spec) = map_at(o, &["spec"], true)
+            {
+                spec.insert("replicas".into(), Value::from(r.count));
+            }
+        }
+        if !k.images.is_empty() {
+            images(o, &k.images);
+        }
+    }
+}
+
+fn labels(o: &mut Object, pairs: &BTreeMap<String, String>, selectors: bool, templates: bool) {
+    set_all(o, &["metadata", "labels"], true, pairs);
+    let k = kind(o).to_string();
+    if selectors {
+        match k.as_str() {
+            "Service" => set_all(o, &["spec", "selector"], true, pairs),
+            "ReplicationController" => set_all(o, &["spec", "selector"], true, pairs),
+            w if WORKLOADS.contains(&w) => set_all(o, &["spec", "selector", "matchLabels"], true, pairs),
+            "Job" | "PodDisruptionBudget" => set_all(o, &["spec", "selector", "matchLabels"], false, pairs),
+            "CronJob" => set_all(
+                o,
+                &["spec", "jobTemplate", "spec", "selector", "matchLabels"],
+                false,
+                pairs,
+            ),
+            "NetworkPolicy" => set_all(o, &["spec", "podSelector", "matchLabels"], false, pairs),
+            _ => {}
+        }
+    }
+    if templates {
+        match k.as_str() {
+            w if WORKLOADS.contains(&w) || w == "Job" || w == "ReplicationController" => {
+                set_all(o, &["spec", "template", "metadata", "labels"], true, pairs)
+            }
+            "CronJob" => {
+                set_all(o, &["spec", "jobTemplate", "metadata", "labels"], true, pairs);
+                set_all(
+                    o,
+                    &["spec", "jobTemplate", "spec", "template", "metadata", "labels"],
+                    true,
+                    pairs,
+                );
+            }
+            _ => {}
+        }
+        if k == "StatefulSet"
+            && let Some(claims) = o
+                .pointer_mut("/spec/volumeClaimTemplates")
+                .and_then(|v| v.as_array_mut())
+        {
+            for claim in claims {
+                set_all(claim, &["metadata", "labels"], true, pairs);
+            }
+        }
+    }
+}
+
+fn annotations(o: &mut Object, pairs: &BTreeMap<String, String>) {
+    if pairs.is_empty() {
+        return;
+    }
+    set_all(o, &["metadata", "annotations"], true, pairs);
+    match kind(o).to_string().as_str() {
+        w if WORKLOADS.contains(&w) || w == "Job" || w == "ReplicationController" => {
+            set_all(o, &["spec", "template", "metadata", "annotations"], true, pairs)
+        }
+        "CronJob" => {
+            set_all(
+                o,
+                &["spec", "jobTemplate", "metadata", "annotations"],
+                true,
+                pairs,
+            );
+            set_all(
+                o,
+                &[
+                    "spec",
+                    "jobTemplate",
+                    "spec",
+                    "template",
+                    "metadata",
+                    "annotations",
+                ],
+                true,
+                pairs,
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Splits `registry:5000/name:tag@sha256:…` into (name, tag, digest).
+pub fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..]), digest),
+        None => (rest, None, digest),
+    }
+}
+
+fn images(o: &mut Object, overrides: &[Image]) {
+    match o {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if (key == "containers" || key == "initContainers") && value.is_array() {
+                    for c in value.as_array_mut().into_iter().flatten() {
+                        if let Some(image) = c.get("image").and_then(|i| i.as_str()).map(str::to_string) {
+                            c["image"] = Value::String(rewrite_image(&image, overrides));
+                        }
+                    }
+                } else {
+                    images(value, overrides);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| images(i, overrides)),
+        _ => {}
+    }
+}
+
+fn rewrite_image(image: &str, overrides: &[Image]) -> String {
+    let (name, tag, digest) = split_image(image);
+    let Some(o) = overrides.iter().find(|o| o.name == name) else {
+        return image.to_string();
+    };
+    let new_name = o.new_name.as_deref().unwrap_or(name);
+    if let Some(d) = &o.digest {
+        return format!("{new_name}@{d}");
+    }
+    if let Some(t) = &o.new_tag {
+        return format!("{new_name}:{t}");
+    }
+    match (tag, digest) {
+        (_, Some(d)) => format!("{new_name}@{d}"),
+        (Some(t), None) => format!("{new_name}:{t}"),
+        (None, None) => new_name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_split_with_registry_ports_and_digests() {
+        assert_eq!(split_image("nginx"), ("nginx", None, None));
+        assert_eq!(split_image("nginx:1.25"), ("nginx", Some("1.25"), None));
+        assert_eq!(
+            split_image("reg:5000/team/app:v1"),
+            ("reg:5000/team/app", Some("v1"), None)
+        );
+        assert_eq!(
+            split_image("reg:5000/app@sha256:abc"),
+            ("reg:5000/app", None, Some("sha256:abc"))
+        );
+        assert_eq!(
+            split_image("app:v1@sha256:abc"),
+            ("app", Some("v1"), Some("sha256:abc"))
+        );
+    }
+}
