@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     Error, Object, Result,
-    kustomization::{FILE_NAMES, Kustomization},
+    kustomization::{FILE_NAMES, Kustomization, PatchEntry},
     order::{field, legacy_sort},
     transform::{self, Res},
     yaml,
@@ -133,7 +133,17 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
     }
     stack.pop();
     check_unique(&resources, &origin)?;
-    transform::apply(&kustomization, &mut resources);
+    apply_patches(root, dir, &origin, &kustomization, &mut resources, Phase::Before)?;
+    transform::apply_metadata(&kustomization, &mut resources);
+    apply_patches(
+        root,
+        dir,
+        &origin,
+        &kustomization,
+        &mut resources,
+        Phase::Json6902,
+    )?;
+    transform::apply_workloads(&kustomization, &mut resources);
     Ok(resources)
 }
 
@@ -224,4 +234,149 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(PartialEq)]
+enum Phase {
+    /// `patchesStrategicMerge` and `patches`, before the other transformers.
+    Before,
+    /// `patchesJson6902`, after labels and annotations.
+    Json6902,
+}
+
+/// The text of a patch entry: inline, or read from its file (inside the root).
+fn patch_text(root: &Path, dir: &Path, origin: &Path, entry: &PatchEntry) -> Result<String> {
+    match (&entry.patch, &entry.path) {
+        (Some(text), _) => Ok(text.clone()),
+        (None, Some(path)) => {
+            let file = inside(root, &dir.join(path), origin)?;
+            std::fs::read_to_string(&file).map_err(|source| Error::Io {
+                path: file.display().to_string(),
+                source,
+            })
+        }
+        (None, None) => Err(Error::Invalid {
+            path: origin.display().to_string(),
+            message: "a patch needs 'patch' or 'path'".into(),
+        }),
+    }
+}
+
+fn apply_patches(
+    root: &Path,
+    dir: &Path,
+    origin: &Path,
+    k: &Kustomization,
+    resources: &mut Vec<Res>,
+    phase: Phase,
+) -> Result<()> {
+    let invalid = |message: String| Error::Invalid {
+        path: origin.display().to_string(),
+        message,
+    };
+    if phase == Phase::Json6902 {
+        for entry in &k.patches_json6902 {
+            let target = entry
+                .target
+                .clone()
+                .ok_or_else(|| invalid("a patchesJson6902 entry needs a target".into()))?;
+            let text = patch_text(root, dir, origin, entry)?;
+            let ops: Vec<Object> = parse_ops(&text)
+                .ok_or_else(|| invalid("patchesJson6902 must be a list of operations".into()))?;
+            for r in resources.iter_mut().filter(|r| target.matches(&r.obj)) {
+                crate::patch::json6902(&mut r.obj, &ops)
+                    .map_err(|e| invalid(format!("unable to apply JSON patch: {}", e.0)))?;
+            }
+        }
+        return Ok(());
+    }
+    let mut entries: Vec<PatchEntry> = k
+        .patches_strategic_merge
+        .iter()
+        .map(|p| {
+            // an entry is a file when it names one, inline YAML otherwise
+            if !p.contains('\n') && dir.join(p).is_file() {
+                PatchEntry {
+                    path: Some(p.clone()),
+                    ..Default::default()
+                }
+            } else {
+                PatchEntry {
+                    patch: Some(p.clone()),
+                    ..Default::default()
+                }
+            }
+        })
+        .collect();
+    entries.extend(k.patches.iter().cloned());
+    for entry in &entries {
+        let text = patch_text(root, dir, origin, entry)?;
+        if let Some(ops) = parse_ops(&text) {
+            let target = entry
+                .target
+                .clone()
+                .ok_or_else(|| invalid("a JSON 6902 patch needs a target".into()))?;
+            for r in resources.iter_mut().filter(|r| target.matches(&r.obj)) {
+                crate::patch::json6902(&mut r.obj, &ops)
+                    .map_err(|e| invalid(format!("unable to apply JSON patch: {}", e.0)))?;
+            }
+            continue;
+        }
+        for patch in yaml::parse_stream(&text, &origin.display().to_string())? {
+            let matched: Vec<usize> = match &entry.target {
+                Some(t) => (0..resources.len())
+                    .filter(|i| t.matches(&resources[*i].obj))
+                    .collect(),
+                None => {
+                    let same = |r: &Res| {
+                        field(&r.obj, &["kind"]) == field(&patch, &["kind"])
+                            && (field(&r.obj, &["metadata", "name"]) == field(&patch, &["metadata", "name"])
+                                || r.original_name == field(&patch, &["metadata", "name"]))
+                            && (field(&patch, &["metadata", "namespace"]).is_empty()
+                                || field(&r.obj, &["metadata", "namespace"])
+                                    == field(&patch, &["metadata", "namespace"]))
+                    };
+                    let found: Vec<usize> = (0..resources.len()).filter(|i| same(&resources[*i])).collect();
+                    if found.is_empty() {
+                        return Err(invalid(format!(
+                            "no resource matches strategic merge patch \"{}\" {}",
+                            field(&patch, &["kind"]),
+                            field(&patch, &["metadata", "name"])
+                        )));
+                    }
+                    found
+                }
+            };
+            if field(&patch, &["$patch"]) == "delete" {
+                // a whole-object delete directive removes what it matches
+                let mut i = 0;
+                resources.retain(|_| {
+                    i += 1;
+                    !matched.contains(&(i - 1))
+                });
+                continue;
+            }
+            for i in matched {
+                let keep_name = entry.target.is_some();
+                let (name, kind) = (
+                    field(&resources[i].obj, &["metadata", "name"]).to_string(),
+                    field(&resources[i].obj, &["kind"]).to_string(),
+                );
+                crate::patch::strategic_merge(&mut resources[i].obj, &patch);
+                // a targeted patch does not rename or re-kind what it patches
+                if keep_name {
+                    resources[i].obj["metadata"]["name"] = Object::String(name);
+                    resources[i].obj["kind"] = Object::String(kind);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The operations of a JSON 6902 patch, when `text` is a YAML/JSON list.
+fn parse_ops(text: &str) -> Option<Vec<Object>> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let json: Object = serde_json::to_value(value).ok()?;
+    json.as_array().cloned()
 }

@@ -25,14 +25,14 @@ const IMPLEMENTED: &[&str] = &[
     "images",
     "replicas",
     "crds",
+    "patches",
+    "patchesStrategicMerge",
+    "patchesJson6902",
 ];
 
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
     "components",
-    "patches",
-    "patchesStrategicMerge",
-    "patchesJson6902",
     "configMapGenerator",
     "secretGenerator",
     "generatorOptions",
@@ -90,6 +90,32 @@ pub struct Kustomization {
     /// CRD files (accepted; their fieldspecs matter for name references, part 2).
     #[serde(default)]
     pub crds: Vec<String>,
+    /// Patches (strategic merge or JSON 6902), inline or from a file, optionally targeted.
+    #[serde(default)]
+    pub patches: Vec<PatchEntry>,
+    /// Strategic merge patches: file paths or inline YAML (deprecated form).
+    #[serde(default)]
+    pub patches_strategic_merge: Vec<String>,
+    /// JSON 6902 patches with a target (deprecated form).
+    #[serde(default)]
+    pub patches_json6902: Vec<PatchEntry>,
+}
+
+/// An entry of `patches` or `patchesJson6902`.
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct PatchEntry {
+    /// A file with the patch.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The patch inline.
+    #[serde(default)]
+    pub patch: Option<String>,
+    /// The objects it applies to.
+    #[serde(default)]
+    pub target: Option<crate::patch::Target>,
+    /// kustomize's patch options (`allowNameChange`, `allowKindChange`).
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, bool>>,
 }
 
 /// An entry of `labels`.
@@ -170,12 +196,12 @@ mod tests {
 
     #[test]
     fn unknown_and_unimplemented_fields_are_named() {
-        let err = Kustomization::parse("resources: []\npatches: []\n", "k.yaml")
+        let err = Kustomization::parse("resources: []\nreplacements: []\n", "k.yaml")
             .unwrap_err()
             .to_string();
         assert_eq!(
             err,
-            "k.yaml: kustomization field 'patches' is not supported by driftless yet"
+            "k.yaml: kustomization field 'replacements' is not supported by driftless yet"
         );
         let err = Kustomization::parse("resourcez: []\n", "k.yaml")
             .unwrap_err()

@@ -82,8 +82,9 @@ fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String,
     }
 }
 
-/// Applies one kustomization level's transformers to its resources.
-pub fn apply(k: &Kustomization, resources: &mut [Res]) {
+/// Applies one kustomization level's metadata transformers (namespace, prefix/suffix, labels,
+/// annotations) to its resources.
+pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
     for res in resources.iter_mut() {
         let o = &mut res.obj;
         if let Some(ns) = &k.namespace {
@@ -129,6 +130,13 @@ pub fn apply(k: &Kustomization, resources: &mut [Res]) {
             );
         }
         annotations(o, &k.common_annotations);
+    }
+}
+
+/// Applies one kustomization level's workload transformers (replicas, images), after JSON 6902 patches.
+pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) {
+    for res in resources.iter_mut() {
+        let o = &mut res.obj;
         for r in &k.replicas {
             let name = field(o, &["metadata", "name"]);
             let replicated = matches!(

@@ -1,0 +1,403 @@
+//! Patches: strategic merge (maps merged, lists of known kinds merged by their merge key, `$patch`
+//! directives, `null` deletes) and JSON 6902 (add, remove, replace, move, copy, test), with kustomize's
+//! target selection (group, version, kind, name and namespace as anchored regexes, label and annotation
+//! selectors).
+
+use serde_json::{Map, Value};
+
+use crate::{Object, order::field};
+
+/// List fields merged by a key, as Kubernetes' strategic merge patch does for the built-in types.
+fn merge_key(list_field: &str) -> Option<&'static str> {
+    Some(match list_field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "hostAliases"
+        | "topologySpreadConstraints"
+        | "readinessGates"
+        | "resourceClaims" => {
+            if list_field == "hostAliases" {
+                "ip"
+            } else if list_field == "topologySpreadConstraints" {
+                "topologyKey"
+            } else if list_field == "readinessGates" {
+                "conditionType"
+            } else {
+                "name"
+            }
+        }
+        "volumeMounts" => "mountPath",
+        "volumeDevices" => "devicePath",
+        "ports" => "containerPort",
+        "envFrom" => return None,
+        _ => return None,
+    })
+}
+
+/// Applies a strategic merge patch to `target`.
+pub fn strategic_merge(target: &mut Value, patch: &Value) {
+    merge_value(target, patch, None);
+}
+
+fn merge_value(target: &mut Value, patch: &Value, list_field: Option<&str>) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => merge_map(t, p),
+        (t @ Value::Array(_), Value::Array(p)) => merge_list(t, p, list_field),
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    if patch.get("$patch").and_then(|v| v.as_str()) == Some("replace") {
+        let mut replaced = patch.clone();
+        replaced.remove("$patch");
+        *target = replaced;
+        return;
+    }
+    for (key, value) in patch {
+        if key == "$patch" || key.starts_with("$setElementOrder") || key.starts_with("$retainKeys") {
+            continue;
+        }
+        if value.is_null() {
+            target.remove(key);
+            continue;
+        }
+        match target.get_mut(key) {
+            Some(existing) if !existing.is_null() => merge_value(existing, value, Some(key)),
+            _ => {
+                let mut fresh = strip_directives(value);
+                if let Value::Object(m) = &mut fresh {
+                    m.remove("$patch");
+                }
+                target.insert(key.clone(), fresh);
+            }
+        }
+    }
+}
+
+fn strip_directives(value: &Value) -> Value {
+    match value {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .filter(|i| i.get("$patch").and_then(|p| p.as_str()) != Some("delete"))
+                .map(strip_directives)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn merge_list(target: &mut Value, patch: &[Value], list_field: Option<&str>) {
+    let key = list_field.and_then(merge_key);
+    let (Some(key), Some(items)) = (key, target.as_array_mut()) else {
+        // lists without a merge key are replaced
+        *target = Value::Array(patch.iter().map(strip_directives).collect());
+        return;
+    };
+    if patch
+        .iter()
+        .any(|p| p.get("$patch").and_then(|v| v.as_str()) == Some("replace"))
+    {
+        *target = Value::Array(
+            patch
+                .iter()
+                .filter(|p| p.get("$patch").is_none())
+                .map(strip_directives)
+                .collect(),
+        );
+        return;
+    }
+    for p in patch {
+        let Some(id) = p.get(key) else {
+            items.push(strip_directives(p));
+            continue;
+        };
+        let position = items.iter().position(|i| i.get(key) == Some(id));
+        let delete = p.get("$patch").and_then(|v| v.as_str()) == Some("delete");
+        match (position, delete) {
+            (Some(i), true) => {
+                items.remove(i);
+            }
+            (Some(i), false) => merge_value(&mut items[i], p, None),
+            (None, true) => {}
+            (None, false) => items.push(strip_directives(p)),
+        }
+    }
+}
+
+/// A JSON 6902 patch that cannot be applied.
+#[derive(Debug)]
+pub struct PatchError(pub String);
+
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+fn parent_and_key<'a>(root: &'a mut Value, path: &str) -> Result<(&'a mut Value, String), PatchError> {
+    let tokens: Vec<String> = path.split('/').skip(1).map(unescape).collect();
+    let (last, parents) = tokens
+        .split_last()
+        .ok_or_else(|| PatchError(format!("invalid path '{path}'")))?;
+    let mut cur = root;
+    for t in parents {
+        cur = match cur {
+            Value::Object(m) => m.get_mut(t),
+            Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            _ => None,
+        }
+        .ok_or_else(|| PatchError(format!("path '{path}' does not exist")))?;
+    }
+    Ok((cur, last.clone()))
+}
+
+fn add(root: &mut Value, path: &str, value: Value) -> Result<(), PatchError> {
+    if path.is_empty() {
+        *root = value;
+        return Ok(());
+    }
+    let (parent, key) = parent_and_key(root, path)?;
+    match parent {
+        Value::Object(m) => {
+            m.insert(key, value);
+        }
+        Value::Array(a) if key == "-" => a.push(value),
+        Value::Array(a) => {
+            let i: usize = key
+                .parse()
+                .map_err(|_| PatchError(format!("invalid index in '{path}'")))?;
+            if i > a.len() {
+                return Err(PatchError(format!("index out of range in '{path}'")));
+            }
+            a.insert(i, value);
+        }
+        _ => return Err(PatchError(format!("cannot add at '{path}'"))),
+    }
+    Ok(())
+}
+
+fn remove(root: &mut Value, path: &str) -> Result<Value, PatchError> {
+    let (parent, key) = parent_and_key(root, path)?;
+    match parent {
+        Value::Object(m) => m.remove(&key),
+        Value::Array(a) => key
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < a.len())
+            .map(|i| a.remove(i)),
+        _ => None,
+    }
+    .ok_or_else(|| PatchError(format!("path '{path}' does not exist")))
+}
+
+/// Applies JSON 6902 operations to `target`.
+pub fn json6902(target: &mut Value, ops: &[Value]) -> Result<(), PatchError> {
+    for op in ops {
+        let kind = op
+            .get("op")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| PatchError("an operation has no 'op'".into()))?;
+        let path = op
+            .get("path")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| PatchError(format!("'{kind}' has no 'path'")))?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| PatchError(format!("'{kind}' at '{path}' has no 'value'")))
+        };
+        let from = || {
+            op.get("from")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| PatchError(format!("'{kind}' at '{path}' has no 'from'")))
+        };
+        match kind {
+            "add" => add(target, path, value()?)?,
+            "remove" => {
+                remove(target, path)?;
+            }
+            "replace" => {
+                remove(target, path)?;
+                add(target, path, value()?)?;
+            }
+            "move" => {
+                let v = remove(target, from()?)?;
+                add(target, path, v)?;
+            }
+            "copy" => {
+                let v = target.pointer(from()?).cloned().ok_or_else(|| {
+                    PatchError(format!("path '{}' does not exist", from().unwrap_or_default()))
+                })?;
+                add(target, path, v)?;
+            }
+            "test" => {
+                if target.pointer(path) != Some(&value()?) {
+                    return Err(PatchError(format!("test failed at '{path}'")));
+                }
+            }
+            other => return Err(PatchError(format!("unknown operation '{other}'"))),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a label-style selector (`a=b,c!=d,e`) matches `labels`.
+fn selector_matches(selector: &str, labels: Option<&Map<String, Value>>) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .all(|term| {
+            let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str());
+            if let Some((k, v)) = term.split_once("!=") {
+                get(k.trim()) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                get(k.trim()) == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                get(k.trim()).is_none()
+            } else {
+                get(term).is_some()
+            }
+        })
+}
+
+fn regex_matches(pattern: &str, value: &str) -> bool {
+    // kustomize anchors target regexes; plain names (the common case) compare directly
+    if !pattern.contains(['*', '.', '[', '(', '|', '+', '?', '^', '$']) {
+        return pattern == value;
+    }
+    simple_regex(
+        &format!("^{}$", pattern.trim_start_matches('^').trim_end_matches('$')),
+        value,
+    )
+}
+
+/// A small anchored regex matcher for target names: literals, `.`, `*`, `.*`, `+`, `?`, `|` alternation.
+fn simple_regex(pattern: &str, value: &str) -> bool {
+    let body = &pattern[1..pattern.len() - 1];
+    body.split('|').any(|alt| glob(alt.as_bytes(), value.as_bytes()))
+}
+
+fn glob(p: &[u8], v: &[u8]) -> bool {
+    match p {
+        [] => v.is_empty(),
+        [c, b'*', rest @ ..] => {
+            (glob(rest, v)) || (!v.is_empty() && (*c == b'.' || v[0] == *c) && glob(p, &v[1..]))
+        }
+        [c, b'+', rest @ ..] => {
+            !v.is_empty() && (*c == b'.' || v[0] == *c) && glob(&[&[*c, b'*'][..], rest].concat(), &v[1..])
+        }
+        [c, b'?', rest @ ..] => {
+            glob(rest, v) || (!v.is_empty() && (*c == b'.' || v[0] == *c) && glob(rest, &v[1..]))
+        }
+        [b'\\', c, rest @ ..] => !v.is_empty() && v[0] == *c && glob(rest, &v[1..]),
+        [b'.', rest @ ..] => !v.is_empty() && glob(rest, &v[1..]),
+        [c, rest @ ..] => !v.is_empty() && v[0] == *c && glob(rest, &v[1..]),
+    }
+}
+
+/// A patch target (kustomize's selector).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// API group.
+    pub group: Option<String>,
+    /// API version.
+    pub version: Option<String>,
+    /// Kind.
+    pub kind: Option<String>,
+    /// Name (anchored regex).
+    pub name: Option<String>,
+    /// Namespace (anchored regex).
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub label_selector: Option<String>,
+    /// Annotation selector.
+    pub annotation_selector: Option<String>,
+}
+
+impl Target {
+    /// Whether `o` is selected.
+    pub fn matches(&self, o: &Object) -> bool {
+        let api_version = field(o, &["apiVersion"]);
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let ok = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| regex_matches(w, have));
+        ok(&self.group, group)
+            && ok(&self.version, version)
+            && ok(&self.kind, field(o, &["kind"]))
+            && ok(&self.name, field(o, &["metadata", "name"]))
+            && ok(&self.namespace, field(o, &["metadata", "namespace"]))
+            && self.label_selector.as_deref().is_none_or(|s| {
+                selector_matches(s, o.pointer("/metadata/labels").and_then(|l| l.as_object()))
+            })
+            && self.annotation_selector.as_deref().is_none_or(|s| {
+                selector_matches(s, o.pointer("/metadata/annotations").and_then(|l| l.as_object()))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn containers_merge_by_name_and_directives_apply() {
+        let mut d = json!({"spec": {"containers": [{"name": "a", "image": "x", "env": [{"name": "A", "value": "1"}]}, {"name": "b", "image": "y"}]}});
+        strategic_merge(
+            &mut d,
+            &json!({"spec": {"containers": [
+                {"name": "a", "env": [{"name": "B", "value": "2"}]},
+                {"name": "b", "$patch": "delete"},
+                {"name": "c", "image": "z"}
+            ]}}),
+        );
+        assert_eq!(
+            d,
+            json!({"spec": {"containers": [
+                {"name": "a", "image": "x", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                {"name": "c", "image": "z"}
+            ]}})
+        );
+    }
+
+    #[test]
+    fn json6902_operations() {
+        let mut d = json!({"a": {"b": [1, 2]}, "c": 1});
+        json6902(
+            &mut d,
+            &[
+                json!({"op": "add", "path": "/a/b/-", "value": 3}),
+                json!({"op": "replace", "path": "/c", "value": 2}),
+                json!({"op": "copy", "from": "/c", "path": "/d"}),
+                json!({"op": "move", "from": "/d", "path": "/e"}),
+                json!({"op": "remove", "path": "/a/b/0"}),
+                json!({"op": "test", "path": "/e", "value": 2}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(d, json!({"a": {"b": [2, 3]}, "c": 2, "e": 2}));
+        assert!(json6902(&mut d, &[json!({"op": "remove", "path": "/nope"})]).is_err());
+    }
+
+    #[test]
+    fn targets_match_regexes_and_selectors() {
+        let o = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web-1", "labels": {"app": "web", "tier": "fe"}}});
+        let t = |v: serde_json::Value| serde_json::from_value::<Target>(v).unwrap().matches(&o);
+        assert!(t(json!({"kind": "Deployment", "name": "web-.*"})));
+        assert!(!t(json!({"kind": "Deployment", "name": "web"})));
+        assert!(t(json!({"group": "apps", "labelSelector": "app=web,tier!=be"})));
+        assert!(!t(json!({"labelSelector": "app=api"})));
+    }
+}
