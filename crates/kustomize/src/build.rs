@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     Error, Object, Result,
-    kustomization::{FILE_NAMES, Kustomization, PatchEntry},
-    order::{field, legacy_sort},
+    kustomization::{FILE_NAMES, Kustomization, PatchEntry, SortOptions},
+    order::{field, legacy_sort, legacy_sort_with},
     transform::{self, Res},
     yaml,
 };
@@ -21,9 +21,36 @@ pub fn build(root: &Path, path: &Path) -> Result<Vec<Object>> {
     })?;
     let dir = inside(&root, &root.join(path), &root)?;
     let mut stack = Vec::new();
-    let mut resources = load_dir(&root, &dir, &mut stack, true)?;
-    let mut objects: Vec<Object> = resources.drain(..).map(|r| r.obj).collect();
-    legacy_sort(&mut objects);
+    let resources = load_dir(&root, &dir, &mut stack, true)?;
+    let mut objects: Vec<Object> = resources.into_iter().map(|r| r.obj).collect();
+    let sort = match kustomization_file(&dir)? {
+        Some(file) => {
+            let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+                path: file.display().to_string(),
+                source,
+            })?;
+            Kustomization::parse(&text, &file.display().to_string())?.sort_options
+        }
+        None => None,
+    };
+    match sort {
+        Some(SortOptions {
+            order: Some(order), ..
+        }) if order == "fifo" => {}
+        Some(SortOptions {
+            legacy_sort_options: Some(l),
+            ..
+        }) => legacy_sort_with(&mut objects, &l.order_first, &l.order_last),
+        Some(SortOptions {
+            order: Some(order), ..
+        }) if order != "legacy" => {
+            return Err(Error::Invalid {
+                path: dir.display().to_string(),
+                message: format!("unknown sortOptions.order '{order}': use legacy or fifo"),
+            });
+        }
+        _ => legacy_sort(&mut objects),
+    }
     Ok(objects)
 }
 
@@ -131,20 +158,83 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
             resources.extend(load_file(&target)?);
         }
     }
+    for entry in &kustomization.components {
+        if is_remote(entry) {
+            return Err(Error::Invalid {
+                path: origin.display().to_string(),
+                message: format!(
+                    "remote component '{entry}' refused: remote bases are disabled (--no-remote-bases=true)"
+                ),
+            });
+        }
+        let target = inside(root, &dir.join(entry), &origin)?;
+        load_component(root, &target, stack, &mut resources)?;
+    }
     stack.pop();
     check_unique(&resources, &origin)?;
-    apply_patches(root, dir, &origin, &kustomization, &mut resources, Phase::Before)?;
-    transform::apply_metadata(&kustomization, &mut resources);
-    apply_patches(
-        root,
-        dir,
-        &origin,
-        &kustomization,
-        &mut resources,
-        Phase::Json6902,
-    )?;
-    transform::apply_workloads(&kustomization, &mut resources);
+    transform_level(root, dir, &origin, &kustomization, &mut resources)?;
     Ok(resources)
+}
+
+/// One level's patches and transformers, in kustomize's order.
+fn transform_level(
+    root: &Path,
+    dir: &Path,
+    origin: &Path,
+    k: &Kustomization,
+    resources: &mut Vec<Res>,
+) -> Result<()> {
+    apply_patches(root, dir, origin, k, resources, Phase::Before)?;
+    transform::apply_metadata(k, resources);
+    apply_patches(root, dir, origin, k, resources, Phase::Json6902)?;
+    transform::apply_workloads(k, resources);
+    Ok(())
+}
+
+/// A Component: its resources join those accumulated so far, then its own components and transformers
+/// apply to all of them.
+fn load_component(
+    root: &Path,
+    dir: &Path,
+    stack: &mut Vec<PathBuf>,
+    accumulated: &mut Vec<Res>,
+) -> Result<()> {
+    let file = kustomization_file(dir)?.ok_or_else(|| Error::Invalid {
+        path: dir.display().to_string(),
+        message: "a component directory needs a kustomization file of kind Component".into(),
+    })?;
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let k = Kustomization::parse(&text, &file.display().to_string())?;
+    if k.kind.as_deref() != Some("Component") {
+        return Err(Error::Invalid {
+            path: file.display().to_string(),
+            message: "expected kind Component for a component".into(),
+        });
+    }
+    if stack.contains(&dir.to_path_buf()) {
+        return Err(Error::Invalid {
+            path: dir.display().to_string(),
+            message: "cycle detected through components".into(),
+        });
+    }
+    stack.push(dir.to_path_buf());
+    for entry in k.resources.iter().chain(&k.bases) {
+        let target = inside(root, &dir.join(entry), &file)?;
+        if target.is_dir() {
+            accumulated.extend(load_dir(root, &target, stack, false)?);
+        } else {
+            accumulated.extend(load_file(&target)?);
+        }
+    }
+    for entry in &k.components {
+        let target = inside(root, &dir.join(entry), &file)?;
+        load_component(root, &target, stack, accumulated)?;
+    }
+    stack.pop();
+    transform_level(root, dir, &file, &k, accumulated)
 }
 
 fn load_file(file: &Path) -> Result<Vec<Res>> {

@@ -28,11 +28,12 @@ const IMPLEMENTED: &[&str] = &[
     "patches",
     "patchesStrategicMerge",
     "patchesJson6902",
+    "components",
+    "sortOptions",
 ];
 
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
-    "components",
     "configMapGenerator",
     "secretGenerator",
     "generatorOptions",
@@ -47,7 +48,6 @@ const NOT_YET: &[&str] = &[
     "helmGlobals",
     "helmChartInflationGenerator",
     "buildMetadata",
-    "sortOptions",
 ];
 
 /// A parsed kustomization.
@@ -99,6 +99,36 @@ pub struct Kustomization {
     /// JSON 6902 patches with a target (deprecated form).
     #[serde(default)]
     pub patches_json6902: Vec<PatchEntry>,
+    /// Components: kustomizations of kind Component applied to what is accumulated so far.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// The output order (top-level kustomization only).
+    #[serde(default)]
+    pub sort_options: Option<SortOptions>,
+}
+
+/// `sortOptions`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct SortOptions {
+    /// `legacy` (the default) or `fifo` (input order).
+    #[serde(default)]
+    pub order: Option<String>,
+    /// Custom kind orders for `legacy`.
+    #[serde(default)]
+    pub legacy_sort_options: Option<LegacySortOptions>,
+}
+
+/// Custom kind orders of the legacy sort.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacySortOptions {
+    /// Kinds first, in this order.
+    #[serde(default)]
+    pub order_first: Vec<String>,
+    /// Kinds last, in this order.
+    #[serde(default)]
+    pub order_last: Vec<String>,
 }
 
 /// An entry of `patches` or `patchesJson6902`.

@@ -1,7 +1,8 @@
 //! driftless's kustomize: `build(root, path)` turns a kustomization directory into the objects
 //! `kubectl kustomize` would print, in the same order. Part 1 (this crate so far): `resources` (files,
 //! directories, nested kustomizations), `namespace`, `namePrefix`/`nameSuffix`, `commonLabels`, `labels`,
-//! `commonAnnotations`, `images`, `replicas`, `patches`, `patchesStrategicMerge`, `patchesJson6902`, and
+//! `commonAnnotations`, `images`, `replicas`, `patches`, `patchesStrategicMerge`, `patchesJson6902`,
+//! `components`, `sortOptions` (legacy, custom legacy, fifo), and
 //! kustomize's default (legacy) output order. Any other
 //! kustomization field is an error naming it — never silently ignored. Paths may not leave `root`; remote
 //! resources are refused (`--no-remote-bases`).

@@ -29,11 +29,11 @@ const ORDER_FIRST: &[&str] = &[
 ];
 const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
 
-fn kind_rank(kind: &str) -> i64 {
-    if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
-        return i as i64 - ORDER_FIRST.len() as i64;
+fn kind_rank<S: AsRef<str>>(kind: &str, first: &[S], last: &[S]) -> i64 {
+    if let Some(i) = first.iter().position(|k| k.as_ref() == kind) {
+        return i as i64 - first.len() as i64;
     }
-    if let Some(i) = ORDER_LAST.iter().position(|k| *k == kind) {
+    if let Some(i) = last.iter().position(|k| k.as_ref() == kind) {
         return 1 + i as i64;
     }
     0
@@ -48,7 +48,7 @@ pub fn field<'a>(o: &'a Object, path: &[&str]) -> &'a str {
 }
 
 /// The sort key of an object.
-fn key(o: &Object) -> (i64, String, String) {
+fn key<S: AsRef<str>>(o: &Object, first: &[S], last: &[S]) -> (i64, String, String) {
     let api_version = field(o, &["apiVersion"]);
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
@@ -68,10 +68,15 @@ fn key(o: &Object) -> (i64, String, String) {
         or(field(o, &["metadata", "namespace"]), "~X"),
         field(o, &["metadata", "name"])
     );
-    (kind_rank(kind), gvk, id)
+    (kind_rank(kind, first, last), gvk, id)
 }
 
 /// Sorts objects into kustomize's legacy order (stable).
 pub fn legacy_sort(objects: &mut [Object]) {
-    objects.sort_by_cached_key(key);
+    objects.sort_by_cached_key(|o| key(o, ORDER_FIRST, ORDER_LAST));
+}
+
+/// The legacy sort with custom first and last kinds (`sortOptions.legacySortOptions`).
+pub fn legacy_sort_with(objects: &mut [Object], first: &[String], last: &[String]) {
+    objects.sort_by_cached_key(|o| key(o, first, last));
 }
