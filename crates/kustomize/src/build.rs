@@ -140,6 +140,9 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
             message: "a Component cannot be built on its own".into(),
         });
     }
+    for crd in &kustomization.crds {
+        check_openapi_definitions(root, dir, &origin, crd)?;
+    }
     stack.push(dir.to_path_buf());
     let mut resources = Vec::new();
     for entry in kustomization.resources.iter().chain(&kustomization.bases) {
@@ -469,4 +472,27 @@ fn parse_ops(text: &str) -> Option<Vec<Object>> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
     let json: Object = serde_json::to_value(value).ok()?;
     json.as_array().cloned()
+}
+
+/// `crds` lists OpenAPI definition files (a map of definition name → schema), as kustomize reads them.
+fn check_openapi_definitions(root: &Path, dir: &Path, origin: &Path, entry: &str) -> Result<()> {
+    let file = inside(root, &dir.join(entry), origin)?;
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let valid = value
+        .as_mapping()
+        .is_some_and(|m| m.values().all(|v| v.is_mapping()));
+    if !valid {
+        return Err(Error::Invalid {
+            path: origin.display().to_string(),
+            message: format!("loading CRDs [{entry}]: unable to parse open API definition from '{entry}'"),
+        });
+    }
+    Ok(())
 }

@@ -98,6 +98,18 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
                     meta.insert("name".into(), Value::String(ns.clone()));
                 }
             }
+            // setRoleBindingSubjects: defaultOnly — ServiceAccount subjects in "default" follow
+            if matches!(kind(o), "RoleBinding" | "ClusterRoleBinding")
+                && let Some(subjects) = o.get_mut("subjects").and_then(|s| s.as_array_mut())
+            {
+                for subject in subjects {
+                    if subject.get("kind").and_then(|k| k.as_str()) == Some("ServiceAccount")
+                        && subject.get("namespace").and_then(|n| n.as_str()) == Some("default")
+                    {
+                        subject["namespace"] = Value::String(ns.clone());
+                    }
+                }
+            }
         }
         if (k.name_prefix.is_some() || k.name_suffix.is_some())
             && kind(o) != "CustomResourceDefinition"
