@@ -190,8 +190,10 @@ fn transform_level(
     apply_patches(root, dir, origin, k, resources, Phase::Before)?;
     transform::apply_metadata(k, resources);
     apply_patches(root, dir, origin, k, resources, Phase::Json6902)?;
-    transform::apply_workloads(k, resources);
-    Ok(())
+    transform::apply_workloads(k, resources).map_err(|message| Error::Invalid {
+        path: origin.display().to_string(),
+        message,
+    })
 }
 
 /// A Component: its resources join those accumulated so far, then its own components and transformers

@@ -109,6 +109,7 @@ pub struct Kustomization {
 
 /// `sortOptions`.
 #[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct SortOptions {
     /// `legacy` (the default) or `fifo` (input order).
@@ -121,6 +122,7 @@ pub struct SortOptions {
 
 /// Custom kind orders of the legacy sort.
 #[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct LegacySortOptions {
     /// Kinds first, in this order.
@@ -133,6 +135,7 @@ pub struct LegacySortOptions {
 
 /// An entry of `patches` or `patchesJson6902`.
 #[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct PatchEntry {
     /// A file with the patch.
     #[serde(default)]
@@ -150,6 +153,7 @@ pub struct PatchEntry {
 
 /// An entry of `labels`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Label {
     /// The labels.
@@ -165,6 +169,7 @@ pub struct Label {
 
 /// An entry of `images`.
 #[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Image {
     /// The image name to match (without tag or digest).
@@ -182,6 +187,7 @@ pub struct Image {
 
 /// An entry of `replicas`.
 #[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct Replica {
     /// The workload's name.
     pub name: String,

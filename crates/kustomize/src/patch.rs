@@ -308,7 +308,7 @@ fn glob(p: &[u8], v: &[u8]) -> bool {
 
 /// A patch target (kustomize's selector).
 #[derive(Debug, Default, Clone, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
     /// API group.
     pub group: Option<String>,

@@ -146,7 +146,21 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
 }
 
 /// Applies one kustomization level's workload transformers (replicas, images), after JSON 6902 patches.
-pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) {
+pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) -> Result<(), String> {
+    for r in &k.replicas {
+        let replicated = |res: &Res| {
+            matches!(
+                kind(&res.obj),
+                "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
+            ) && (r.name == field(&res.obj, &["metadata", "name"]) || r.name == res.original_name)
+        };
+        if !resources.iter().any(replicated) {
+            return Err(format!(
+                "resource with name {} does not match a config with the following GVK [Deployment.[noVer].[noGrp] StatefulSet.[noVer].[noGrp] ReplicaSet.[noVer].[noGrp] ReplicationController.[noVer].[noGrp]]",
+                r.name
+            ));
+        }
+    }
     for res in resources.iter_mut() {
         let o = &mut res.obj;
         for r in &k.replicas {
@@ -166,6 +180,7 @@ pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) {
             images(o, &k.images);
         }
     }
+    Ok(())
 }
 
 fn labels(o: &mut Object, pairs: &BTreeMap<String, String>, selectors: bool, templates: bool) {
