@@ -452,7 +452,16 @@ fn apply_patches(
                 continue;
             }
             for i in matched {
-                let keep_name = entry.target.is_some();
+                let allowed = |opt: &str| {
+                    entry
+                        .options
+                        .as_ref()
+                        .and_then(|o| o.get(opt))
+                        .copied()
+                        .unwrap_or(false)
+                };
+                let keep_name = entry.target.is_some() && !allowed("allowNameChange");
+                let keep_kind = entry.target.is_some() && !allowed("allowKindChange");
                 let (name, kind) = (
                     field(&resources[i].obj, &["metadata", "name"]).to_string(),
                     field(&resources[i].obj, &["kind"]).to_string(),
@@ -461,6 +470,8 @@ fn apply_patches(
                 // a targeted patch does not rename or re-kind what it patches
                 if keep_name {
                     resources[i].obj["metadata"]["name"] = Object::String(name);
+                }
+                if keep_kind {
                     resources[i].obj["kind"] = Object::String(kind);
                 }
             }

@@ -32,6 +32,7 @@ fn merge_key(list_field: &str) -> Option<&'static str> {
         }
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
+        // container ports merge by containerPort; Service ports by port (resolved in merge_list)
         "ports" => "containerPort",
         "envFrom" => return None,
         _ => return None,
@@ -99,7 +100,15 @@ fn strip_directives(value: &Value) -> Value {
 }
 
 fn merge_list(target: &mut Value, patch: &[Value], list_field: Option<&str>) {
-    let key = list_field.and_then(merge_key);
+    let mut key = list_field.and_then(merge_key);
+    if list_field == Some("ports")
+        && !patch
+            .iter()
+            .chain(target.as_array().into_iter().flatten())
+            .any(|p| p.get("containerPort").is_some())
+    {
+        key = Some("port");
+    }
     let (Some(key), Some(items)) = (key, target.as_array_mut()) else {
         // lists without a merge key are replaced
         *target = Value::Array(patch.iter().map(strip_directives).collect());
