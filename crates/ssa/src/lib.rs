@@ -1,0 +1,516 @@
+//! The apply engine of kustomize-controller (and, later, helm-controller), after fluxcd/pkg `ssa`:
+//! every object is server-side applied with the controller's field manager after a server dry-run, so
+//! unchanged objects are reported and not written; CRDs, Namespaces and ClusterRoles go first (CRDs must be
+//! established before their custom resources), then `*Class` kinds, then the rest; what left the set is
+//! pruned from the previous inventory. Per-object annotations: `kustomize.toolkit.fluxcd.io/ssa`
+//! (`Ignore`, `IfNotPresent`), `kustomize.toolkit.fluxcd.io/prune: disabled`,
+//! `kustomize.toolkit.fluxcd.io/reconcile: disabled` (values compared case-insensitively).
+#![warn(missing_docs)]
+
+use std::{collections::BTreeMap, fmt, time::Duration};
+
+use driftless_api::kustomize::ResourceRef;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams},
+    core::GroupVersionKind,
+    discovery::{ApiCapabilities, ApiResource, Discovery, Scope},
+};
+use serde_json::Value;
+use tracing::debug;
+
+/// The SSA policy annotation.
+pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
+/// The prune policy annotation.
+pub const PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
+/// The reconcile policy annotation.
+pub const RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
+
+/// An apply or prune failure, naming the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object's kind is not served by the cluster.
+    #[error("{id}: no matches for kind \"{kind}\" in version \"{api_version}\"")]
+    UnknownKind {
+        /// The object.
+        id: String,
+        /// Its kind.
+        kind: String,
+        /// Its apiVersion.
+        api_version: String,
+    },
+    /// The object lacks apiVersion, kind or name.
+    #[error("invalid object: {0}")]
+    Invalid(String),
+    /// The API server refused the object (dry-run or apply).
+    #[error("{id} {action} failed: {message}")]
+    Api {
+        /// The object.
+        id: String,
+        /// dry-run, apply, delete.
+        action: &'static str,
+        /// The server's message.
+        message: String,
+    },
+    /// Discovery failed.
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+}
+
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What happened to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// It did not exist and was created.
+    Created,
+    /// It existed and was changed.
+    Configured,
+    /// It was already as desired: nothing was written.
+    Unchanged,
+    /// It was deleted (pruned).
+    Deleted,
+    /// An annotation told us to leave it alone.
+    Skipped,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Created => "created",
+            Action::Configured => "configured",
+            Action::Unchanged => "unchanged",
+            Action::Deleted => "deleted",
+            Action::Skipped => "skipped",
+        })
+    }
+}
+
+/// One entry of a change set: `Deployment/default/web configured`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `Kind/namespace/name` (or `Kind/name` when cluster-scoped).
+    pub subject: String,
+    /// What happened.
+    pub action: Action,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.subject, self.action)
+    }
+}
+
+/// The changes of one apply or prune.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeSet {
+    /// The entries, in apply order.
+    pub entries: Vec<Change>,
+}
+
+impl ChangeSet {
+    /// Whether anything was written or deleted.
+    pub fn has_changes(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|c| matches!(c.action, Action::Created | Action::Configured | Action::Deleted))
+    }
+
+    /// Flux's event message: one changed object per line.
+    pub fn summary(&self) -> String {
+        self.entries
+            .iter()
+            .filter(|c| matches!(c.action, Action::Created | Action::Configured | Action::Deleted))
+            .map(Change::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn str_at<'a>(o: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .try_fold(o, |v, k| v.get(*k))
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+}
+
+fn annotation<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
+    o.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+fn gvk_of(o: &Value) -> Result<GroupVersionKind, Error> {
+    let api_version = str_at(o, &["apiVersion"]);
+    let kind = str_at(o, &["kind"]);
+    if api_version.is_empty() || kind.is_empty() || str_at(o, &["metadata", "name"]).is_empty() {
+        return Err(Error::Invalid(format!(
+            "an object lacks apiVersion, kind or metadata.name: {}",
+            short(o)
+        )));
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    Ok(GroupVersionKind::gvk(group, version, kind))
+}
+
+fn short(o: &Value) -> String {
+    format!("{}/{}", str_at(o, &["kind"]), str_at(o, &["metadata", "name"]))
+}
+
+/// `Kind/namespace/name`, Flux's subject of change-set entries.
+pub fn subject(o: &Value) -> String {
+    let ns = str_at(o, &["metadata", "namespace"]);
+    if ns.is_empty() {
+        format!("{}/{}", str_at(o, &["kind"]), str_at(o, &["metadata", "name"]))
+    } else {
+        format!(
+            "{}/{ns}/{}",
+            str_at(o, &["kind"]),
+            str_at(o, &["metadata", "name"])
+        )
+    }
+}
+
+/// The inventory entry of an object: `<namespace>_<name>_<group>_<kind>`, version `v`.
+pub fn inventory_ref(o: &Value) -> ResourceRef {
+    let api_version = str_at(o, &["apiVersion"]);
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ResourceRef {
+        id: format!(
+            "{}_{}_{}_{}",
+            str_at(o, &["metadata", "namespace"]),
+            str_at(o, &["metadata", "name"]),
+            group,
+            str_at(o, &["kind"])
+        ),
+        v: version.to_string(),
+    }
+}
+
+/// Parses an inventory entry back into (namespace, name, gvk).
+pub fn parse_ref(r: &ResourceRef) -> Option<(String, String, GroupVersionKind)> {
+    let mut parts = r.id.splitn(4, '_');
+    let (ns, name, group, kind) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some((
+        ns.to_string(),
+        name.to_string(),
+        GroupVersionKind::gvk(group, &r.v, kind),
+    ))
+}
+
+fn stage(o: &Value) -> u8 {
+    match str_at(o, &["kind"]) {
+        "CustomResourceDefinition" | "Namespace" | "ClusterRole" | "ClusterRoleBinding" => 0,
+        k if k.ends_with("Class") => 1,
+        _ => 2,
+    }
+}
+
+/// Metadata the API server owns: ignored when comparing a dry-run with the live object.
+const SERVER_FIELDS: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "uid",
+];
+
+fn comparable(o: &Value) -> Value {
+    let mut o = o.clone();
+    if let Some(meta) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        for f in SERVER_FIELDS {
+            meta.remove(*f);
+        }
+    }
+    if let Some(map) = o.as_object_mut() {
+        map.remove("status");
+    }
+    o
+}
+
+/// Applies and prunes with one field manager.
+pub struct ResourceManager {
+    client: Client,
+    field_manager: String,
+}
+
+impl ResourceManager {
+    /// A manager writing as `field_manager` through `client`.
+    pub fn new(client: Client, field_manager: &str) -> Self {
+        Self {
+            client,
+            field_manager: field_manager.to_string(),
+        }
+    }
+
+    async fn discover(&self) -> Result<Discovery, Error> {
+        Discovery::new(self.client.clone())
+            .run()
+            .await
+            .map_err(|e| Error::Discovery(e.to_string()))
+    }
+
+    fn api(&self, ar: &ApiResource, caps: &ApiCapabilities, namespace: &str) -> Api<DynamicObject> {
+        match caps.scope {
+            Scope::Cluster => Api::all_with(self.client.clone(), ar),
+            Scope::Namespaced => Api::namespaced_with(
+                self.client.clone(),
+                if namespace.is_empty() {
+                    "default"
+                } else {
+                    namespace
+                },
+                ar,
+            ),
+        }
+    }
+
+    /// Applies `objects` in stages with `labels` added to each (owner labels); returns what changed.
+    pub async fn apply_all(
+        &self,
+        objects: &[Value],
+        labels: &BTreeMap<String, String>,
+    ) -> Result<ChangeSet, Error> {
+        let mut objects: Vec<Value> = objects.to_vec();
+        for o in &mut objects {
+            gvk_of(o)?;
+            let meta = o["metadata"].as_object_mut().expect("objects have metadata");
+            let existing = meta
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(l) = existing.as_object_mut() {
+                for (k, v) in labels {
+                    l.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+        }
+        objects.sort_by_key(stage);
+        let mut changes = ChangeSet::default();
+        let mut discovery = self.discover().await?;
+        let mut current_stage = 0;
+        for o in &objects {
+            if stage(o) > 0 && current_stage == 0 {
+                current_stage = stage(o);
+                if objects
+                    .iter()
+                    .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
+                {
+                    self.wait_for_crds(&objects).await;
+                    discovery = self.discover().await?;
+                }
+            }
+            changes.entries.push(Change {
+                subject: subject(o),
+                action: self.apply_one(&discovery, o).await?,
+            });
+        }
+        Ok(changes)
+    }
+
+    async fn wait_for_crds(&self, objects: &[Value]) {
+        let api: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(self.client.clone());
+        for o in objects
+            .iter()
+            .filter(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
+        {
+            let name = str_at(o, &["metadata", "name"]);
+            let established = kube::runtime::wait::await_condition(
+                api.clone(),
+                name,
+                kube::runtime::wait::conditions::is_crd_established(),
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(30), established).await;
+        }
+    }
+
+    async fn apply_one(&self, discovery: &Discovery, o: &Value) -> Result<Action, Error> {
+        let gvk = gvk_of(o)?;
+        let (ar, caps) = discovery.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
+            id: subject(o),
+            kind: gvk.kind.clone(),
+            api_version: str_at(o, &["apiVersion"]).to_string(),
+        })?;
+        let name = str_at(o, &["metadata", "name"]);
+        let api = self.api(&ar, &caps, str_at(o, &["metadata", "namespace"]));
+        let fail = |action: &'static str| {
+            move |e: kube::Error| Error::Api {
+                id: subject(o),
+                action,
+                message: api_message(&e),
+            }
+        };
+        let existing = api.get_opt(name).await.map_err(fail("get"))?;
+        if let Some(live) = &existing {
+            let live = serde_json::to_value(live).expect("objects serialise");
+            let policy = |key| annotation(&live, key).map(str::to_lowercase);
+            if policy(RECONCILE_ANNOTATION).as_deref() == Some("disabled")
+                || policy(SSA_ANNOTATION).as_deref() == Some("ignore")
+                || policy(SSA_ANNOTATION).as_deref() == Some("ifnotpresent")
+            {
+                return Ok(Action::Skipped);
+            }
+        }
+        if annotation(o, SSA_ANNOTATION).map(str::to_lowercase).as_deref() == Some("ignore") {
+            return Ok(Action::Skipped);
+        }
+        let params = PatchParams::apply(&self.field_manager).force();
+        let dry = api
+            .patch(name, &params.clone().dry_run(), &Patch::Apply(o))
+            .await
+            .map_err(fail("dry-run"))?;
+        if let Some(live) = &existing {
+            let (live, dry) = (
+                serde_json::to_value(live).expect("serialise"),
+                serde_json::to_value(&dry).expect("serialise"),
+            );
+            if comparable(&live) == comparable(&dry) {
+                debug!(object = %subject(o), "unchanged");
+                return Ok(Action::Unchanged);
+            }
+        }
+        api.patch(name, &params, &Patch::Apply(o))
+            .await
+            .map_err(fail("apply"))?;
+        Ok(if existing.is_some() {
+            Action::Configured
+        } else {
+            Action::Created
+        })
+    }
+
+    /// Deletes what is in `old` and not in `new` (previous inventory minus the new set), except objects
+    /// annotated `kustomize.toolkit.fluxcd.io/prune: disabled`. Missing objects count as deleted.
+    pub async fn prune(&self, old: &[ResourceRef], new: &[ResourceRef]) -> Result<ChangeSet, Error> {
+        let mut changes = ChangeSet::default();
+        let stale: Vec<&ResourceRef> = old.iter().filter(|o| !new.iter().any(|n| n.id == o.id)).collect();
+        if stale.is_empty() {
+            return Ok(changes);
+        }
+        let discovery = self.discover().await?;
+        // NB: reverse apply order, so Namespaces and CRDs go last
+        let mut stale = stale;
+        stale.reverse();
+        for r in stale {
+            let Some((ns, name, gvk)) = parse_ref(r) else {
+                continue;
+            };
+            let Some((ar, caps)) = discovery.resolve_gvk(&gvk) else {
+                continue;
+            };
+            let api = self.api(&ar, &caps, &ns);
+            let subject = if ns.is_empty() {
+                format!("{}/{name}", gvk.kind)
+            } else {
+                format!("{}/{ns}/{name}", gvk.kind)
+            };
+            let live = api.get_opt(&name).await.map_err(|e| Error::Api {
+                id: subject.clone(),
+                action: "get",
+                message: api_message(&e),
+            })?;
+            let Some(live) = live else { continue };
+            let live = serde_json::to_value(&live).expect("serialise");
+            if annotation(&live, PRUNE_ANNOTATION)
+                .map(str::to_lowercase)
+                .as_deref()
+                == Some("disabled")
+            {
+                changes.entries.push(Change {
+                    subject,
+                    action: Action::Skipped,
+                });
+                continue;
+            }
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => changes.entries.push(Change {
+                    subject,
+                    action: Action::Deleted,
+                }),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    return Err(Error::Api {
+                        id: subject,
+                        action: "delete",
+                        message: api_message(&e),
+                    });
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn inventory_ids_follow_flux() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"}});
+        let r = inventory_ref(&d);
+        assert_eq!(
+            (r.id.as_str(), r.v.as_str()),
+            ("default_web_apps_Deployment", "v1")
+        );
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}});
+        assert_eq!(inventory_ref(&ns).id, "_apps__Namespace");
+        let (n, name, gvk) = parse_ref(&r).unwrap();
+        assert_eq!(
+            (n.as_str(), name.as_str(), gvk.group.as_str(), gvk.kind.as_str()),
+            ("default", "web", "apps", "Deployment")
+        );
+    }
+
+    #[test]
+    fn stages_put_crds_namespaces_and_classes_first() {
+        let kinds = [
+            "Deployment",
+            "IngressClass",
+            "Namespace",
+            "CustomResourceDefinition",
+        ];
+        let mut objs: Vec<Value> = kinds.iter().map(|k| json!({"kind": k})).collect();
+        objs.sort_by_key(stage);
+        let sorted: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            sorted,
+            [
+                "Namespace",
+                "CustomResourceDefinition",
+                "IngressClass",
+                "Deployment"
+            ]
+        );
+    }
+
+    #[test]
+    fn summaries_list_only_changes() {
+        let cs = ChangeSet {
+            entries: vec![
+                Change {
+                    subject: "Deployment/default/web".into(),
+                    action: Action::Configured,
+                },
+                Change {
+                    subject: "ConfigMap/default/c".into(),
+                    action: Action::Unchanged,
+                },
+                Change {
+                    subject: "Namespace/apps".into(),
+                    action: Action::Created,
+                },
+            ],
+        };
+        assert_eq!(
+            cs.summary(),
+            "Deployment/default/web configured\nNamespace/apps created"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The apply engine against the real test cluster: create, unchanged (nothing written), self-heal of
+//! managed fields while other managers' fields stay, staged CRD + custom resource, prune and its opt-out.
+
+use std::collections::BTreeMap;
+
+use driftless_ssa::{Action, ResourceManager, inventory_ref};
+use driftless_testkit::cluster::cluster;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+fn objects(ns: &str, replicas: i64) -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": ns}, "data": {"a": "1"}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}}),
+    ]
+}
+
+fn actions(cs: &driftless_ssa::ChangeSet) -> Vec<(String, Action)> {
+    cs.entries.iter().map(|c| (c.subject.clone(), c.action)).collect()
+}
+
+#[tokio::test]
+async fn apply_creates_then_leaves_unchanged_objects_unwritten_and_heals_drift() {
+    let ns = cluster().namespace("ssa-apply").await;
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let labels = BTreeMap::from([("kustomize.toolkit.fluxcd.io/name".to_string(), "apps".to_string())]);
+    let n = ns.name();
+    let cs = manager.apply_all(&objects(n, 2), &labels).await.unwrap();
+    assert_eq!(
+        actions(&cs),
+        [
+            (format!("ConfigMap/{n}/cfg"), Action::Created),
+            (format!("Deployment/{n}/web"), Action::Created)
+        ]
+    );
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, n);
+    let before = deployments.get("web").await.unwrap().metadata.resource_version;
+    let cs = manager.apply_all(&objects(n, 2), &labels).await.unwrap();
+    assert!(!cs.has_changes(), "{:?}", actions(&cs));
+    assert_eq!(
+        deployments.get("web").await.unwrap().metadata.resource_version,
+        before,
+        "nothing written"
+    );
+
+    // someone scales and annotates: the managed replicas come back, their annotation stays
+    let drift = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "annotations": {"team": "x"}}, "spec": {"replicas": 5}});
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("kubectl").force(),
+            &Patch::Apply(&drift),
+        )
+        .await
+        .unwrap();
+    let cs = manager.apply_all(&objects(n, 2), &labels).await.unwrap();
+    assert_eq!(
+        actions(&cs)[1],
+        (format!("Deployment/{n}/web"), Action::Configured)
+    );
+    let healed = deployments.get("web").await.unwrap();
+    assert_eq!(healed.spec.replicas, Some(2));
+    assert_eq!(
+        healed
+            .metadata
+            .annotations
+            .unwrap()
+            .get("team")
+            .map(String::as_str),
+        Some("x")
+    );
+    assert_eq!(
+        healed
+            .metadata
+            .labels
+            .unwrap()
+            .get("kustomize.toolkit.fluxcd.io/name")
+            .map(String::as_str),
+        Some("apps")
+    );
+}
+
+#[tokio::test]
+async fn prune_deletes_what_left_the_set_unless_disabled() {
+    let ns = cluster().namespace("ssa-prune").await;
+    let n = ns.name();
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let mut all = objects(n, 1);
+    all.push(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": n,
+        "annotations": {"kustomize.toolkit.fluxcd.io/prune": "Disabled"}}}),
+    );
+    manager.apply_all(&all, &BTreeMap::new()).await.unwrap();
+    let old: Vec<_> = all.iter().map(inventory_ref).collect();
+    let new: Vec<_> = all[1..2].iter().map(inventory_ref).collect();
+    let cs = manager.prune(&old, &new).await.unwrap();
+    let mut got = actions(&cs);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (format!("ConfigMap/{n}/cfg"), Action::Deleted),
+            (format!("ConfigMap/{n}/keep"), Action::Skipped)
+        ]
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, n);
+    assert!(cms.get_opt("cfg").await.unwrap().is_none());
+    assert!(cms.get_opt("keep").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_crd_and_its_custom_resources_apply_in_one_set() {
+    let ns = cluster().namespace("ssa-crd").await;
+    let n = ns.name();
+    let group = format!("{}.driftless.test", driftless_testkit::suffix());
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w", "namespace": n}, "spec": {"size": 3}});
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let cs = manager.apply_all(&[widget, crd], &BTreeMap::new()).await.unwrap();
+    let got: Vec<Action> = cs.entries.iter().map(|c| c.action).collect();
+    assert_eq!(got, [Action::Created, Action::Created], "{:?}", actions(&cs));
+    assert!(
+        cs.entries[0].subject.starts_with("CustomResourceDefinition/"),
+        "the CRD goes first"
+    );
+}
+
+#[tokio::test]
+async fn an_object_the_server_rejects_names_itself() {
+    let ns = cluster().namespace("ssa-bad").await;
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": ns.name()}});
+    let err = manager
+        .apply_all(&[bad], &BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ConfigMap/") && err.contains("Bad_Name"), "{err}");
+    let unknown = json!({"apiVersion": "nope.example.com/v1", "kind": "Nothing", "metadata": {"name": "x", "namespace": ns.name()}});
+    let err = manager
+        .apply_all(&[unknown], &BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no matches for kind \"Nothing\""), "{err}");
+}
