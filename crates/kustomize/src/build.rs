@@ -291,6 +291,18 @@ fn check_unique(resources: &[Res], origin: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The kustomization Flux generates for a directory without one, as YAML (every YAML file under `dir`,
+/// directories with their own kustomization included as such).
+pub fn generated_kustomization(dir: &Path) -> Result<String> {
+    let k = generated(dir)?;
+    let mut out =
+        String::from("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
+    for r in &k.resources {
+        out.push_str(&format!("- {r}\n"));
+    }
+    Ok(out)
+}
+
 /// Flux's generated kustomization: every YAML file under `dir` (directories with their own
 /// kustomization included as such), sorted.
 fn generated(dir: &Path) -> Result<Kustomization> {

@@ -15,7 +15,10 @@ pub mod patch;
 mod transform;
 pub mod yaml;
 
-pub use self::{build::build, kustomization::Kustomization};
+pub use self::{
+    build::{build, generated_kustomization},
+    kustomization::{FILE_NAMES, Kustomization},
+};
 
 /// A build failure, naming the file and the problem.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,509 @@
+//! Kustomization: `source → fetch → build → apply → prune → status`, Flux's order. A failure before the
+//! apply finishes prunes nothing and leaves `lastAppliedRevision` as it was.
+
+use std::{collections::BTreeMap, path::Path, sync::Arc, time::Instant};
+
+use driftless_api::{
+    kustomize::{Kustomization, KustomizationStatus, ResourceInventory},
+    meta::{
+        FINALIZER,
+        conditions::{READY, RECONCILING, STALLED, reasons},
+        parse_duration,
+    },
+    source::GitRepository,
+};
+use driftless_runtime::{
+    conditions,
+    error::{ErrorClass, ReconcileError, api_message},
+    events::Severity,
+    manager::{watched_api, watcher_config},
+    request::{handled_request, is_suspended, trigger},
+    status::apply_status,
+};
+use driftless_ssa::{ResourceManager, inventory_ref};
+use futures::StreamExt;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::DynamicObject,
+    core::GroupVersionKind,
+    discovery::ApiResource,
+    runtime::{
+        Controller, PredicateConfig, WatchStreamExt,
+        controller::Action,
+        finalizer::{Event, finalizer},
+        reflector::{self, ObjectRef},
+        watcher,
+    },
+};
+use serde_json::{Value, json};
+use tracing::{info, instrument, warn};
+
+use crate::{Context, FIELD_MANAGER};
+
+/// Flux's kind name.
+pub const KIND: &str = "Kustomization";
+/// Owner label: the Kustomization's name.
+pub const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
+/// Owner label: the Kustomization's namespace.
+pub const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+
+/// A failed step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source or its artifact is missing, or the download failed.
+    #[error("{0}")]
+    Artifact(String),
+    /// The overlay does not build.
+    #[error("{0}")]
+    Build(String),
+    /// The spec cannot work.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// Applying failed.
+    #[error("{0}")]
+    Apply(String),
+    /// Pruning failed.
+    #[error("{0}")]
+    Prune(String),
+    /// Talking to the API server failed.
+    #[error("kubernetes API: {}", api_message(.0))]
+    Kube(#[source] kube::Error),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Artifact(_) => reasons::ARTIFACT_FAILED,
+            Error::Build(_) => reasons::BUILD_FAILED,
+            Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+            Error::Prune(_) => reasons::PRUNE_FAILED,
+            Error::Apply(_) | Error::Kube(_) | Error::Finalizer(_) => reasons::RECONCILIATION_FAILED,
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::InvalidSpec(_) => ErrorClass::Stalled,
+            _ => ErrorClass::Transient,
+        }
+    }
+}
+
+/// The source kinds a Kustomization may reference, with their plural.
+fn source_resource(kind: &str) -> Option<ApiResource> {
+    let plural = match kind {
+        "GitRepository" => "gitrepositories",
+        "OCIRepository" => "ocirepositories",
+        "Bucket" => "buckets",
+        "ExternalArtifact" => "externalartifacts",
+        _ => return None,
+    };
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", kind),
+        plural,
+    ))
+}
+
+/// Runs the Kustomization controller; a GitRepository whose artifact changes triggers the Kustomizations
+/// that use it at once.
+pub async fn run(ctx: Arc<Context>) {
+    let api: Api<Kustomization> = watched_api(ctx.client.clone(), &ctx.config);
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher_config(&ctx.config))
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger, PredicateConfig::default());
+    let sources: Api<GitRepository> = watched_api(ctx.client.clone(), &ctx.config);
+    let store = reader.clone();
+    Controller::for_stream(stream, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrent))
+        .watches(sources, watcher::Config::default(), move |repo: GitRepository| {
+            let (ns, name) = (repo.namespace().unwrap_or_default(), repo.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|k| {
+                    let r = &k.spec.source_ref;
+                    r.kind == "GitRepository"
+                        && r.name == name
+                        && r.namespace
+                            .clone()
+                            .unwrap_or_else(|| k.namespace().unwrap_or_default())
+                            == ns
+                })
+                .map(|k| ObjectRef::from_obj(k.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(err) = result
+                && !matches!(err, kube::runtime::controller::Error::ReconcilerFailed(..))
+            {
+                warn!(error = %err, "controller error");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// Reconciles one Kustomization.
+#[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
+pub async fn reconcile(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        match event {
+            Event::Apply(obj) => apply(obj, ctx.clone()).await,
+            Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(Box::new(other)),
+    });
+    ctx.metrics
+        .observe_reconcile(KIND, &obj.name_any(), &ns, start.elapsed());
+    result
+}
+
+fn retry_interval(obj: &Kustomization) -> Option<std::time::Duration> {
+    obj.spec
+        .retry_interval
+        .as_deref()
+        .or(Some(obj.spec.interval.as_str()))
+        .and_then(|d| parse_duration(d).ok())
+}
+
+/// Maps an error to a requeue: `spec.retryInterval`, else `spec.interval`, as Flux does.
+pub fn error_policy(obj: Arc<Kustomization>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.count_error(KIND, err.reason());
+    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.retry.on_error(&key, err.class(), retry_interval(&obj))
+}
+
+/// On deletion: delete the inventory when `prune` (or `deletionPolicy: Delete`) says so.
+async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+    use driftless_api::kustomize::DeletionPolicy;
+    let delete = match obj.spec.deletion_policy.unwrap_or_default() {
+        DeletionPolicy::MirrorPrune => obj.spec.prune,
+        DeletionPolicy::Delete | DeletionPolicy::WaitForTermination => true,
+        DeletionPolicy::Orphan => false,
+    };
+    if delete && !is_suspended(obj.spec.suspend) {
+        let old = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.inventory.clone())
+            .map(|i| i.entries)
+            .unwrap_or_default();
+        let manager = ResourceManager::new(ctx.client.clone(), FIELD_MANAGER);
+        let changes = manager
+            .prune(&old, &[])
+            .await
+            .map_err(|e| Error::Prune(e.to_string()))?;
+        info!(deleted = changes.entries.len(), "garbage collected the inventory");
+    }
+    Ok(Action::await_change())
+}
+
+struct Source {
+    url: String,
+    digest: String,
+    revision: String,
+}
+
+async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<Source, Error> {
+    let r = &obj.spec.source_ref;
+    let own_ns = obj.namespace().unwrap_or_default();
+    let ns = r.namespace.clone().unwrap_or_else(|| own_ns.clone());
+    if ctx.config.no_cross_namespace_refs && ns != own_ns {
+        return Err(Error::InvalidSpec(format!(
+            "cannot access {}/{ns}/{}, cross-namespace references have been blocked",
+            r.kind, r.name
+        )));
+    }
+    let ar = source_resource(&r.kind)
+        .ok_or_else(|| Error::InvalidSpec(format!("unsupported source kind '{}'", r.kind)))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
+    let source = api
+        .get_opt(&r.name)
+        .await
+        .map_err(Error::Kube)?
+        .ok_or_else(|| Error::Artifact(format!("Source '{}/{ns}/{}' not found", r.kind, r.name)))?;
+    let artifact = source
+        .data
+        .pointer("/status/artifact")
+        .cloned()
+        .filter(|a| a.is_object())
+        .ok_or_else(|| {
+            Error::Artifact(format!(
+                "Source '{}/{ns}/{}' is not ready, artifact not found",
+                r.kind, r.name
+            ))
+        })?;
+    let get = |k: &str| {
+        artifact
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(Source {
+        url: get("url"),
+        digest: get("digest"),
+        revision: get("revision"),
+    })
+}
+
+/// The overlay Flux puts around `spec.path`: `targetNamespace`, `namePrefix`/`nameSuffix`, `patches`,
+/// `images`, `components`, `commonMetadata`.
+fn overlay(obj: &Kustomization, path: &str) -> Result<Option<String>, Error> {
+    let s = &obj.spec;
+    let needed = s.target_namespace.is_some()
+        || s.name_prefix.is_some()
+        || s.name_suffix.is_some()
+        || s.patches.as_ref().is_some_and(|p| !p.is_empty())
+        || s.images.as_ref().is_some_and(|i| !i.is_empty())
+        || s.components.as_ref().is_some_and(|c| !c.is_empty())
+        || s.common_metadata.is_some();
+    if !needed {
+        return Ok(None);
+    }
+    let mut k = serde_json::Map::new();
+    k.insert("apiVersion".into(), json!("kustomize.config.k8s.io/v1beta1"));
+    k.insert("kind".into(), json!("Kustomization"));
+    k.insert("resources".into(), json!([format!("../{path}")]));
+    if let Some(ns) = &s.target_namespace {
+        k.insert("namespace".into(), json!(ns));
+    }
+    if let Some(p) = &s.name_prefix {
+        k.insert("namePrefix".into(), json!(p));
+    }
+    if let Some(p) = &s.name_suffix {
+        k.insert("nameSuffix".into(), json!(p));
+    }
+    if let Some(p) = &s.patches {
+        k.insert(
+            "patches".into(),
+            serde_json::to_value(p).expect("patches serialise"),
+        );
+    }
+    if let Some(i) = &s.images {
+        k.insert(
+            "images".into(),
+            serde_json::to_value(i).expect("images serialise"),
+        );
+    }
+    if let Some(c) = &s.components {
+        k.insert(
+            "components".into(),
+            json!(c.iter().map(|c| format!("../{path}/{c}")).collect::<Vec<_>>()),
+        );
+    }
+    if let Some(m) = &s.common_metadata {
+        if let Some(a) = &m.annotations {
+            k.insert("commonAnnotations".into(), json!(a));
+        }
+        if let Some(l) = &m.labels {
+            k.insert("labels".into(), json!([{"pairs": l}]));
+        }
+    }
+    serde_yaml::to_string(&Value::Object(k))
+        .map(Some)
+        .map_err(|e| Error::Build(e.to_string()))
+}
+
+/// Downloads, verifies and builds; returns the objects to apply.
+async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Vec<Value>, Error> {
+    if obj.spec.post_build.is_some() {
+        return Err(Error::Build(
+            "spec.postBuild (variable substitution) is not supported by driftless yet".into(),
+        ));
+    }
+    if obj.spec.decryption.is_some() {
+        return Err(Error::Build(
+            "spec.decryption (SOPS) is not supported by driftless yet".into(),
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("kustomization-")
+        .tempdir()
+        .map_err(|e| Error::Artifact(e.to_string()))?;
+    driftless_artifact::fetch::fetch_and_unpack(
+        &ctx.http,
+        &source.url,
+        &source.digest,
+        dir.path(),
+        Default::default(),
+    )
+    .await
+    .map_err(|e| Error::Artifact(e.to_string()))?;
+    let path = obj.spec.path.clone().unwrap_or_default();
+    let path = path.trim_start_matches("./").trim_matches('/').to_string();
+    let root = dir.path().to_path_buf();
+    let target = root.join(&path);
+    if !target.is_dir() {
+        return Err(Error::Build(format!(
+            "kustomization path not found: {}",
+            if path.is_empty() { "." } else { &path }
+        )));
+    }
+    let overlay = overlay(obj, &path)?;
+    tokio::task::spawn_blocking(move || {
+        let build_path = match overlay {
+            Some(text) => {
+                // a directory without kustomization gets Flux's generated one, so the overlay can refer to it
+                let has_file = driftless_kustomize::FILE_NAMES
+                    .iter()
+                    .any(|f| target.join(f).is_file());
+                if !has_file {
+                    let generated = driftless_kustomize::generated_kustomization(&target)
+                        .map_err(|e| Error::Build(e.to_string()))?;
+                    std::fs::write(target.join("kustomization.yaml"), generated)
+                        .map_err(|e| Error::Build(e.to_string()))?;
+                }
+                let wrapper = root.join(".driftless-overlay");
+                std::fs::create_dir_all(&wrapper).map_err(|e| Error::Build(e.to_string()))?;
+                std::fs::write(wrapper.join("kustomization.yaml"), text)
+                    .map_err(|e| Error::Build(e.to_string()))?;
+                Path::new(".driftless-overlay").to_path_buf()
+            }
+            None => Path::new(&path).to_path_buf(),
+        };
+        driftless_kustomize::build(&root, &build_path)
+            .map_err(|e| Error::Build(e.to_string().replace(&root.display().to_string(), ".")))
+    })
+    .await
+    .expect("builds do not panic")
+}
+
+async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
+    if is_suspended(obj.spec.suspend) {
+        info!("reconciliation is suspended");
+        return Ok(Action::await_change());
+    }
+    let interval = parse_duration(&obj.spec.interval).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let generation = obj.metadata.generation;
+    let old = obj.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let last_written = if status.observed_generation != generation {
+        conditions::mark_progressing(&mut status.conditions, "reconciliation in progress", generation);
+        apply_status(&api, &name, FIELD_MANAGER, Some(&old), &status)
+            .await
+            .map_err(Error::Kube)?;
+        status.clone()
+    } else {
+        old.clone()
+    };
+
+    let result = run_steps(&obj, &ctx, &mut status).await;
+    status.observed_generation = generation;
+    status.reconcile_request.last_handled_reconcile_at = handled_request(
+        obj.as_ref(),
+        old.reconcile_request.last_handled_reconcile_at.as_deref(),
+    );
+    let reference = obj.object_ref(&());
+    match &result {
+        Ok((revision, summary)) => {
+            for t in [RECONCILING, STALLED] {
+                conditions::delete(&mut status.conditions, t);
+            }
+            let message = format!("Applied revision: {revision}");
+            conditions::mark_true(
+                &mut status.conditions,
+                READY,
+                reasons::RECONCILIATION_SUCCEEDED,
+                &message,
+                generation,
+            );
+            if !summary.is_empty() {
+                let metadata = BTreeMap::from([(
+                    "kustomize.toolkit.fluxcd.io/revision".to_string(),
+                    revision.clone(),
+                )]);
+                ctx.recorder.record(
+                    &reference,
+                    Severity::Info,
+                    reasons::RECONCILIATION_SUCCEEDED,
+                    summary,
+                    metadata,
+                );
+                info!(revision = %revision, changes = %summary.replace('\n', ", "), "applied");
+            }
+        }
+        Err(err) => {
+            let message = err.to_string();
+            conditions::delete(&mut status.conditions, RECONCILING);
+            if err.class() == ErrorClass::Stalled {
+                conditions::mark_stalled(&mut status.conditions, err.reason(), &message, generation);
+            }
+            conditions::mark_false(&mut status.conditions, READY, err.reason(), &message, generation);
+            let was = conditions::get(&old.conditions, READY).map(|c| (c.reason.clone(), c.message.clone()));
+            if was != Some((err.reason().to_string(), message.clone())) {
+                ctx.recorder.record(
+                    &reference,
+                    Severity::Error,
+                    err.reason(),
+                    &message,
+                    BTreeMap::new(),
+                );
+            }
+            warn!(reason = err.reason(), error = %message, "reconciliation failed");
+        }
+    }
+    apply_status(&api, &name, FIELD_MANAGER, Some(&last_written), &status)
+        .await
+        .map_err(Error::Kube)?;
+    result?;
+    Ok(ctx.retry.on_success(&format!("{ns}/{name}"), interval))
+}
+
+/// source → build → apply → prune; updates the revisions and inventory in `status`. Returns the applied
+/// revision and the change-set summary.
+async fn run_steps(
+    obj: &Kustomization,
+    ctx: &Context,
+    status: &mut KustomizationStatus,
+) -> Result<(String, String), Error> {
+    let source = fetch_source(obj, ctx).await?;
+    status.last_attempted_revision = Some(source.revision.clone());
+    let objects = build(obj, ctx, &source).await?;
+    let labels = BTreeMap::from([
+        (NAME_LABEL.to_string(), obj.name_any()),
+        (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
+    ]);
+    let manager = ResourceManager::new(ctx.client.clone(), FIELD_MANAGER);
+    let mut changes = manager
+        .apply_all(&objects, &labels)
+        .await
+        .map_err(|e| Error::Apply(e.to_string()))?;
+    let new: Vec<_> = objects.iter().map(inventory_ref).collect();
+    let old = status
+        .inventory
+        .as_ref()
+        .map(|i| i.entries.clone())
+        .unwrap_or_default();
+    // NB: the inventory is recorded before pruning, so a failed prune is retried from the new set
+    let mut entries = new.clone();
+    entries.sort();
+    status.inventory = Some(ResourceInventory { entries });
+    if obj.spec.prune {
+        let pruned = manager
+            .prune(&old, &new)
+            .await
+            .map_err(|e| Error::Prune(e.to_string()))?;
+        changes.entries.extend(pruned.entries);
+    }
+    status.last_applied_revision = Some(source.revision.clone());
+    Ok((source.revision, changes.summary()))
+}

@@ -1,0 +1,95 @@
+//! kustomize-controller: downloads a source's artifact, builds the Kustomization's overlay with driftless's
+//! own kustomize engine, server-side applies it, prunes what left Git and sets back what drifted
+//! ([`kustomization`]).
+
+pub mod kustomization;
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Parser;
+use driftless_runtime::{
+    error::RetryPolicy,
+    events::Recorder,
+    flags::{ControllerArgs, EventsArgs, LeaderElectionArgs, LogArgs},
+    manager::Manager,
+    metrics::Metrics,
+};
+use kube::Client;
+use tracing::info;
+
+/// The controller's name: field manager, event reporter, Lease prefix.
+pub const CONTROLLER_NAME: &str = "kustomize-controller";
+/// The field manager of applies and status writes.
+pub const FIELD_MANAGER: &str = CONTROLLER_NAME;
+
+/// kustomize-controller's flags.
+#[derive(Parser, Clone, Debug)]
+#[command(name = CONTROLLER_NAME, version, about = "driftless kustomize-controller")]
+pub struct Args {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub events: EventsArgs,
+    #[command(flatten)]
+    pub leader: LeaderElectionArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Disallow remote bases usage in Kustomize overlays. driftless refuses them by default (Flux: false);
+    /// `--no-remote-bases=false` is not supported yet and is refused at start.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub no_remote_bases: bool,
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    /// The client.
+    pub client: Client,
+    /// Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Requeue policy.
+    pub retry: RetryPolicy,
+    /// The controller flags.
+    pub config: ControllerArgs,
+    /// Artifact downloads.
+    pub http: reqwest::Client,
+}
+
+/// Runs kustomize-controller until SIGTERM with the environment's client.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    run_with(client, args).await
+}
+
+/// Runs kustomize-controller with `client`.
+pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.no_remote_bases,
+        "--no-remote-bases=false is not supported: remote kustomize bases are always refused"
+    );
+    let mut manager = Manager::start(CONTROLLER_NAME, client.clone(), &args.controller, &args.leader).await?;
+    if !manager.leading().await {
+        return Ok(());
+    }
+    let instance = driftless_runtime::manager::identity();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            Some(client.clone()),
+            CONTROLLER_NAME,
+            &instance,
+            Some(&args.events.events_addr),
+        ),
+        metrics: manager.metrics.clone(),
+        retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
+        config: args.controller.clone(),
+        http: driftless_artifact::fetch::http_client(Duration::from_secs(60)),
+    });
+    tokio::select! {
+        _ = kustomization::run(ctx) => {}
+        _ = manager.stopped() => info!("stopping"),
+    }
+    manager.finish().await;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! kustomize-controller end to end with source-controller, both impersonating their own ServiceAccounts
+//! from `config/`, against a real Git server on loopback and the test cluster.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use driftless_api::{
+    kustomize::{CrossNamespaceSourceReference, Kustomization, KustomizationSpec},
+    meta::{LocalObjectReference, RECONCILE_REQUEST_ANNOTATION},
+    source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
+};
+use driftless_runtime::conditions;
+use driftless_testkit::{
+    cluster::{TestNamespace, cluster},
+    git::{GitHttp, Repo, RepoRoot},
+};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Secret},
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+struct Harness {
+    ns: TestNamespace,
+    /// The commit the GitRepository serves at start.
+    head: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _storage: tempfile::TempDir,
+    _root: RepoRoot,
+    repo: Repo,
+    _server: GitHttp,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: blue\n";
+
+async fn start(prefix: &str) -> Harness {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace(prefix).await;
+    let common = |name: &str| {
+        vec![
+            name.to_string(),
+            "--metrics-addr=127.0.0.1:0".into(),
+            "--health-addr=127.0.0.1:0".into(),
+            "--watch-all-namespaces=false".into(),
+            format!("--runtime-namespace={}", ns.name()),
+            "--min-retry-delay=200ms".into(),
+            "--max-retry-delay=2s".into(),
+        ]
+    };
+    let storage = tempfile::tempdir().unwrap();
+    let mut source_args = common("source-controller");
+    source_args.extend([
+        "--storage-addr=127.0.0.1:0".to_string(),
+        format!("--storage-path={}", storage.path().display()),
+    ]);
+    let source_client = cluster()
+        .client_as("system:serviceaccount:flux-system:source-controller")
+        .await;
+    let kustomize_client = cluster()
+        .client_as("system:serviceaccount:flux-system:kustomize-controller")
+        .await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let source = tokio::spawn(async move {
+        source_controller::run_with(
+            source_client,
+            source_controller::Args::parse_from(source_args),
+            move |a| {
+                let _ = tx.send(a);
+            },
+        )
+        .await
+        .unwrap()
+    });
+    rx.await.unwrap();
+    let kustomize_args = kustomize_controller::Args::parse_from(common("kustomize-controller"));
+    let kustomize = tokio::spawn(async move {
+        kustomize_controller::run_with(kustomize_client, kustomize_args)
+            .await
+            .unwrap()
+    });
+
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let head = repo.commit(&[("apps/app.yaml", APP), ("apps/cm.yaml", CM)], "app");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let admin = cluster().client().await;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"}, "stringData": {"username": "flux", "password": "s3cret"}});
+    Api::<Secret>::namespaced(admin.clone(), ns.name())
+        .patch("auth", &PatchParams::apply("t"), &Patch::Apply(&secret))
+        .await
+        .unwrap();
+    let git = GitRepository::new(
+        "fleet",
+        GitRepositorySpec {
+            url: server.url("fleet"),
+            interval: "1h".into(),
+            reference: Some(GitRepositoryRef {
+                branch: Some("main".into()),
+                ..Default::default()
+            }),
+            secret_ref: Some(LocalObjectReference { name: "auth".into() }),
+            ..Default::default()
+        },
+    );
+    let gits = Api::<GitRepository>::namespaced(admin, ns.name());
+    gits.patch("fleet", &PatchParams::apply("t"), &Patch::Apply(&git))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gits
+        .get("fleet")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.artifact)
+        .is_some_and(|a| a.revision.ends_with(&head))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the GitRepository did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Harness {
+        ns,
+        head,
+        tasks: vec![source, kustomize],
+        _storage: storage,
+        _root: root,
+        repo,
+        _server: server,
+    }
+}
+
+async fn create(h: &Harness, name: &str, spec: KustomizationSpec) {
+    let obj = Kustomization::new(name, spec);
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, h.ns.name());
+    api.patch(name, &PatchParams::apply("t").force(), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+}
+
+fn spec(path: &str, prune: bool) -> KustomizationSpec {
+    KustomizationSpec {
+        interval: "1h".into(),
+        path: Some(path.into()),
+        prune,
+        source_ref: CrossNamespaceSourceReference {
+            kind: "GitRepository".into(),
+            name: "fleet".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+async fn wait_until(
+    h: &Harness,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&Kustomization) -> bool,
+) -> Kustomization {
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, h.ns.name());
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let obj = api.get(name).await.unwrap();
+        if pred(&obj) {
+            return obj;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:#?}",
+            obj.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn applied(obj: &Kustomization, revision_suffix: &str) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        conditions::is_ready(&s.conditions, obj.metadata.generation)
+            && s.last_applied_revision
+                .as_deref()
+                .is_some_and(|r| r.ends_with(revision_suffix))
+    })
+}
+
+fn ready(obj: &Kustomization) -> Option<(String, String, String)> {
+    let c = conditions::get(&obj.status.as_ref()?.conditions, "Ready")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
+    let h = start("ks-e2e").await;
+    let n = h.ns.name().to_string();
+    let head = h.head.clone();
+    create(
+        &h,
+        "apps",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            ..spec("./apps", true)
+        },
+    )
+    .await;
+    let obj = wait_until(&h, "apps", "the first apply", |o| applied(o, &head)).await;
+    let status = obj.status.clone().unwrap();
+    assert_eq!(
+        ready(&obj).unwrap().2,
+        format!("Applied revision: main@sha1:{head}")
+    );
+    let ids: Vec<_> = status
+        .inventory
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            format!("{n}_settings__ConfigMap"),
+            format!("{n}_web_apps_Deployment")
+        ]
+    );
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    let web = deployments.get("web").await.unwrap();
+    assert_eq!(
+        web.metadata
+            .labels
+            .unwrap()
+            .get("kustomize.toolkit.fluxcd.io/name")
+            .map(String::as_str),
+        Some("apps")
+    );
+
+    // kubectl scale: reverted at the next reconcile
+    let scale = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 7}});
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("kubectl").force(),
+            &Patch::Apply(&scale),
+        )
+        .await
+        .unwrap();
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, &n);
+    let req = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "t1"}}});
+    api.patch("apps", &PatchParams::default(), &Patch::Merge(&req))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deployments.get("web").await.unwrap().spec.replicas != Some(2) {
+        assert!(Instant::now() < deadline, "the scale was not reverted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // a push that removes a file: applied without waiting for the 1h intervals, the ConfigMap pruned
+    let removed = h.repo.remove(&["apps/cm.yaml"], "drop settings");
+    let git: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
+    git.patch(
+        "fleet",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "push"}}})),
+    )
+    .await
+    .unwrap();
+    wait_until(&h, "apps", "the push applied", |o| applied(o, &removed)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+    assert!(cms.get_opt("settings").await.unwrap().is_none(), "pruned");
+
+    // a build error: Ready=False, nothing pruned, the last applied revision kept
+    let broken = h.repo.commit(
+        &[(
+            "apps/broken.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
+        )],
+        "break",
+    );
+    git.patch(
+        "fleet",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "break"}}})),
+    )
+    .await
+    .unwrap();
+    let obj = wait_until(&h, "apps", "the build failure", |o| {
+        ready(o).is_some_and(|(s, r, _)| s == "False" && r == "BuildFailed")
+    })
+    .await;
+    let status = obj.status.unwrap();
+    assert!(
+        ready_message(&status).contains("broken.yaml"),
+        "{}",
+        ready_message(&status)
+    );
+    assert_eq!(
+        status.last_applied_revision.as_deref(),
+        Some(format!("main@sha1:{removed}").as_str())
+    );
+    assert_eq!(
+        status.last_attempted_revision.as_deref(),
+        Some(format!("main@sha1:{broken}").as_str())
+    );
+    assert!(
+        deployments.get_opt("web").await.unwrap().is_some(),
+        "nothing pruned after a failed build"
+    );
+}
+
+fn ready_message(status: &driftless_api::kustomize::KustomizationStatus) -> String {
+    conditions::get(&status.conditions, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_missing_source_waits_and_prune_false_keeps_objects() {
+    let h = start("ks-source").await;
+    let n = h.ns.name().to_string();
+    let missing = KustomizationSpec {
+        source_ref: CrossNamespaceSourceReference {
+            kind: "GitRepository".into(),
+            name: "nope".into(),
+            ..Default::default()
+        },
+        ..spec("./apps", true)
+    };
+    create(&h, "missing", missing).await;
+    let obj = wait_until(&h, "missing", "a missing source reported", |o| {
+        ready(o).is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&obj).unwrap();
+    assert_eq!(reason, "ArtifactFailed");
+    assert_eq!(message, format!("Source 'GitRepository/{n}/nope' not found"));
+
+    let head = h.head.clone();
+    create(
+        &h,
+        "keep",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            ..spec("apps", false)
+        },
+    )
+    .await;
+    wait_until(&h, "keep", "applied", |o| applied(o, &head)).await;
+    let removed = h.repo.remove(&["apps/cm.yaml"], "drop settings");
+    let git: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
+    git.patch(
+        "fleet",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "push"}}})),
+    )
+    .await
+    .unwrap();
+    wait_until(&h, "keep", "the push applied", |o| applied(o, &removed)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+    assert!(
+        cms.get_opt("settings").await.unwrap().is_some(),
+        "prune: false keeps what left Git"
+    );
+}
