@@ -34,8 +34,9 @@ COMMON="--metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 --log-encoding=cons
 # controller issue appends itself.
 CONTROLLERS=(
   "source-controller source-controller $COMMON --storage-addr=127.0.0.1:$STORAGE_PORT --storage-path=$DEMO_DIR/storage"
+  "kustomize-controller kustomize-controller $COMMON"
 )
-WAIT_FOR=(gitrepository/demo)
+WAIT_FOR=(gitrepository/demo kustomization/demo)
 
 hack/tools.sh >/dev/null
 if [ -n "${DRIFTLESS_KUBECONFIG:-}" ]; then
