@@ -6,7 +6,6 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Instant};
 use driftless_api::{
     kustomize::{Kustomization, KustomizationStatus, ResourceInventory},
     meta::{
-        FINALIZER,
         conditions::{READY, RECONCILING, STALLED, reasons},
         parse_duration,
     },
@@ -14,26 +13,20 @@ use driftless_api::{
 };
 use driftless_runtime::{
     conditions,
+    controller::{self as run_loop, with_finalizer},
     error::{ErrorClass, ReconcileError, api_message},
     events::Severity,
     manager::{watched_api, watcher_config},
-    request::{handled_request, is_suspended, trigger},
+    request::{handled_request, is_suspended},
     status::apply_status,
 };
 use driftless_ssa::{ResourceManager, inventory_ref};
-use futures::StreamExt;
 use kube::{
     Api, Resource, ResourceExt,
     api::DynamicObject,
     core::GroupVersionKind,
     discovery::ApiResource,
-    runtime::{
-        Controller, PredicateConfig, WatchStreamExt,
-        controller::Action,
-        finalizer::{Event, finalizer},
-        reflector::{self, ObjectRef},
-        watcher,
-    },
+    runtime::{controller::Action, finalizer::Event, reflector::ObjectRef, watcher},
 };
 use serde_json::{Value, json};
 use tracing::{info, instrument, warn};
@@ -70,7 +63,7 @@ pub enum Error {
     Kube(#[source] kube::Error),
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -111,43 +104,26 @@ fn source_resource(kind: &str) -> Option<ApiResource> {
 /// that use it at once.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<Kustomization> = watched_api(ctx.client.clone(), &ctx.config);
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher_config(&ctx.config))
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger, PredicateConfig::default());
+    let (ctrl, store) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
     let sources: Api<GitRepository> = watched_api(ctx.client.clone(), &ctx.config);
-    let store = reader.clone();
-    Controller::for_stream(stream, reader)
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrent))
-        .watches(sources, watcher::Config::default(), move |repo: GitRepository| {
-            let (ns, name) = (repo.namespace().unwrap_or_default(), repo.name_any());
-            store
-                .state()
-                .into_iter()
-                .filter(|k| {
-                    let r = &k.spec.source_ref;
-                    r.kind == "GitRepository"
-                        && r.name == name
-                        && r.namespace
-                            .clone()
-                            .unwrap_or_else(|| k.namespace().unwrap_or_default())
-                            == ns
-                })
-                .map(|k| ObjectRef::from_obj(k.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            if let Err(err) = result
-                && !matches!(err, kube::runtime::controller::Error::ReconcilerFailed(..))
-            {
-                warn!(error = %err, "controller error");
-            }
-            futures::future::ready(())
-        })
-        .await;
+    let ctrl = ctrl.watches(sources, watcher::Config::default(), move |repo: GitRepository| {
+        let (ns, name) = (repo.namespace().unwrap_or_default(), repo.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|k| {
+                let r = &k.spec.source_ref;
+                r.kind == "GitRepository"
+                    && r.name == name
+                    && r.namespace
+                        .clone()
+                        .unwrap_or_else(|| k.namespace().unwrap_or_default())
+                        == ns
+            })
+            .map(|k| ObjectRef::from_obj(k.as_ref()))
+            .collect::<Vec<_>>()
+    });
+    run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
 }
 
 /// Reconciles one Kustomization.
@@ -156,18 +132,13 @@ pub async fn reconcile(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
     let start = Instant::now();
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+    let result = with_finalizer(&api, obj.clone(), |event| async {
         match event {
             Event::Apply(obj) => apply(obj, ctx.clone()).await,
             Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
         }
     })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    });
+    .await;
     ctx.metrics
         .observe_reconcile(KIND, &obj.name_any(), &ns, start.elapsed());
     result

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod conditions;
+pub mod controller;
 pub mod error;
 pub mod events;
 pub mod flags;

@@ -8,7 +8,6 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use driftless_api::{
     meta::{
-        FINALIZER,
         conditions::{
             ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, READY, RECONCILING,
             SOURCE_VERIFIED, STALLED, STORAGE_OPERATION_FAILED, reasons,
@@ -19,21 +18,16 @@ use driftless_api::{
 };
 use driftless_runtime::{
     conditions::{self, Status, Summary},
+    controller::{self as run_loop, with_finalizer},
     error::{ErrorClass, ReconcileError},
     events::Severity,
     manager::{watched_api, watcher_config},
-    request::{handled_request, is_suspended, trigger},
+    request::{handled_request, is_suspended},
     status::apply_status,
 };
-use futures::StreamExt;
 use kube::{
     Api, Resource, ResourceExt,
-    runtime::{
-        Controller, PredicateConfig, WatchStreamExt,
-        controller::Action,
-        finalizer::{Event, finalizer},
-        reflector, watcher,
-    },
+    runtime::{controller::Action, finalizer::Event},
 };
 use tracing::{info, instrument, warn};
 
@@ -83,7 +77,7 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     // NB: boxed to break the error cycle
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -141,25 +135,8 @@ const SUMMARY: Summary<'static> = Summary {
 /// Runs the GitRepository controller until its stream ends.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<GitRepository> = watched_api(ctx.client.clone(), &ctx.config);
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher_config(&ctx.config))
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger, PredicateConfig::default());
-    Controller::for_stream(stream, reader)
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrent))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            if let Err(err) = result {
-                match err {
-                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                    other => warn!(error = %other, "controller error"),
-                }
-            }
-            futures::future::ready(())
-        })
-        .await;
+    let (ctrl, _) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
+    run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
 }
 
 /// Reconciles one GitRepository.
@@ -168,18 +145,13 @@ pub async fn reconcile(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Act
     let start = Instant::now();
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+    let result = with_finalizer(&api, obj.clone(), |event| async {
         match event {
             Event::Apply(obj) => apply(obj, ctx.clone()).await,
             Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
         }
     })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    });
+    .await;
     ctx.metrics
         .observe_reconcile(KIND, &obj.name_any(), &ns, start.elapsed());
     result
