@@ -251,6 +251,12 @@ fn load_file(file: &Path) -> Result<Vec<Res>> {
     objects
         .into_iter()
         .map(|obj| {
+            if !obj.get("metadata").is_none_or(|m| m.is_object()) {
+                return Err(Error::Invalid {
+                    path: file.display().to_string(),
+                    message: "metadata must be a mapping".into(),
+                });
+            }
             if field(&obj, &["kind"]).is_empty() || field(&obj, &["apiVersion"]).is_empty() {
                 return Err(Error::Invalid {
                     path: file.display().to_string(),
@@ -480,11 +486,16 @@ fn apply_patches(
                 );
                 crate::patch::strategic_merge(&mut resources[i].obj, &patch);
                 // a targeted patch does not rename or re-kind what it patches
-                if keep_name {
-                    resources[i].obj["metadata"]["name"] = Object::String(name);
+                if keep_name
+                    && let Some(meta) = resources[i]
+                        .obj
+                        .get_mut("metadata")
+                        .and_then(|m| m.as_object_mut())
+                {
+                    meta.insert("name".into(), Object::String(name));
                 }
-                if keep_kind {
-                    resources[i].obj["kind"] = Object::String(kind);
+                if keep_kind && let Some(map) = resources[i].obj.as_object_mut() {
+                    map.insert("kind".into(), Object::String(kind));
                 }
             }
         }
