@@ -27,7 +27,7 @@ use driftless_runtime::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    runtime::{controller::Action, finalizer::Event},
+    runtime::{controller::Action, finalizer::Event, reflector::ObjectRef},
 };
 use tracing::{info, instrument, warn};
 
@@ -135,7 +135,32 @@ const SUMMARY: Summary<'static> = Summary {
 /// Runs the GitRepository controller until its stream ends.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<GitRepository> = watched_api(ctx.client.clone(), &ctx.config);
-    let (ctrl, _) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
+    let (ctrl, store) = run_loop::for_kind(api.clone(), watcher_config(&ctx.config), ctx.config.concurrent);
+    // a repository whose artifact changes triggers the repositories that include it (as Flux does)
+    let ctrl = ctrl.watches(
+        api,
+        watcher_config(&ctx.config),
+        move |included: GitRepository| {
+            let (ns, name) = (included.namespace().unwrap_or_default(), included.name_any());
+            if included
+                .status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .is_none()
+            {
+                return Vec::new();
+            }
+            store
+                .state()
+                .into_iter()
+                .filter(|r| {
+                    r.namespace().unwrap_or_default() == ns
+                        && r.spec.include.iter().flatten().any(|i| i.repository.name == name)
+                })
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
     run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
 }
 

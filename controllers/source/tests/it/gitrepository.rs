@@ -459,7 +459,7 @@ async fn includes_copy_another_repositorys_artifact_and_wait_for_it() {
     };
     let app = GitRepositorySpec {
         include: Some(vec![include]),
-        ..spec(&server.url("app"), "main", Some("auth"), "2s")
+        ..spec(&server.url("app"), "main", Some("auth"), "1h")
     };
     create(&h, "app", app).await;
     let obj = wait_until(&h, "app", "waiting for the include", |o| {
@@ -486,6 +486,41 @@ async fn includes_copy_another_repositorys_artifact_and_wait_for_it() {
     let mut files = files_in(&download(&h, &obj).await);
     files.sort();
     assert_eq!(files, ["deploy/app.yaml", "deploy/shared/cm.yaml"]);
+
+    // a new commit in the included repository reaches the including one without waiting for its interval
+    let cfg2 = root_repo_commit(&root, "config");
+    request_reconcile(&h, "config", "2024-09-01T00:00:00Z").await;
+    wait_until(&h, "app", "the new included revision", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.included_artifacts.as_ref())
+            .is_some_and(|a| a[0].revision == format!("main@sha1:{cfg2}"))
+    })
+    .await;
+}
+
+/// A second commit in an existing repository of `root` (through a fresh work tree).
+fn root_repo_commit(root: &RepoRoot, name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = root.path().join(format!("{name}.git"));
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(dir.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["clone", "-q", bare.to_str().unwrap(), "."]);
+    std::fs::write(dir.path().join("shared/cm.yaml"), "cm2").unwrap();
+    git(&["commit", "-qam", "second"]);
+    git(&["push", "-q", "origin", "HEAD:main"]);
+    git(&["rev-parse", "HEAD"])
 }
 
 #[tokio::test]
