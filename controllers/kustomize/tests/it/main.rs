@@ -26,6 +26,8 @@ use serde_json::json;
 
 struct Harness {
     ns: TestNamespace,
+    /// Flux events POSTed by the controllers.
+    events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
     /// The commit the GitRepository serves at start.
     head: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -44,8 +46,29 @@ impl Drop for Harness {
 const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
 const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: blue\n";
 
+/// A local events receiver, as notification-controller would be: records what is POSTed.
+async fn event_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/"), events)
+}
+
 async fn start(prefix: &str) -> Harness {
     cluster().install_crds().await;
+    let (events_url, events) = event_sink().await;
     cluster().apply_kustomization("config/default");
     let ns = cluster().namespace(prefix).await;
     let common = |name: &str| {
@@ -84,7 +107,9 @@ async fn start(prefix: &str) -> Harness {
         .unwrap()
     });
     rx.await.unwrap();
-    let kustomize_args = kustomize_controller::Args::parse_from(common("kustomize-controller"));
+    let mut kustomize_args = common("kustomize-controller");
+    kustomize_args.push(format!("--events-addr={events_url}"));
+    let kustomize_args = kustomize_controller::Args::parse_from(kustomize_args);
     let kustomize = tokio::spawn(async move {
         kustomize_controller::run_with(kustomize_client, kustomize_args)
             .await
@@ -135,6 +160,7 @@ async fn start(prefix: &str) -> Harness {
     }
     Harness {
         ns,
+        events,
         head,
         tasks: vec![source, kustomize],
         _storage: storage,
@@ -235,6 +261,34 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
             format!("{n}_settings__ConfigMap"),
             format!("{n}_web_apps_Deployment")
         ]
+    );
+    // the change set reaches --events-addr in Flux's event format
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        if let Some(e) = h
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["reason"] == "ReconciliationSucceeded")
+            .cloned()
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no event posted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["involvedObject"]["kind"], "Kustomization");
+    assert_eq!(event["reportingController"], "kustomize-controller");
+    assert_eq!(
+        event["metadata"]["kustomize.toolkit.fluxcd.io/revision"],
+        format!("main@sha1:{head}")
+    );
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("Deployment/{n}/web created"))
+            && message.contains(&format!("ConfigMap/{n}/settings created")),
+        "{message}"
     );
     let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
     let web = deployments.get("web").await.unwrap();
