@@ -429,3 +429,63 @@ async fn a_missing_source_waits_and_prune_false_keeps_objects() {
         "prune: false keeps what left Git"
     );
 }
+
+#[tokio::test]
+async fn an_artifact_whose_digest_does_not_match_is_refused_and_nothing_is_applied() {
+    let h = start("ks-digest").await;
+    let n = h.ns.name().to_string();
+    let admin = cluster().client().await;
+    let gits = Api::<GitRepository>::namespaced(admin, &n);
+    let mut artifact = gits.get("fleet").await.unwrap().status.unwrap().artifact;
+    // a suspended source whose status advertises the real bytes under a digest they do not have
+    let forged = GitRepository::new(
+        "forged",
+        GitRepositorySpec {
+            suspend: Some(true),
+            ..gits.get("fleet").await.unwrap().spec
+        },
+    );
+    gits.patch("forged", &PatchParams::apply("t"), &Patch::Apply(&forged))
+        .await
+        .unwrap();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    artifact.as_mut().unwrap().digest = wrong.clone();
+    gits.patch_status(
+        "forged",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"artifact": artifact}})),
+    )
+    .await
+    .unwrap();
+    create(
+        &h,
+        "forged",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            source_ref: CrossNamespaceSourceReference {
+                kind: "GitRepository".into(),
+                name: "forged".into(),
+                ..Default::default()
+            },
+            ..spec("./apps", true)
+        },
+    )
+    .await;
+    let obj = wait_until(&h, "forged", "the mismatch reported", |o| {
+        ready(o).is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&obj).unwrap();
+    assert_eq!(reason, "ArtifactFailed");
+    assert!(
+        message.contains("doesn't match advertised") && message.contains(&wrong),
+        "{message}"
+    );
+    assert_eq!(
+        obj.status.unwrap().last_applied_revision,
+        None,
+        "nothing was applied"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    assert!(deployments.get_opt("web").await.unwrap().is_none());
+}
