@@ -453,7 +453,8 @@ async fn run_steps(
         (NAME_LABEL.to_string(), obj.name_any()),
         (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
     ]);
-    let manager = ResourceManager::new(ctx.client.clone(), FIELD_MANAGER);
+    let manager =
+        ResourceManager::new(ctx.client.clone(), FIELD_MANAGER).with_force(obj.spec.force.unwrap_or(false));
     let mut changes = manager
         .apply_all(&objects, &labels)
         .await

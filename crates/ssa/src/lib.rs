@@ -4,7 +4,8 @@
 //! established before their custom resources), then `*Class` kinds, then the rest; what left the set is
 //! pruned from the previous inventory. Per-object annotations: `kustomize.toolkit.fluxcd.io/ssa`
 //! (`Ignore`, `IfNotPresent`), `kustomize.toolkit.fluxcd.io/prune: disabled`,
-//! `kustomize.toolkit.fluxcd.io/reconcile: disabled` (values compared case-insensitively).
+//! `kustomize.toolkit.fluxcd.io/reconcile: disabled`, `kustomize.toolkit.fluxcd.io/force: enabled` (also as a
+//! label: recreate when an immutable field changed; values compared case-insensitively).
 #![warn(missing_docs)]
 
 use std::{collections::BTreeMap, fmt, time::Duration};
@@ -25,6 +26,8 @@ pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
 pub const PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
 /// The reconcile policy annotation.
 pub const RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
+/// The per-object force annotation or label: `enabled` recreates the object when an immutable field changed.
+pub const FORCE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/force";
 
 /// An apply or prune failure, naming the object.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,13 @@ pub enum Error {
     /// Discovery failed.
     #[error("discovery failed: {0}")]
     Discovery(String),
+}
+
+/// The API server refused a change to a field that cannot change after creation.
+fn is_immutable(e: &kube::Error) -> bool {
+    let kube::Error::Api(s) = e else { return false };
+    let m = s.message.to_lowercase();
+    s.code == 422 && (m.contains("immutable") || m.contains("may not change") || m.contains("cannot change"))
 }
 
 fn api_message(e: &kube::Error) -> String {
@@ -235,6 +245,7 @@ fn comparable(o: &Value) -> Value {
 pub struct ResourceManager {
     client: Client,
     field_manager: String,
+    force: bool,
 }
 
 impl ResourceManager {
@@ -243,7 +254,16 @@ impl ResourceManager {
         Self {
             client,
             field_manager: field_manager.to_string(),
+            force: false,
         }
+    }
+
+    /// With `force`, an object the API server refuses because an immutable field changed is deleted and
+    /// created again (Kustomization `spec.force`); without it, only objects annotated or labelled
+    /// `kustomize.toolkit.fluxcd.io/force: enabled` are.
+    pub fn with_force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
     }
 
     async fn discover(&self) -> Result<Discovery, Error> {
@@ -359,10 +379,31 @@ impl ResourceManager {
             return Ok(Action::Skipped);
         }
         let params = PatchParams::apply(&self.field_manager).force();
-        let dry = api
-            .patch(name, &params.clone().dry_run(), &Patch::Apply(o))
-            .await
-            .map_err(fail("dry-run"))?;
+        let dry = match api.patch(name, &params.clone().dry_run(), &Patch::Apply(o)).await {
+            Ok(dry) => dry,
+            Err(e) if existing.is_some() && is_immutable(&e) && self.forced(o) => {
+                debug!(object = %subject(o), "immutable field changed: recreating");
+                api.delete(name, &DeleteParams::background())
+                    .await
+                    .map_err(fail("delete"))?;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while api.get_opt(name).await.map_err(fail("get"))?.is_some() {
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(Error::Api {
+                            id: subject(o),
+                            action: "recreate",
+                            message: "the old object is still being deleted after 30s".into(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                api.patch(name, &params, &Patch::Apply(o))
+                    .await
+                    .map_err(fail("apply"))?;
+                return Ok(Action::Created);
+            }
+            Err(e) => return Err(fail("dry-run")(e)),
+        };
         if let Some(live) = &existing {
             let (live, dry) = (
                 serde_json::to_value(live).expect("serialise"),
@@ -381,6 +422,17 @@ impl ResourceManager {
         } else {
             Action::Created
         })
+    }
+
+    fn forced(&self, o: &Value) -> bool {
+        let enabled = |v: Option<&str>| v.is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+        self.force
+            || enabled(annotation(o, FORCE_ANNOTATION))
+            || enabled(
+                o.pointer("/metadata/labels")
+                    .and_then(|l| l.get(FORCE_ANNOTATION))
+                    .and_then(Value::as_str),
+            )
     }
 
     /// Deletes what is in `old` and not in `new` (previous inventory minus the new set), except objects

@@ -155,3 +155,66 @@ async fn an_object_the_server_rejects_names_itself() {
         .to_string();
     assert!(err.contains("no matches for kind \"Nothing\""), "{err}");
 }
+
+#[tokio::test]
+async fn an_immutable_change_fails_unless_forced_then_the_object_is_recreated() {
+    let ns = cluster().namespace("ssa-force").await;
+    let n = ns.name();
+    let client = cluster().client().await;
+    let labels = BTreeMap::new();
+    // the test server validates schemas only, so the immutable field is a CRD's CEL transition rule
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "frozens.ssa.driftless.dev"},
+        "spec": {"group": "ssa.driftless.dev", "scope": "Namespaced",
+            "names": {"kind": "Frozen", "plural": "frozens", "singular": "frozen", "listKind": "FrozenList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "properties": {"value": {
+                    "type": "string",
+                    "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "field is immutable"}]}}}}}}}]}});
+    let frozen = |value: &str, force: Option<&str>| {
+        let mut o = json!({"apiVersion": "ssa.driftless.dev/v1", "kind": "Frozen",
+            "metadata": {"name": "frozen", "namespace": n}, "spec": {"value": value}});
+        if let Some(f) = force {
+            o["metadata"]["labels"] = json!({"kustomize.toolkit.fluxcd.io/force": f});
+        }
+        vec![crd.clone(), o]
+    };
+    let manager = ResourceManager::new(client.clone(), "kustomize-controller");
+    manager.apply_all(&frozen("1", None), &labels).await.unwrap();
+    let ar = kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "ssa.driftless.dev",
+        "v1",
+        "Frozen",
+    ));
+    let frozens: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), n, &ar);
+    let uid = frozens.get("frozen").await.unwrap().metadata.uid;
+    let value = |o: kube::api::DynamicObject| o.data["spec"]["value"].as_str().unwrap().to_string();
+
+    // refused, named, and the object is left as it was
+    let err = manager
+        .apply_all(&frozen("2", None), &labels)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("Frozen/{n}/frozen dry-run failed")) && err.contains("field is immutable"),
+        "{err}"
+    );
+    assert_eq!(frozens.get("frozen").await.unwrap().metadata.uid, uid);
+
+    // the per-object label recreates it
+    let cs = manager
+        .apply_all(&frozen("2", Some("Enabled")), &labels)
+        .await
+        .unwrap();
+    assert_eq!(actions(&cs)[1], (format!("Frozen/{n}/frozen"), Action::Created));
+    let recreated = frozens.get("frozen").await.unwrap();
+    assert_ne!(recreated.metadata.uid, uid);
+    assert_eq!(value(recreated), "2");
+
+    // and so does spec.force, for every object
+    let forced = ResourceManager::new(client, "kustomize-controller").with_force(true);
+    let cs = forced.apply_all(&frozen("3", None), &labels).await.unwrap();
+    assert_eq!(actions(&cs)[1], (format!("Frozen/{n}/frozen"), Action::Created));
+    assert_eq!(value(frozens.get("frozen").await.unwrap()), "3");
+}
