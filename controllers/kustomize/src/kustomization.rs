@@ -377,7 +377,29 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
         old.clone()
     };
 
-    let result = run_steps(&obj, &ctx, &mut status).await;
+    let started = std::time::Instant::now();
+    let mut digest = None;
+    let result = run_steps(&obj, &ctx, &mut status, &mut digest).await;
+    // like Flux, history starts once the build succeeded: its digest is that of the built objects
+    if let Some(digest) = digest {
+        let reason = match &result {
+            Ok(_) => reasons::RECONCILIATION_SUCCEEDED,
+            Err(e) => e.reason(),
+        };
+        let metadata = status
+            .last_attempted_revision
+            .iter()
+            .map(|r| ("revision".to_string(), r.clone()))
+            .collect();
+        driftless_runtime::history::upsert(
+            status.history.get_or_insert_default(),
+            &digest,
+            k8s_openapi::jiff::Timestamp::now(),
+            started.elapsed(),
+            reason,
+            metadata,
+        );
+    }
     status.observed_generation = generation;
     status.reconcile_request.last_handled_reconcile_at = handled_request(
         obj.as_ref(),
@@ -439,16 +461,29 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     Ok(ctx.retry.on_success(&format!("{ns}/{name}"), interval))
 }
 
+/// `sha256:<hex>` of the built objects as a multi-document YAML stream.
+fn objects_digest(objects: &[Value]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for o in objects {
+        hasher.update(b"---\n");
+        hasher.update(serde_yaml::to_string(o).unwrap_or_default().as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
 /// source → build → apply → prune; updates the revisions and inventory in `status`. Returns the applied
 /// revision and the change-set summary.
 async fn run_steps(
     obj: &Kustomization,
     ctx: &Context,
     status: &mut KustomizationStatus,
+    digest: &mut Option<String>,
 ) -> Result<(String, String), Error> {
     let source = fetch_source(obj, ctx).await?;
     status.last_attempted_revision = Some(source.revision.clone());
     let objects = build(obj, ctx, &source).await?;
+    *digest = Some(objects_digest(&objects));
     let labels = BTreeMap::from([
         (NAME_LABEL.to_string(), obj.name_any()),
         (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),

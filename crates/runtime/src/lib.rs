@@ -10,6 +10,7 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod flags;
+pub mod history;
 pub mod leader;
 pub mod manager;
 pub mod metrics;

@@ -244,6 +244,20 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
     .await;
     let obj = wait_until(&h, "apps", "the first apply", |o| applied(o, &head)).await;
     let status = obj.status.clone().unwrap();
+    let history = status.history.clone().unwrap_or_default();
+    assert_eq!(history.len(), 1, "{history:#?}");
+    assert!(history[0].digest.starts_with("sha256:"));
+    assert_eq!(history[0].last_reconciled_status, "ReconciliationSucceeded");
+    assert_eq!(history[0].total_reconciliations, 1);
+    // writing the history does not trigger another reconcile
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, &n);
+    let again = api.get("apps").await.unwrap().status.unwrap().history.unwrap();
+    assert_eq!(again[0].total_reconciliations, 1);
+    assert_eq!(
+        history[0].metadata.as_ref().unwrap()["revision"],
+        format!("main@sha1:{head}")
+    );
     assert_eq!(
         ready(&obj).unwrap().2,
         format!("Applied revision: main@sha1:{head}")
@@ -332,7 +346,15 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
     )
     .await
     .unwrap();
-    wait_until(&h, "apps", "the push applied", |o| applied(o, &removed)).await;
+    let pushed = wait_until(&h, "apps", "the push applied", |o| applied(o, &removed)).await;
+    let history = pushed.status.unwrap().history.unwrap();
+    assert!(history.len() >= 2, "{history:#?}");
+    assert_eq!(
+        history[0].metadata.as_ref().unwrap()["revision"],
+        format!("main@sha1:{removed}"),
+        "the newest snapshot is first"
+    );
+    assert_ne!(history[0].digest, history[history.len() - 1].digest);
     let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
     assert!(cms.get_opt("settings").await.unwrap().is_none(), "pruned");
 
@@ -481,11 +503,9 @@ async fn an_artifact_whose_digest_does_not_match_is_refused_and_nothing_is_appli
         message.contains("doesn't match advertised") && message.contains(&wrong),
         "{message}"
     );
-    assert_eq!(
-        obj.status.unwrap().last_applied_revision,
-        None,
-        "nothing was applied"
-    );
+    let status = obj.status.unwrap();
+    assert_eq!(status.last_applied_revision, None, "nothing was applied");
+    assert_eq!(status.history, None, "history starts once a build succeeded");
     let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
     assert!(deployments.get_opt("web").await.unwrap().is_none());
 }

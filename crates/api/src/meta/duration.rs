@@ -61,6 +61,44 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Formats `d` as Go's `time.Duration.String` does (`250ms`, `1.5s`, `1m0.25s`, `1h0m0s`), the form of
+/// `metav1.Duration` fields such as a history snapshot's `lastReconciledDuration`.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    // below one second: one unit with a fraction
+    let fraction = |value: u128, scale: u128, unit: &str| {
+        let (whole, rest) = (value / scale, value % scale);
+        let digits = scale.ilog10() as usize;
+        let frac = format!("{rest:0digits$}");
+        let frac = frac.trim_end_matches('0');
+        if frac.is_empty() {
+            format!("{whole}{unit}")
+        } else {
+            format!("{whole}.{frac}{unit}")
+        }
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return fraction(nanos, 1_000, "µs");
+    }
+    if nanos < 1_000_000_000 {
+        return fraction(nanos, 1_000_000, "ms");
+    }
+    let (hours, rest) = (nanos / 3_600_000_000_000, nanos % 3_600_000_000_000);
+    let (minutes, rest) = (rest / 60_000_000_000, rest % 60_000_000_000);
+    let seconds = fraction(rest, 1_000_000_000, "s");
+    match (hours, minutes) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +111,23 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("10m0s").unwrap(), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn durations_format_as_go_does() {
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(15), "15ns"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(60_250), "1m0.25s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(5400), "1h30m0s"),
+        ] {
+            assert_eq!(format_duration(d), want);
+            assert_eq!(parse_duration(want).unwrap(), d, "{want} round-trips");
+        }
     }
 
     #[test]

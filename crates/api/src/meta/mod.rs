@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use self::duration::{DurationError, parse_duration};
+pub use self::duration::{DurationError, format_duration, parse_duration};
 
 /// The annotation whose change asks for an immediate reconcile (`flux reconcile` writes a timestamp).
 pub const RECONCILE_REQUEST_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
