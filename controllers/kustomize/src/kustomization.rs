@@ -188,7 +188,13 @@ struct Source {
     url: String,
     digest: String,
     revision: String,
+    /// The revision the artifact was built from, when its producer recorded one
+    /// (`org.opencontainers.image.revision` in the artifact's metadata, as for OCI sources).
+    origin_revision: Option<String>,
 }
+
+/// The artifact metadata key of the origin revision.
+const ORIGIN_REVISION_KEY: &str = "org.opencontainers.image.revision";
 
 async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<Source, Error> {
     let r = &obj.spec.source_ref;
@@ -226,10 +232,19 @@ async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<Source, Erro
             .unwrap_or_default()
             .to_string()
     };
+    let origin_revision = artifact
+        .pointer(&format!(
+            "/metadata/{}",
+            ORIGIN_REVISION_KEY.replace('~', "~0").replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
     Ok(Source {
         url: get("url"),
         digest: get("digest"),
         revision: get("revision"),
+        origin_revision,
     })
 }
 
@@ -378,19 +393,21 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     };
 
     let started = std::time::Instant::now();
-    let mut digest = None;
-    let result = run_steps(&obj, &ctx, &mut status, &mut digest).await;
+    let (mut digest, mut origin) = (None, None);
+    let result = run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin).await;
     // like Flux, history starts once the build succeeded: its digest is that of the built objects
     if let Some(digest) = digest {
         let reason = match &result {
             Ok(_) => reasons::RECONCILIATION_SUCCEEDED,
             Err(e) => e.reason(),
         };
-        let metadata = status
-            .last_attempted_revision
-            .iter()
-            .map(|r| ("revision".to_string(), r.clone()))
-            .collect();
+        let metadata = [
+            ("revision", &status.last_attempted_revision),
+            ("originRevision", &origin),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+        .collect();
         driftless_runtime::history::upsert(
             status.history.get_or_insert_default(),
             &digest,
@@ -479,9 +496,11 @@ async fn run_steps(
     ctx: &Context,
     status: &mut KustomizationStatus,
     digest: &mut Option<String>,
+    origin: &mut Option<String>,
 ) -> Result<(String, String), Error> {
     let source = fetch_source(obj, ctx).await?;
     status.last_attempted_revision = Some(source.revision.clone());
+    origin.clone_from(&source.origin_revision);
     let objects = build(obj, ctx, &source).await?;
     *digest = Some(objects_digest(&objects));
     let labels = BTreeMap::from([
@@ -512,5 +531,6 @@ async fn run_steps(
         changes.entries.extend(pruned.entries);
     }
     status.last_applied_revision = Some(source.revision.clone());
+    status.last_applied_origin_revision = source.origin_revision;
     Ok((source.revision, changes.summary()))
 }

@@ -452,33 +452,41 @@ async fn a_missing_source_waits_and_prune_false_keeps_objects() {
     );
 }
 
-#[tokio::test]
-async fn an_artifact_whose_digest_does_not_match_is_refused_and_nothing_is_applied() {
-    let h = start("ks-digest").await;
-    let n = h.ns.name().to_string();
-    let admin = cluster().client().await;
-    let gits = Api::<GitRepository>::namespaced(admin, &n);
-    let mut artifact = gits.get("fleet").await.unwrap().status.unwrap().artifact;
-    // a suspended source whose status advertises the real bytes under a digest they do not have
+async fn fleet_artifact(h: &Harness) -> driftless_api::meta::Artifact {
+    let gits = Api::<GitRepository>::namespaced(cluster().client().await, h.ns.name());
+    gits.get("fleet").await.unwrap().status.unwrap().artifact.unwrap()
+}
+
+/// A suspended copy of the `fleet` GitRepository whose status advertises `artifact`, as a producer would.
+async fn forge(h: &Harness, name: &str, artifact: driftless_api::meta::Artifact) {
+    let gits = Api::<GitRepository>::namespaced(cluster().client().await, h.ns.name());
     let forged = GitRepository::new(
-        "forged",
+        name,
         GitRepositorySpec {
             suspend: Some(true),
             ..gits.get("fleet").await.unwrap().spec
         },
     );
-    gits.patch("forged", &PatchParams::apply("t"), &Patch::Apply(&forged))
+    gits.patch(name, &PatchParams::apply("t"), &Patch::Apply(&forged))
         .await
         .unwrap();
-    let wrong = format!("sha256:{}", "0".repeat(64));
-    artifact.as_mut().unwrap().digest = wrong.clone();
     gits.patch_status(
-        "forged",
+        name,
         &PatchParams::default(),
         &Patch::Merge(&json!({"status": {"artifact": artifact}})),
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn an_artifact_whose_digest_does_not_match_is_refused_and_nothing_is_applied() {
+    let h = start("ks-digest").await;
+    let n = h.ns.name().to_string();
+    let mut artifact = fleet_artifact(&h).await;
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    artifact.digest = wrong.clone();
+    forge(&h, "forged", artifact).await;
     create(
         &h,
         "forged",
@@ -508,4 +516,39 @@ async fn an_artifact_whose_digest_does_not_match_is_refused_and_nothing_is_appli
     assert_eq!(status.history, None, "history starts once a build succeeded");
     let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
     assert!(deployments.get_opt("web").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_origin_revision_in_artifact_metadata_is_recorded() {
+    let h = start("ks-origin").await;
+    let n = h.ns.name().to_string();
+    let mut artifact = fleet_artifact(&h).await;
+    let origin = "v1.2.3@sha1:0123456789abcdef0123456789abcdef01234567";
+    artifact.metadata = Some(std::collections::BTreeMap::from([(
+        "org.opencontainers.image.revision".to_string(),
+        origin.to_string(),
+    )]));
+    forge(&h, "oci-like", artifact).await;
+    create(
+        &h,
+        "origin",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            source_ref: CrossNamespaceSourceReference {
+                kind: "GitRepository".into(),
+                name: "oci-like".into(),
+                ..Default::default()
+            },
+            ..spec("./apps", true)
+        },
+    )
+    .await;
+    let head = h.head.clone();
+    let obj = wait_until(&h, "origin", "applied", |o| applied(o, &head)).await;
+    let status = obj.status.unwrap();
+    assert_eq!(status.last_applied_origin_revision.as_deref(), Some(origin));
+    assert_eq!(
+        status.history.unwrap()[0].metadata.as_ref().unwrap()["originRevision"],
+        origin
+    );
 }
