@@ -2,8 +2,9 @@
 //! every object is server-side applied with the controller's field manager after a server dry-run, so
 //! unchanged objects are reported and not written; CRDs, Namespaces and ClusterRoles go first (CRDs must be
 //! established before their custom resources), then `*Class` kinds, then the rest; what left the set is
-//! pruned from the previous inventory. Per-object annotations: `kustomize.toolkit.fluxcd.io/ssa`
-//! (`Ignore`, `IfNotPresent`), `kustomize.toolkit.fluxcd.io/prune: disabled`,
+//! pruned from the previous inventory. Fields set with `kubectl` are taken over and so removed when Git does
+//! not have them. Per-object annotations: `kustomize.toolkit.fluxcd.io/ssa`
+//! (`Ignore`, `IfNotPresent`, `Merge`: keep kubectl's fields), `kustomize.toolkit.fluxcd.io/prune: disabled`,
 //! `kustomize.toolkit.fluxcd.io/reconcile: disabled`, `kustomize.toolkit.fluxcd.io/force: enabled` (also as a
 //! label: recreate when an immutable field changed; values compared case-insensitively).
 #![warn(missing_docs)]
@@ -58,6 +59,63 @@ pub enum Error {
     /// Discovery failed.
     #[error("discovery failed: {0}")]
     Discovery(String),
+}
+
+/// Field managers whose fields we take over, so that what they set and Git does not have is removed at the
+/// next apply (unless the object is annotated `kustomize.toolkit.fluxcd.io/ssa: Merge`): `kubectl apply
+/// --server-side`, `kubectl` edits and client-side applies, and our own pre-SSA updates.
+const TAKEN_OVER: &[(&str, &str)] = &[
+    ("kubectl", "Apply"),
+    ("kubectl", "Update"),
+    ("kubectl-client-side-apply", "Update"),
+    ("kubectl-edit", "Update"),
+    ("before-first-apply", "Update"),
+];
+
+/// The object's managedFields with the entries of [`TAKEN_OVER`] managers (and `ours` with Update) merged
+/// into our Apply entry; `None` when there is nothing to take over.
+fn take_over_managers(live: &Value, ours: &str) -> Option<Value> {
+    let entries = live.pointer("/metadata/managedFields")?.as_array()?;
+    let taken = |e: &Value| {
+        let (m, op) = (str_at(e, &["manager"]), str_at(e, &["operation"]));
+        TAKEN_OVER.contains(&(m, op)) || (m == ours && op == "Update")
+    };
+    if !entries.iter().any(taken) {
+        return None;
+    }
+    let mut fields = Value::Object(Default::default());
+    let mut api_version = str_at(live, &["apiVersion"]).to_string();
+    let mut kept = Vec::new();
+    for e in entries {
+        let ours_apply = str_at(e, &["manager"]) == ours && str_at(e, &["operation"]) == "Apply";
+        if taken(e) || ours_apply {
+            merge_fields(&mut fields, e.get("fieldsV1").unwrap_or(&Value::Null));
+            if ours_apply {
+                api_version = str_at(e, &["apiVersion"]).to_string();
+            }
+        } else {
+            kept.push(e.clone());
+        }
+    }
+    kept.push(
+        serde_json::json!({"manager": ours, "operation": "Apply", "apiVersion": api_version,
+        "fieldsType": "FieldsV1", "fieldsV1": fields}),
+    );
+    Some(Value::Array(kept))
+}
+
+/// The union of two FieldsV1 trees.
+fn merge_fields(into: &mut Value, from: &Value) {
+    let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else {
+        return;
+    };
+    for (k, v) in from {
+        merge_fields(
+            into.entry(k.clone())
+                .or_insert_with(|| Value::Object(Default::default())),
+            v,
+        );
+    }
 }
 
 /// The API server refused a change to a field that cannot change after creation.
@@ -377,6 +435,21 @@ impl ResourceManager {
         }
         if annotation(o, SSA_ANNOTATION).map(str::to_lowercase).as_deref() == Some("ignore") {
             return Ok(Action::Skipped);
+        }
+        let merge = annotation(o, SSA_ANNOTATION).map(str::to_lowercase).as_deref() == Some("merge");
+        if let (Some(live), false) = (&existing, merge) {
+            let live = serde_json::to_value(live).expect("objects serialise");
+            if let Some(fields) = take_over_managers(&live, &self.field_manager) {
+                debug!(object = %subject(o), "taking over fields of kubectl and pre-SSA managers");
+                let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+                    {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]},
+                    {"op": "replace", "path": "/metadata/managedFields", "value": fields},
+                ]))
+                .expect("a valid JSON patch");
+                api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                    .await
+                    .map_err(fail("take over fields of"))?;
+            }
         }
         let params = PatchParams::apply(&self.field_manager).force();
         let dry = match api.patch(name, &params.clone().dry_run(), &Patch::Apply(o)).await {

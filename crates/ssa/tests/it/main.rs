@@ -50,12 +50,12 @@ async fn apply_creates_then_leaves_unchanged_objects_unwritten_and_heals_drift()
         "nothing written"
     );
 
-    // someone scales and annotates: the managed replicas come back, their annotation stays
+    // another manager scales and annotates: the managed replicas come back, their annotation stays
     let drift = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "annotations": {"team": "x"}}, "spec": {"replicas": 5}});
     deployments
         .patch(
             "web",
-            &PatchParams::apply("kubectl").force(),
+            &PatchParams::apply("autoscaler").force(),
             &Patch::Apply(&drift),
         )
         .await
@@ -217,4 +217,53 @@ async fn an_immutable_change_fails_unless_forced_then_the_object_is_recreated() 
     let cs = forced.apply_all(&frozen("3", None), &labels).await.unwrap();
     assert_eq!(actions(&cs)[1], (format!("Frozen/{n}/frozen"), Action::Created));
     assert_eq!(value(frozens.get("frozen").await.unwrap()), "3");
+}
+
+#[tokio::test]
+async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
+    let ns = cluster().namespace("ssa-takeover").await;
+    let n = ns.name();
+    let client = cluster().client().await;
+    let manager = ResourceManager::new(client.clone(), "kustomize-controller");
+    let labels = BTreeMap::new();
+    let cm = |name: &str, merge: bool| {
+        let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": n}, "data": {"a": "1"}});
+        if merge {
+            o["metadata"]["annotations"] = json!({"kustomize.toolkit.fluxcd.io/ssa": "Merge"});
+        }
+        o
+    };
+    let set = [cm("plain", false), cm("merged", true)];
+    manager.apply_all(&set, &labels).await.unwrap();
+    // `kubectl edit` adds a key (an Update by the manager kubectl-edit); someone else's field stays
+    let cms: Api<ConfigMap> = Api::namespaced(client, n);
+    for name in ["plain", "merged"] {
+        for (who, key) in [("kubectl-edit", "edited"), ("someone-else", "theirs")] {
+            cms.patch(
+                name,
+                &PatchParams {
+                    field_manager: Some(who.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&json!({"data": {key: "x"}})),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let cs = manager.apply_all(&set, &labels).await.unwrap();
+    assert_eq!(
+        actions(&cs),
+        [
+            (format!("ConfigMap/{n}/plain"), Action::Configured),
+            (format!("ConfigMap/{n}/merged"), Action::Unchanged)
+        ]
+    );
+    let keys = |cm: ConfigMap| cm.data.unwrap().into_keys().collect::<Vec<_>>();
+    assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "theirs"]);
+    assert_eq!(keys(cms.get("merged").await.unwrap()), ["a", "edited", "theirs"]);
+    // and the next apply has nothing left to do
+    let cs = manager.apply_all(&set, &labels).await.unwrap();
+    assert!(cs.entries.iter().all(|c| c.action == Action::Unchanged), "{cs:?}");
 }
