@@ -437,10 +437,16 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
                 generation,
             );
             if !summary.is_empty() {
-                let metadata = BTreeMap::from([(
+                let mut metadata = BTreeMap::from([(
                     "kustomize.toolkit.fluxcd.io/revision".to_string(),
                     revision.clone(),
                 )]);
+                if let Some(origin) = &origin {
+                    metadata.insert(
+                        "kustomize.toolkit.fluxcd.io/originRevision".to_string(),
+                        origin.clone(),
+                    );
+                }
                 ctx.recorder.record(
                     &reference,
                     Severity::Info,

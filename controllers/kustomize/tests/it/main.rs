@@ -551,4 +551,16 @@ async fn the_origin_revision_in_artifact_metadata_is_recorded() {
         status.history.unwrap()[0].metadata.as_ref().unwrap()["originRevision"],
         origin
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let posted = h.events.lock().unwrap().iter().any(|e| {
+            e["involvedObject"]["name"] == "origin"
+                && e["metadata"]["kustomize.toolkit.fluxcd.io/originRevision"] == origin
+        });
+        if posted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event with the origin revision");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
