@@ -457,6 +457,19 @@ async fn fleet_artifact(h: &Harness) -> driftless_api::meta::Artifact {
     gits.get("fleet").await.unwrap().status.unwrap().artifact.unwrap()
 }
 
+/// `./apps` of the GitRepository `source`, applied into the namespace `ns` with prune.
+fn from_source(ns: &str, source: &str) -> KustomizationSpec {
+    KustomizationSpec {
+        target_namespace: Some(ns.to_string()),
+        source_ref: CrossNamespaceSourceReference {
+            kind: "GitRepository".into(),
+            name: source.into(),
+            ..Default::default()
+        },
+        ..spec("./apps", true)
+    }
+}
+
 /// A suspended copy of the `fleet` GitRepository whose status advertises `artifact`, as a producer would.
 async fn forge(h: &Harness, name: &str, artifact: driftless_api::meta::Artifact) {
     let gits = Api::<GitRepository>::namespaced(cluster().client().await, h.ns.name());
@@ -487,20 +500,7 @@ async fn an_artifact_whose_digest_does_not_match_is_refused_and_nothing_is_appli
     let wrong = format!("sha256:{}", "0".repeat(64));
     artifact.digest = wrong.clone();
     forge(&h, "forged", artifact).await;
-    create(
-        &h,
-        "forged",
-        KustomizationSpec {
-            target_namespace: Some(n.clone()),
-            source_ref: CrossNamespaceSourceReference {
-                kind: "GitRepository".into(),
-                name: "forged".into(),
-                ..Default::default()
-            },
-            ..spec("./apps", true)
-        },
-    )
-    .await;
+    create(&h, "forged", from_source(&n, "forged")).await;
     let obj = wait_until(&h, "forged", "the mismatch reported", |o| {
         ready(o).is_some_and(|(s, _, _)| s == "False")
     })
@@ -529,20 +529,7 @@ async fn the_origin_revision_in_artifact_metadata_is_recorded() {
         origin.to_string(),
     )]));
     forge(&h, "oci-like", artifact).await;
-    create(
-        &h,
-        "origin",
-        KustomizationSpec {
-            target_namespace: Some(n.clone()),
-            source_ref: CrossNamespaceSourceReference {
-                kind: "GitRepository".into(),
-                name: "oci-like".into(),
-                ..Default::default()
-            },
-            ..spec("./apps", true)
-        },
-    )
-    .await;
+    create(&h, "origin", from_source(&n, "oci-like")).await;
     let head = h.head.clone();
     let obj = wait_until(&h, "origin", "applied", |o| applied(o, &head)).await;
     let status = obj.status.unwrap();
