@@ -72,6 +72,15 @@ const TAKEN_OVER: &[(&str, &str)] = &[
     ("before-first-apply", "Update"),
 ];
 
+/// Annotations and labels removed from live objects: kubectl's client-side apply record and the marks of
+/// Flux v1 and early kustomize-controller.
+const CLEANED_UP: &[(&str, &str)] = &[
+    ("annotations", "kubectl.kubernetes.io/last-applied-configuration"),
+    ("annotations", "kustomize.toolkit.fluxcd.io/checksum"),
+    ("annotations", "fluxcd.io/sync-checksum"),
+    ("labels", "fluxcd.io/sync-gc-mark"),
+];
+
 /// The object's managedFields with the entries of [`TAKEN_OVER`] managers (and `ours` with Update) merged
 /// into our Apply entry; `None` when there is nothing to take over.
 fn take_over_managers(live: &Value, ours: &str) -> Option<Value> {
@@ -439,13 +448,24 @@ impl ResourceManager {
         let merge = annotation(o, SSA_ANNOTATION).map(str::to_lowercase).as_deref() == Some("merge");
         if let (Some(live), false) = (&existing, merge) {
             let live = serde_json::to_value(live).expect("objects serialise");
+            let mut ops = vec![serde_json::json!(
+                {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]}
+            )];
             if let Some(fields) = take_over_managers(&live, &self.field_manager) {
-                debug!(object = %subject(o), "taking over fields of kubectl and pre-SSA managers");
-                let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-                    {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]},
-                    {"op": "replace", "path": "/metadata/managedFields", "value": fields},
-                ]))
-                .expect("a valid JSON patch");
+                ops.push(
+                    serde_json::json!({"op": "replace", "path": "/metadata/managedFields", "value": fields}),
+                );
+            }
+            for (map, key) in CLEANED_UP {
+                if live["metadata"][map].get(key).is_some() {
+                    let path = format!("/metadata/{map}/{}", key.replace('~', "~0").replace('/', "~1"));
+                    ops.push(serde_json::json!({"op": "remove", "path": path}));
+                }
+            }
+            if ops.len() > 1 {
+                debug!(object = %subject(o), "taking over kubectl's fields, removing stale annotations");
+                let patch: json_patch::Patch =
+                    serde_json::from_value(Value::Array(ops)).expect("a valid JSON patch");
                 api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
                     .await
                     .map_err(fail("take over fields of"))?;

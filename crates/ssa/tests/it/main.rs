@@ -239,6 +239,17 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
     // `kubectl edit` adds a key (an Update by the manager kubectl-edit); someone else's field stays
     let cms: Api<ConfigMap> = Api::namespaced(client, n);
     for name in ["plain", "merged"] {
+        cms.patch(
+            name,
+            &PatchParams {
+                field_manager: Some("someone-else".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(&json!({"metadata": {"annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{}", "kept": "yes"}}})),
+        )
+        .await
+        .unwrap();
         for (who, key) in [("kubectl-edit", "edited"), ("someone-else", "theirs")] {
             cms.patch(
                 name,
@@ -263,6 +274,13 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
     let keys = |cm: ConfigMap| cm.data.unwrap().into_keys().collect::<Vec<_>>();
     assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "theirs"]);
     assert_eq!(keys(cms.get("merged").await.unwrap()), ["a", "edited", "theirs"]);
+    // kubectl's client-side apply record goes too, other annotations stay
+    let annotations = |cm: ConfigMap| cm.metadata.annotations.unwrap().into_keys().collect::<Vec<_>>();
+    assert_eq!(annotations(cms.get("plain").await.unwrap()), ["kept"]);
+    assert!(
+        annotations(cms.get("merged").await.unwrap())
+            .contains(&"kubectl.kubernetes.io/last-applied-configuration".to_string())
+    );
     // and the next apply has nothing left to do
     let cs = manager.apply_all(&set, &labels).await.unwrap();
     assert!(cs.entries.iter().all(|c| c.action == Action::Unchanged), "{cs:?}");
