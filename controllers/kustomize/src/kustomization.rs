@@ -513,8 +513,9 @@ async fn run_steps(
         (NAME_LABEL.to_string(), obj.name_any()),
         (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
     ]);
-    let manager =
-        ResourceManager::new(ctx.client.clone(), FIELD_MANAGER).with_force(obj.spec.force.unwrap_or(false));
+    let manager = ResourceManager::new(ctx.client.clone(), FIELD_MANAGER)
+        .with_force(obj.spec.force.unwrap_or(false))
+        .with_overridden_managers(&ctx.override_managers);
     let mut changes = manager
         .apply_all(&objects, &labels)
         .await

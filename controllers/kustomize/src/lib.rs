@@ -38,6 +38,10 @@ pub struct Args {
     /// `--no-remote-bases=false` is not supported yet and is refused at start.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub no_remote_bases: bool,
+    /// Field manager disallowed to perform changes on managed resources: its fields are taken over and
+    /// so undone at the next apply (repeatable).
+    #[arg(long = "override-manager")]
+    pub override_managers: Vec<String>,
 }
 
 /// What every reconcile gets.
@@ -54,6 +58,8 @@ pub struct Context {
     pub config: ControllerArgs,
     /// Artifact downloads.
     pub http: reqwest::Client,
+    /// `--override-manager`.
+    pub override_managers: Vec<String>,
 }
 
 /// Runs kustomize-controller until SIGTERM with the environment's client.
@@ -85,6 +91,7 @@ pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
         http: driftless_artifact::fetch::http_client(Duration::from_secs(60)),
+        override_managers: args.override_managers.clone(),
     });
     tokio::select! {
         _ = kustomization::run(ctx) => {}

@@ -81,13 +81,14 @@ const CLEANED_UP: &[(&str, &str)] = &[
     ("labels", "fluxcd.io/sync-gc-mark"),
 ];
 
-/// The object's managedFields with the entries of [`TAKEN_OVER`] managers (and `ours` with Update) merged
+/// The object's managedFields with the entries of [`TAKEN_OVER`] managers, `overridden` ones and `ours`
+/// with Update merged
 /// into our Apply entry; `None` when there is nothing to take over.
-fn take_over_managers(live: &Value, ours: &str) -> Option<Value> {
+fn take_over_managers(live: &Value, ours: &str, overridden: &[String]) -> Option<Value> {
     let entries = live.pointer("/metadata/managedFields")?.as_array()?;
     let taken = |e: &Value| {
         let (m, op) = (str_at(e, &["manager"]), str_at(e, &["operation"]));
-        TAKEN_OVER.contains(&(m, op)) || (m == ours && op == "Update")
+        TAKEN_OVER.contains(&(m, op)) || (m == ours && op == "Update") || overridden.iter().any(|o| o == m)
     };
     if !entries.iter().any(taken) {
         return None;
@@ -313,6 +314,7 @@ pub struct ResourceManager {
     client: Client,
     field_manager: String,
     force: bool,
+    overridden: Vec<String>,
 }
 
 impl ResourceManager {
@@ -322,7 +324,14 @@ impl ResourceManager {
             client,
             field_manager: field_manager.to_string(),
             force: false,
+            overridden: Vec::new(),
         }
+    }
+
+    /// Field managers whose fields are taken over too, whatever their operation (`--override-manager`).
+    pub fn with_overridden_managers(mut self, managers: &[String]) -> Self {
+        self.overridden = managers.to_vec();
+        self
     }
 
     /// With `force`, an object the API server refuses because an immutable field changed is deleted and
@@ -451,7 +460,7 @@ impl ResourceManager {
             let mut ops = vec![serde_json::json!(
                 {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]}
             )];
-            if let Some(fields) = take_over_managers(&live, &self.field_manager) {
+            if let Some(fields) = take_over_managers(&live, &self.field_manager, &self.overridden) {
                 ops.push(
                     serde_json::json!({"op": "replace", "path": "/metadata/managedFields", "value": fields}),
                 );

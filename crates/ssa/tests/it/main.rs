@@ -284,4 +284,22 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
     // and the next apply has nothing left to do
     let cs = manager.apply_all(&set, &labels).await.unwrap();
     assert!(cs.entries.iter().all(|c| c.action == Action::Unchanged), "{cs:?}");
+
+    // --override-manager adds managers to take over
+    cms.patch(
+        "plain",
+        &PatchParams {
+            field_manager: Some("legacy-tool".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&json!({"data": {"legacy": "x"}})),
+    )
+    .await
+    .unwrap();
+    manager.apply_all(&set, &labels).await.unwrap();
+    assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "legacy", "theirs"]);
+    let overriding = ResourceManager::new(cluster().client().await, "kustomize-controller")
+        .with_overridden_managers(&["legacy-tool".to_string()]);
+    overriding.apply_all(&set, &labels).await.unwrap();
+    assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "theirs"]);
 }
