@@ -129,19 +129,14 @@ pub async fn run(ctx: Arc<Context>) {
 /// Reconciles one Kustomization.
 #[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
 pub async fn reconcile(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let start = Instant::now();
-    let ns = obj.namespace().unwrap_or_default();
-    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = with_finalizer(&api, obj.clone(), |event| async {
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    with_finalizer(&api, &ctx.metrics, obj, |event| async {
         match event {
             Event::Apply(obj) => apply(obj, ctx.clone()).await,
             Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
         }
     })
-    .await;
-    ctx.metrics
-        .observe_reconcile(KIND, &obj.name_any(), &ns, start.elapsed());
-    result
+    .await
 }
 
 fn retry_interval(obj: &Kustomization) -> Option<std::time::Duration> {
@@ -392,7 +387,7 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
         old.clone()
     };
 
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (mut digest, mut origin) = (None, None);
     let result = run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin).await;
     // like Flux, history starts once the build succeeded: its digest is that of the built objects

@@ -2,7 +2,7 @@
 //! (new generation, `requestedAt`, finalizers, deletion), the concurrency of `--concurrent`, errors that are
 //! not reconcile failures logged (those are reported in status), and the finalizer around each run.
 
-use std::{fmt::Debug, future::Future, sync::Arc};
+use std::{fmt::Debug, future::Future, sync::Arc, time::Instant};
 
 use driftless_api::meta::FINALIZER;
 use futures::{Stream, StreamExt};
@@ -19,7 +19,7 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::warn;
 
-use crate::request::trigger;
+use crate::{metrics::Metrics, request::trigger};
 
 /// A controller for `K` on `api` and the store of what it watches (for mapping other kinds to `K`).
 pub fn for_kind<K>(api: Api<K>, config: watcher::Config, concurrency: u16) -> (Controller<K>, Store<K>)
@@ -54,18 +54,31 @@ pub async fn drain<T, E1: std::error::Error + 'static, E2: std::error::Error + '
 }
 
 /// Runs `reconcile` under driftless's finalizer (`finalizers.fluxcd.io`), unwrapping the step errors so a
-/// controller sees its own error type.
-pub async fn with_finalizer<K, E, F, Fut>(api: &Api<K>, obj: Arc<K>, reconcile: F) -> Result<Action, E>
+/// controller sees its own error type, and records how long it took in `metrics`.
+pub async fn with_finalizer<K, E, F, Fut>(
+    api: &Api<K>,
+    metrics: &Metrics,
+    obj: Arc<K>,
+    reconcile: F,
+) -> Result<Action, E>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
     E: std::error::Error + Send + 'static + From<Box<finalizer::Error<E>>>,
     F: FnOnce(Event<K>) -> Fut,
     Fut: Future<Output = Result<Action, E>>,
 {
-    finalizer(api, FINALIZER, obj, reconcile)
+    let start = Instant::now();
+    let (kind, name, ns) = (
+        K::kind(&()).to_string(),
+        obj.meta().name.clone().unwrap_or_default(),
+        obj.meta().namespace.clone().unwrap_or_default(),
+    );
+    let result = finalizer(api, FINALIZER, obj, reconcile)
         .await
         .map_err(|e| match e {
             finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
             other => E::from(Box::new(other)),
-        })
+        });
+    metrics.observe_reconcile(&kind, &name, &ns, start.elapsed());
+    result
 }

@@ -4,7 +4,7 @@
 
 mod steps;
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{collections::BTreeMap, sync::Arc};
 
 use driftless_api::{
     meta::{
@@ -167,19 +167,14 @@ pub async fn run(ctx: Arc<Context>) {
 /// Reconciles one GitRepository.
 #[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
 pub async fn reconcile(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let start = Instant::now();
-    let ns = obj.namespace().unwrap_or_default();
-    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = with_finalizer(&api, obj.clone(), |event| async {
+    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    with_finalizer(&api, &ctx.metrics, obj, |event| async {
         match event {
             Event::Apply(obj) => apply(obj, ctx.clone()).await,
             Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
         }
     })
-    .await;
-    ctx.metrics
-        .observe_reconcile(KIND, &obj.name_any(), &ns, start.elapsed());
-    result
+    .await
 }
 
 /// Maps an error to a requeue (see `driftless_runtime::error`).
