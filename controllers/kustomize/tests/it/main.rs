@@ -233,15 +233,7 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
     let h = start("ks-e2e").await;
     let n = h.ns.name().to_string();
     let head = h.head.clone();
-    create(
-        &h,
-        "apps",
-        KustomizationSpec {
-            target_namespace: Some(n.clone()),
-            ..spec("./apps", true)
-        },
-    )
-    .await;
+    create(&h, "apps", from_source(&n, "fleet")).await;
     let obj = wait_until(&h, "apps", "the first apply", |o| applied(o, &head)).await;
     let status = obj.status.clone().unwrap();
     let history = status.history.clone().unwrap_or_default();
@@ -338,14 +330,7 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
 
     // a push that removes a file: applied without waiting for the 1h intervals, the ConfigMap pruned
     let removed = h.repo.remove(&["apps/cm.yaml"], "drop settings");
-    let git: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
-    git.patch(
-        "fleet",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "push"}}})),
-    )
-    .await
-    .unwrap();
+    request_fleet(&h, "push").await;
     let pushed = wait_until(&h, "apps", "the push applied", |o| applied(o, &removed)).await;
     let history = pushed.status.unwrap().history.unwrap();
     assert!(history.len() >= 2, "{history:#?}");
@@ -366,13 +351,7 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
         )],
         "break",
     );
-    git.patch(
-        "fleet",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "break"}}})),
-    )
-    .await
-    .unwrap();
+    request_fleet(&h, "break").await;
     let obj = wait_until(&h, "apps", "the build failure", |o| {
         ready(o).is_some_and(|(s, r, _)| s == "False" && r == "BuildFailed")
     })
@@ -436,14 +415,7 @@ async fn a_missing_source_waits_and_prune_false_keeps_objects() {
     .await;
     wait_until(&h, "keep", "applied", |o| applied(o, &head)).await;
     let removed = h.repo.remove(&["apps/cm.yaml"], "drop settings");
-    let git: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
-    git.patch(
-        "fleet",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "push"}}})),
-    )
-    .await
-    .unwrap();
+    request_fleet(&h, "push").await;
     wait_until(&h, "keep", "the push applied", |o| applied(o, &removed)).await;
     let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
     assert!(
@@ -455,6 +427,15 @@ async fn a_missing_source_waits_and_prune_false_keeps_objects() {
 async fn fleet_artifact(h: &Harness) -> driftless_api::meta::Artifact {
     let gits = Api::<GitRepository>::namespaced(cluster().client().await, h.ns.name());
     gits.get("fleet").await.unwrap().status.unwrap().artifact.unwrap()
+}
+
+/// Asks source-controller to fetch `fleet` now (a push), as a receiver would.
+async fn request_fleet(h: &Harness, token: &str) {
+    let gits = Api::<GitRepository>::namespaced(cluster().client().await, h.ns.name());
+    let request = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}});
+    gits.patch("fleet", &PatchParams::default(), &Patch::Merge(&request))
+        .await
+        .unwrap();
 }
 
 /// `./apps` of the GitRepository `source`, applied into the namespace `ns` with prune.
