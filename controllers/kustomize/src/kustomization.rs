@@ -459,16 +459,8 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
                 conditions::mark_stalled(&mut status.conditions, err.reason(), &message, generation);
             }
             conditions::mark_false(&mut status.conditions, READY, err.reason(), &message, generation);
-            let was = conditions::get(&old.conditions, READY).map(|c| (c.reason.clone(), c.message.clone()));
-            if was != Some((err.reason().to_string(), message.clone())) {
-                ctx.recorder.record(
-                    &reference,
-                    Severity::Error,
-                    err.reason(),
-                    &message,
-                    BTreeMap::new(),
-                );
-            }
+            ctx.recorder
+                .record_failure(&reference, &old.conditions, err.reason(), &message);
             warn!(reason = err.reason(), error = %message, "reconciliation failed");
         }
     }

@@ -5,9 +5,11 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use driftless_api::meta::conditions::READY;
+
 use k8s_openapi::{
     api::core::v1::{Event as KubeEvent, EventSource, ObjectReference},
-    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time},
+    apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, ObjectMeta, Time},
     jiff::{Timestamp, Unit},
 };
 use kube::{Api, Client, api::PostParams};
@@ -108,6 +110,23 @@ impl Recorder {
             post,
             controller: controller.to_string(),
             instance: instance.to_string(),
+        }
+    }
+
+    /// Records a failed reconcile as an error event, unless `previous` (the object's conditions before
+    /// this run) already has Ready with the same reason and message: a failure repeated at every retry is
+    /// reported once.
+    pub fn record_failure(
+        &self,
+        object: &ObjectReference,
+        previous: &[Condition],
+        reason: &str,
+        message: &str,
+    ) {
+        let unchanged = crate::conditions::get(previous, READY)
+            .is_some_and(|c| c.reason == reason && c.message == message);
+        if !unchanged {
+            self.record(object, Severity::Error, reason, message, BTreeMap::new());
         }
     }
 

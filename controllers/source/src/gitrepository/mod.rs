@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use driftless_api::{
     meta::{
         conditions::{
-            ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, READY, RECONCILING,
+            ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, RECONCILING,
             SOURCE_VERIFIED, STALLED, STORAGE_OPERATION_FAILED, reasons,
         },
         parse_duration,
@@ -310,16 +310,8 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
                 "",
                 generation,
             );
-            let was = conditions::get(&old.conditions, READY).map(|c| (c.reason.clone(), c.message.clone()));
-            if was != Some((err.reason().to_string(), message.clone())) {
-                ctx.recorder.record(
-                    &reference,
-                    Severity::Error,
-                    err.reason(),
-                    &message,
-                    BTreeMap::new(),
-                );
-            }
+            ctx.recorder
+                .record_failure(&reference, &old.conditions, err.reason(), &message);
             warn!(reason = err.reason(), error = %message, "reconciliation failed");
         }
     }
