@@ -359,6 +359,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failure_already_in_ready_is_not_reported_again() {
+        let sink = Sink::default();
+        let addr = serve(sink.clone()).await;
+        let recorder = Recorder::new(None, "source-controller", "i", Some(&addr));
+        let mut previous = Vec::new();
+        crate::conditions::mark_false(&mut previous, READY, "GitOperationFailed", "boom", Some(1));
+        let object = git_repository();
+        recorder.record_failure(&object, &previous, "GitOperationFailed", "boom");
+        recorder.record_failure(&object, &previous, "GitOperationFailed", "other message");
+        recorder.record_failure(&object, &previous, "AuthenticationFailed", "boom");
+        wait_for(&sink, 2).await;
+        // time for a third (wrong) event to arrive
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got: Vec<_> = sink
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["reason"].as_str().unwrap(),
+                    e["message"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            ["GitOperationFailed other message", "AuthenticationFailed boom"]
+        );
+    }
+
+    #[tokio::test]
     async fn failed_posts_are_retried() {
         let sink = Sink::default();
         *sink.fail_first.lock().unwrap() = 2;
