@@ -4,12 +4,11 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Instant};
 
 use driftless_api::{
-    kustomize::{Kustomization, KustomizationStatus, ResourceInventory},
+    kustomize::{Kustomization, KustomizationStatus, PostBuild, ResourceInventory},
     meta::{
         conditions::{READY, RECONCILING, STALLED, reasons},
         parse_duration,
     },
-    source::GitRepository,
 };
 use driftless_runtime::{
     conditions,
@@ -21,6 +20,7 @@ use driftless_runtime::{
     status::apply_status,
 };
 use driftless_ssa::{ResourceManager, inventory_ref};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api, Resource, ResourceExt,
     api::DynamicObject,
@@ -100,30 +100,98 @@ fn source_resource(kind: &str) -> Option<ApiResource> {
     ))
 }
 
-/// Runs the Kustomization controller; a GitRepository whose artifact changes triggers the Kustomizations
-/// that use it at once.
+/// The source kinds a Kustomization may reference.
+const SOURCE_KINDS: [&str; 4] = ["GitRepository", "OCIRepository", "Bucket", "ExternalArtifact"];
+
+/// The label that makes a Secret or ConfigMap trigger the Kustomizations using it when it changes.
+pub const WATCH_LABEL: (&str, &str) = ("reconcile.fluxcd.io/watch", "Enabled");
+
+/// An API of `ar` in the watched namespaces.
+fn watched_dynamic(ctx: &Context, ar: &ApiResource) -> Api<DynamicObject> {
+    if ctx.config.watch_all_namespaces {
+        Api::all_with(ctx.client.clone(), ar)
+    } else {
+        Api::namespaced_with(ctx.client.clone(), &ctx.config.runtime_namespace, ar)
+    }
+}
+
+/// Runs the Kustomization controller. A source whose artifact changes triggers the Kustomizations that
+/// use it at once, and so does a Secret or ConfigMap labelled [`WATCH_LABEL`] that one of them substitutes
+/// from (or decrypts with).
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<Kustomization> = watched_api(ctx.client.clone(), &ctx.config);
-    let (ctrl, store) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
-    let sources: Api<GitRepository> = watched_api(ctx.client.clone(), &ctx.config);
-    let ctrl = ctrl.watches(sources, watcher::Config::default(), move |repo: GitRepository| {
-        let (ns, name) = (repo.namespace().unwrap_or_default(), repo.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(|k| {
-                let r = &k.spec.source_ref;
-                r.kind == "GitRepository"
-                    && r.name == name
-                    && r.namespace
-                        .clone()
-                        .unwrap_or_else(|| k.namespace().unwrap_or_default())
-                        == ns
-            })
-            .map(|k| ObjectRef::from_obj(k.as_ref()))
-            .collect::<Vec<_>>()
-    });
+    let (mut ctrl, store) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
+    for kind in SOURCE_KINDS {
+        let ar = source_resource(kind).expect("a source kind");
+        let store = store.clone();
+        ctrl = ctrl.watches_with(
+            watched_dynamic(&ctx, &ar),
+            ar,
+            watcher::Config::default(),
+            move |source: DynamicObject| {
+                let (ns, name) = (source.namespace().unwrap_or_default(), source.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|k| {
+                        let r = &k.spec.source_ref;
+                        r.kind == kind
+                            && r.name == name
+                            && r.namespace
+                                .clone()
+                                .unwrap_or_else(|| k.namespace().unwrap_or_default())
+                                == ns
+                    })
+                    .map(|k| ObjectRef::from_obj(k.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        );
+    }
+    let config_kinds: &[&str] = if ctx.watch_configs {
+        &["ConfigMap", "Secret"]
+    } else {
+        &[]
+    };
+    let labelled = watcher::Config::default().labels(&format!("{}={}", WATCH_LABEL.0, WATCH_LABEL.1));
+    for &kind in config_kinds {
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", "v1", kind),
+            &format!("{}s", kind.to_lowercase()),
+        );
+        let store = store.clone();
+        ctrl = ctrl.watches_with(
+            watched_dynamic(&ctx, &ar),
+            ar,
+            labelled.clone(),
+            move |data: DynamicObject| {
+                let (ns, name) = (data.namespace().unwrap_or_default(), data.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|k| k.namespace().unwrap_or_default() == ns && uses(k, kind, &name))
+                    .map(|k| ObjectRef::from_obj(k.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        );
+    }
     run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+}
+
+/// Whether the Kustomization substitutes from (or, for a Secret, decrypts with) `kind/name`.
+fn uses(k: &Kustomization, kind: &str, name: &str) -> bool {
+    let substitutes = k
+        .spec
+        .post_build
+        .as_ref()
+        .and_then(|p| p.substitute_from.as_ref())
+        .is_some_and(|refs| refs.iter().any(|r| r.kind == kind && r.name == name));
+    let decrypts = kind == "Secret"
+        && k.spec
+            .decryption
+            .as_ref()
+            .and_then(|d| d.secret_ref.as_ref())
+            .is_some_and(|r| r.name == name);
+    substitutes || decrypts
 }
 
 /// Reconciles one Kustomization.
@@ -303,11 +371,6 @@ fn overlay(obj: &Kustomization, path: &str) -> Result<Option<String>, Error> {
 
 /// Downloads, verifies and builds; returns the objects to apply.
 async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Vec<Value>, Error> {
-    if obj.spec.post_build.is_some() {
-        return Err(Error::Build(
-            "spec.postBuild (variable substitution) is not supported by driftless yet".into(),
-        ));
-    }
     if obj.spec.decryption.is_some() {
         return Err(Error::Build(
             "spec.decryption (SOPS) is not supported by driftless yet".into(),
@@ -337,6 +400,11 @@ async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Ve
         )));
     }
     let overlay = overlay(obj, &path)?;
+    let vars = match &obj.spec.post_build {
+        Some(post_build) => Some(load_vars(obj, post_build, ctx).await?),
+        None => None,
+    };
+    let strict = ctx.strict_substitutions;
     tokio::task::spawn_blocking(move || {
         let build_path = match overlay {
             Some(text) => {
@@ -358,11 +426,76 @@ async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Ve
             }
             None => Path::new(&path).to_path_buf(),
         };
-        driftless_kustomize::build(&root, &build_path)
-            .map_err(|e| Error::Build(e.to_string().replace(&root.display().to_string(), ".")))
+        let failed = |e: driftless_kustomize::Error| {
+            Error::Build(e.to_string().replace(&root.display().to_string(), "."))
+        };
+        let Some(vars) = vars else {
+            return driftless_kustomize::build(&root, &build_path).map_err(failed);
+        };
+        let mut objects = driftless_kustomize::build_marked(&root, &build_path).map_err(failed)?;
+        driftless_kustomize::substitute::substitute_all(&mut objects, &vars, strict).map_err(Error::Build)?;
+        Ok(objects)
     })
     .await
     .expect("builds do not panic")
+}
+
+/// The variables of `postBuild`: each `substituteFrom` Secret or ConfigMap in order, later ones winning,
+/// then `substitute`; newlines are dropped from values, as Flux does. A missing object that is not
+/// `optional` is an error.
+async fn load_vars(
+    obj: &Kustomization,
+    post_build: &PostBuild,
+    ctx: &Context,
+) -> Result<BTreeMap<String, String>, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let mut vars = BTreeMap::new();
+    for r in post_build.substitute_from.iter().flatten() {
+        let failed = |message: String| {
+            Error::Build(format!(
+                "post build failed: substitute from '{}/{}' error: {message}",
+                r.kind, r.name
+            ))
+        };
+        let data: Option<Vec<(String, String)>> = match r.kind.as_str() {
+            "ConfigMap" => Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| failed(api_message(&e)))?
+                .map(|c| c.data.unwrap_or_default().into_iter().collect()),
+            "Secret" => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| failed(api_message(&e)))?
+                .map(|s| {
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect()
+                }),
+            other => {
+                return Err(Error::InvalidSpec(format!(
+                    "substituteFrom kind '{other}' is not Secret or ConfigMap"
+                )));
+            }
+        };
+        match data {
+            Some(data) => vars.extend(data.into_iter().map(|(k, v)| (k, v.replace('\n', "")))),
+            None if r.optional.unwrap_or(false) => {}
+            None => {
+                return Err(failed(format!(
+                    "{}s \"{}\" not found",
+                    r.kind.to_lowercase(),
+                    r.name
+                )));
+            }
+        }
+    }
+    for (k, v) in post_build.substitute.iter().flatten() {
+        vars.insert(k.clone(), v.replace('\n', ""));
+    }
+    Ok(vars)
 }
 
 async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {

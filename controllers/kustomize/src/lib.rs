@@ -10,7 +10,7 @@ use clap::Parser;
 use driftless_runtime::{
     error::RetryPolicy,
     events::Recorder,
-    flags::{ControllerArgs, EventsArgs, LeaderElectionArgs, LogArgs},
+    flags::{ControllerArgs, EventsArgs, FeatureGates, LeaderElectionArgs, LogArgs},
     manager::Manager,
     metrics::Metrics,
 };
@@ -42,7 +42,26 @@ pub struct Args {
     /// so undone at the next apply (repeatable).
     #[arg(long = "override-manager")]
     pub override_managers: Vec<String>,
+    /// Feature gates, `Name=true,…` as Flux's: `StrictPostBuildSubstitutions` (a variable without a value
+    /// or default fails the build) and `DisableConfigWatchers` (labelled Secrets/ConfigMaps do not
+    /// trigger reconciles) act; Flux's other gates are accepted and have no effect.
+    #[arg(long = "feature-gates", default_value = "")]
+    pub feature_gates: FeatureGates,
 }
+
+/// Flux's kustomize-controller feature gates.
+pub const FEATURE_GATES: [&str; 10] = [
+    "StrictPostBuildSubstitutions",
+    "DisableConfigWatchers",
+    "CacheSecretsAndConfigMaps",
+    "DisableStatusPollerCache",
+    "DisableFailFastBehavior",
+    "GroupChangeLog",
+    "AdditiveCELDependencyCheck",
+    "ExternalArtifact",
+    "CancelHealthCheckOnNewRevision",
+    "ObjectLevelWorkloadIdentity",
+];
 
 /// What every reconcile gets.
 pub struct Context {
@@ -60,6 +79,10 @@ pub struct Context {
     pub http: reqwest::Client,
     /// `--override-manager`.
     pub override_managers: Vec<String>,
+    /// `StrictPostBuildSubstitutions`.
+    pub strict_substitutions: bool,
+    /// Not `DisableConfigWatchers`.
+    pub watch_configs: bool,
 }
 
 /// Runs kustomize-controller until SIGTERM with the environment's client.
@@ -74,6 +97,9 @@ pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
         args.no_remote_bases,
         "--no-remote-bases=false is not supported: remote kustomize bases are always refused"
     );
+    args.feature_gates
+        .check(&FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
     let mut manager = Manager::start(CONTROLLER_NAME, client.clone(), &args.controller, &args.leader).await?;
     if !manager.leading().await {
         return Ok(());
@@ -92,6 +118,8 @@ pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
         config: args.controller.clone(),
         http: driftless_artifact::fetch::http_client(Duration::from_secs(60)),
         override_managers: args.override_managers.clone(),
+        strict_substitutions: args.feature_gates.enabled("StrictPostBuildSubstitutions", false),
+        watch_configs: !args.feature_gates.enabled("DisableConfigWatchers", false),
     });
     tokio::select! {
         _ = kustomization::run(ctx) => {}

@@ -15,6 +15,14 @@ use crate::{
 /// `root` may be read. When `path` has no kustomization file, one listing its YAML files is generated,
 /// as Flux does.
 pub fn build(root: &Path, path: &Path) -> Result<Vec<Object>> {
+    let mut objects = build_marked(root, path)?;
+    objects.iter_mut().for_each(yaml::strip_marks);
+    Ok(objects)
+}
+
+/// [`build`], keeping the [`yaml::PLAIN`] marks of plain scalars that hold `${`, for
+/// [`crate::substitute`]; the marks must be removed (it does) before the objects go anywhere else.
+pub fn build_marked(root: &Path, path: &Path) -> Result<Vec<Object>> {
     let root = root.canonicalize().map_err(|source| Error::Io {
         path: root.display().to_string(),
         source,

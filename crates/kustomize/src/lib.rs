@@ -12,11 +12,12 @@ mod build;
 mod kustomization;
 mod order;
 pub mod patch;
+pub mod substitute;
 mod transform;
 pub mod yaml;
 
 pub use self::{
-    build::{build, generated_kustomization},
+    build::{build, build_marked, generated_kustomization},
     kustomization::{FILE_NAMES, Kustomization},
 };
 

@@ -113,6 +113,47 @@ pub struct LogArgs {
     pub log_encoding: LogEncoding,
 }
 
+/// `--feature-gates=Name=true,Other=false`, Flux's syntax. Parsing checks the syntax only; each
+/// controller checks the names against its own list with [`FeatureGates::check`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeatureGates(pub std::collections::BTreeMap<String, bool>);
+
+impl std::str::FromStr for FeatureGates {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut gates = std::collections::BTreeMap::new();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("feature gate '{pair}' must be Name=true or Name=false"))?;
+            let value = value.trim().parse::<bool>().map_err(|_| {
+                format!("feature gate '{name}' has invalid value '{value}': use true or false")
+            })?;
+            gates.insert(name.trim().to_string(), value);
+        }
+        Ok(Self(gates))
+    }
+}
+
+impl FeatureGates {
+    /// Whether `name` is enabled (`default` when not given).
+    pub fn enabled(&self, name: &str, default: bool) -> bool {
+        self.0.get(name).copied().unwrap_or(default)
+    }
+
+    /// Refuses names outside `known`.
+    pub fn check(&self, known: &[&str]) -> Result<(), String> {
+        match self.0.keys().find(|n| !known.contains(&n.as_str())) {
+            Some(n) => Err(format!(
+                "unknown feature gate '{n}': supported are {}",
+                known.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -176,5 +217,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn feature_gates_parse_flux_syntax_and_refuse_unknown_names() {
+        let gates: FeatureGates = "StrictPostBuildSubstitutions=true, Other=false".parse().unwrap();
+        assert!(gates.enabled("StrictPostBuildSubstitutions", false));
+        assert!(!gates.enabled("Other", true));
+        assert!(gates.enabled("Unset", true));
+        assert!(gates.check(&["StrictPostBuildSubstitutions", "Other"]).is_ok());
+        assert!(
+            gates
+                .check(&["Other"])
+                .unwrap_err()
+                .contains("StrictPostBuildSubstitutions")
+        );
+        assert!("X".parse::<FeatureGates>().is_err());
+        assert!("X=maybe".parse::<FeatureGates>().is_err());
+        assert_eq!("".parse::<FeatureGates>().unwrap(), FeatureGates::default());
     }
 }

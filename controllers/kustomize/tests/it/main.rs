@@ -67,6 +67,11 @@ async fn event_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json
 }
 
 async fn start(prefix: &str) -> Harness {
+    start_with(prefix, &[]).await
+}
+
+/// [`start`], with more kustomize-controller flags.
+async fn start_with(prefix: &str, kustomize_flags: &[&str]) -> Harness {
     cluster().install_crds().await;
     let (events_url, events) = event_sink().await;
     cluster().apply_kustomization("config/default");
@@ -109,6 +114,7 @@ async fn start(prefix: &str) -> Harness {
     rx.await.unwrap();
     let mut kustomize_args = common("kustomize-controller");
     kustomize_args.push(format!("--events-addr={events_url}"));
+    kustomize_args.extend(kustomize_flags.iter().map(|f| f.to_string()));
     let kustomize_args = kustomize_controller::Args::parse_from(kustomize_args);
     let kustomize = tokio::spawn(async move {
         kustomize_controller::run_with(kustomize_client, kustomize_args)
@@ -531,4 +537,201 @@ async fn the_origin_revision_in_artifact_metadata_is_recorded() {
         assert!(Instant::now() < deadline, "no event with the origin revision");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+const VARS_APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    \
+    version: \"${VERSION}\"\nspec:\n  replicas: ${REPLICAS}\n  selector:\n    matchLabels:\n      app: web\n  \
+    template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        \
+    image: nginx:${VERSION}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  \
+    region: ${REGION:=eu}\n  version: \"${VERSION}\"\n  literal: $${VERSION}\n---\napiVersion: v1\nkind: ConfigMap\n\
+    metadata:\n  name: untouched\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  \
+    script: echo ${HOME}\n";
+
+async fn put_vars<K>(h: &Harness, obj: serde_json::Value)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    Api::<K>::namespaced(cluster().client().await, h.ns.name())
+        .patch(&name, &PatchParams::apply("t").force(), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn post_build_substitutes_variables_and_a_watched_config_map_change_reapplies_at_once() {
+    let h = start_with("ks-vars", &["--feature-gates=StrictPostBuildSubstitutions=true"]).await;
+    let n = h.ns.name().to_string();
+    let head = h.repo.commit(&[("vars/app.yaml", VARS_APP)], "variables");
+    request_fleet(&h, "vars").await;
+    let watch = json!({"reconcile.fluxcd.io/watch": "Enabled"});
+    put_vars::<ConfigMap>(
+        &h,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cluster-vars", "labels": watch}, "data": {"REPLICAS": "2", "VERSION": "1.0"}}),
+    )
+    .await;
+    put_vars::<Secret>(
+        &h,
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "secret-vars"}, "stringData": {"VERSION": "1.25\n"}}),
+    )
+    .await;
+    let reference = |kind: &str, name: &str, optional| driftless_api::kustomize::SubstituteReference {
+        kind: kind.into(),
+        name: name.into(),
+        optional: Some(optional),
+    };
+    create(
+        &h,
+        "vars",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            post_build: Some(driftless_api::kustomize::PostBuild {
+                substitute: Some([("REGION".to_string(), "us".to_string())].into()),
+                substitute_from: Some(vec![
+                    reference("ConfigMap", "cluster-vars", false),
+                    reference("Secret", "secret-vars", false),
+                    reference("ConfigMap", "absent", true),
+                ]),
+            }),
+            ..spec("./vars", true)
+        },
+    )
+    .await;
+    wait_until(&h, "vars", "the substituted apply", |o| applied(o, &head)).await;
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    let web = deployments.get("web").await.unwrap();
+    assert_eq!(
+        web.spec.replicas,
+        Some(2),
+        "a plain ${{REPLICAS}} became a number"
+    );
+    assert_eq!(
+        web.metadata.annotations.as_ref().unwrap()["version"],
+        "1.25",
+        "the Secret's value wins over the ConfigMap's, without its newline"
+    );
+    let image = web.spec.template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("nginx:1.25"));
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+    let settings = cms.get("settings").await.unwrap().data.unwrap();
+    assert_eq!(settings["region"], "us", "spec.postBuild.substitute wins");
+    assert_eq!(settings["version"], "1.25", "a quoted scalar stays a string");
+    assert_eq!(settings["literal"], "${VERSION}", "$${{...}} escapes");
+    let untouched = cms.get("untouched").await.unwrap().data.unwrap();
+    assert_eq!(
+        untouched["script"], "echo ${HOME}",
+        "the opt-out annotation is honoured"
+    );
+
+    // a labelled ConfigMap that changes re-applies at once, though the interval is an hour
+    put_vars::<ConfigMap>(
+        &h,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cluster-vars", "labels": watch}, "data": {"REPLICAS": "3", "VERSION": "1.0"}}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while deployments.get("web").await.unwrap().spec.replicas != Some(3) {
+        assert!(Instant::now() < deadline, "the ConfigMap change was not applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // strict mode: a variable without a value fails the build, and nothing is applied or pruned
+    let broken = h.repo.commit(
+        &[(
+            "vars/app.yaml",
+            &VARS_APP.replace("region: ${REGION:=eu}", "region: ${UNSET}"),
+        )],
+        "a variable nobody sets",
+    );
+    request_fleet(&h, "broken").await;
+    let obj = wait_until(&h, "vars", "the strict failure", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.as_deref())
+            .is_some_and(|r| r.ends_with(&broken))
+            && ready(o).is_some_and(|r| r.0 == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&obj).unwrap();
+    assert_eq!(reason, "BuildFailed");
+    assert_eq!(
+        message,
+        "post build failed for 'ConfigMap.v1.[noGrp]/settings': envsubst error: variable substitution failed: \
+         variable not set (strict mode): \"UNSET\""
+    );
+    assert!(
+        obj.status
+            .unwrap()
+            .last_applied_revision
+            .unwrap()
+            .ends_with(&head)
+    );
+    assert_eq!(cms.get("settings").await.unwrap().data.unwrap()["region"], "us");
+
+    // a missing, non-optional ConfigMap says which
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, &n);
+    let patch =
+        json!({"spec": {"postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "nowhere"}]}}});
+    api.patch("vars", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let obj = wait_until(&h, "vars", "the missing ConfigMap", |o| {
+        ready(o).is_some_and(|r| r.2.contains("nowhere"))
+    })
+    .await;
+    assert_eq!(
+        ready(&obj).unwrap().2,
+        "post build failed: substitute from 'ConfigMap/nowhere' error: configmaps \"nowhere\" not found"
+    );
+}
+
+#[tokio::test]
+async fn an_oci_repository_whose_artifact_changes_triggers_its_kustomizations() {
+    let h = start("ks-oci").await;
+    let n = h.ns.name().to_string();
+    let first = fleet_artifact(&h).await;
+    let ocis: Api<driftless_api::source::OCIRepository> = Api::namespaced(cluster().client().await, &n);
+    let oci = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+        "metadata": {"name": "oci"}, "spec": {"url": "oci://registry.invalid/fleet", "interval": "1h", "suspend": true}});
+    ocis.patch("oci", &PatchParams::apply("t"), &Patch::Apply(&oci))
+        .await
+        .unwrap();
+    let advertise = |artifact: &driftless_api::meta::Artifact| json!({"status": {"artifact": artifact}});
+    ocis.patch_status("oci", &PatchParams::default(), &Patch::Merge(&advertise(&first)))
+        .await
+        .unwrap();
+    let mut from_oci = from_source(&n, "oci");
+    from_oci.source_ref.kind = "OCIRepository".into();
+    create(&h, "from-oci", from_oci).await;
+    wait_until(&h, "from-oci", "the first apply", |o| applied(o, &h.head)).await;
+
+    let second = h
+        .repo
+        .commit(&[("apps/extra.yaml", &CM.replace("settings", "extra"))], "extra");
+    request_fleet(&h, "second").await;
+    let gits = Api::<GitRepository>::namespaced(cluster().client().await, &n);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let next = loop {
+        let a = gits.get("fleet").await.unwrap().status.unwrap().artifact.unwrap();
+        if a.revision.ends_with(&second) {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "the GitRepository did not fetch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    ocis.patch_status("oci", &PatchParams::default(), &Patch::Merge(&advertise(&next)))
+        .await
+        .unwrap();
+    wait_until(&h, "from-oci", "the OCIRepository's new artifact", |o| {
+        applied(o, &second)
+    })
+    .await;
 }

@@ -136,3 +136,51 @@ fn a_directory_without_kustomization_gets_one_generated_and_cycles_are_errors() 
     let err = build(dir.path(), Path::new("x")).unwrap_err().to_string();
     assert!(err.contains("cycle"), "{err}");
 }
+
+#[test]
+fn plain_scalars_keep_their_type_through_the_build_and_substitution() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("base")).unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::write(
+        root.join("base/deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: ${REPLICAS}\n  \
+         template:\n    spec:\n      containers:\n      - name: app\n        image: app:${VERSION}\n        \
+         env:\n        - name: VERSION\n          value: \"${VERSION}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("base/kustomization.yaml"),
+        "resources:\n- deploy.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("app/kustomization.yaml"),
+        "resources:\n- ../base\nnamePrefix: ${PREFIX}-\npatches:\n- patch: |\n    apiVersion: apps/v1\n    \
+         kind: Deployment\n    metadata:\n      name: web\n    spec:\n      paused: ${PAUSED:=false}\n",
+    )
+    .unwrap();
+
+    let plain = build(root, Path::new("app")).unwrap();
+    let text = serde_json::to_string(&plain).unwrap();
+    assert!(!text.contains(yaml::PLAIN), "marks leaked out of build: {text}");
+    assert_eq!(plain[0]["spec"]["replicas"], "${REPLICAS}");
+
+    let mut objects = driftless_kustomize::build_marked(root, Path::new("app")).unwrap();
+    let vars = [("REPLICAS", "3"), ("VERSION", "1.10"), ("PREFIX", "prod")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    driftless_kustomize::substitute::substitute_all(&mut objects, &vars, false).unwrap();
+    let d = &objects[0];
+    assert_eq!(d["metadata"]["name"], "prod-web");
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["spec"]["paused"], false);
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "app:1.10");
+    assert_eq!(
+        container["env"][0]["value"], "1.10",
+        "a quoted scalar stays a string"
+    );
+}
