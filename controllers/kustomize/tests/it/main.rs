@@ -615,9 +615,7 @@ async fn post_build_substitutes_variables_and_a_watched_config_map_change_reappl
         "1.25",
         "the Secret's value wins over the ConfigMap's, without its newline"
     );
-    let image = web.spec.template.spec.unwrap().containers[0]
-        .image
-        .clone();
+    let image = web.spec.template.spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some("nginx:1.25"));
     let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
     let settings = cms.get("settings").await.unwrap().data.unwrap();
