@@ -7,7 +7,7 @@ use driftless_api::{
     kustomize::{Kustomization, KustomizationStatus, PostBuild, ResourceInventory},
     meta::{
         conditions::{READY, RECONCILING, STALLED, reasons},
-        parse_duration,
+        format_duration, parse_duration,
     },
 };
 use driftless_runtime::{
@@ -522,7 +522,18 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
 
     let started = Instant::now();
     let (mut digest, mut origin) = (None, None);
-    let result = run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin).await;
+    let timeout = reconcile_timeout(&obj, interval);
+    let result = tokio::time::timeout(
+        timeout,
+        run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::Apply(format!(
+            "the reconciliation did not finish within its timeout of {}",
+            format_duration(timeout)
+        )))
+    });
     // like Flux, history starts once the build succeeded: its digest is that of the built objects
     if let Some(digest) = digest {
         let reason = match &result {
@@ -604,6 +615,17 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     Ok(ctx.retry.on_success(&format!("{ns}/{name}"), interval))
 }
 
+/// `spec.timeout`, else the interval less 30s; never under 30s (Flux's `GetTimeout`).
+fn reconcile_timeout(obj: &Kustomization, interval: std::time::Duration) -> std::time::Duration {
+    const FLOOR: std::time::Duration = std::time::Duration::from_secs(30);
+    obj.spec
+        .timeout
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())
+        .unwrap_or_else(|| interval.saturating_sub(FLOOR))
+        .max(FLOOR)
+}
+
 /// `sha256:<hex>` of the built objects as a multi-document YAML stream.
 fn objects_digest(objects: &[Value]) -> String {
     use sha2::Digest;
@@ -660,4 +682,34 @@ async fn run_steps(
     status.last_applied_revision = Some(source.revision.clone());
     status.last_applied_origin_revision = source.origin_revision;
     Ok((source.revision, changes.summary()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_timeout_is_flux_s_spec_timeout_else_interval_less_30s_at_least_30s() {
+        let mut k = Kustomization::new("k", Default::default());
+        assert_eq!(
+            reconcile_timeout(&k, Duration::from_secs(600)),
+            Duration::from_secs(570)
+        );
+        assert_eq!(
+            reconcile_timeout(&k, Duration::from_secs(40)),
+            Duration::from_secs(30)
+        );
+        k.spec.timeout = Some("2m".into());
+        assert_eq!(
+            reconcile_timeout(&k, Duration::from_secs(600)),
+            Duration::from_secs(120)
+        );
+        k.spec.timeout = Some("1s".into());
+        assert_eq!(
+            reconcile_timeout(&k, Duration::from_secs(600)),
+            Duration::from_secs(30)
+        );
+    }
 }

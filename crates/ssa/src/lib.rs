@@ -279,6 +279,25 @@ pub fn parse_ref(r: &ResourceRef) -> Option<(String, String, GroupVersionKind)> 
     ))
 }
 
+/// What to do with one object, decided by [`ResourceManager::plan`] before anything is written.
+struct Plan<'a> {
+    object: &'a Value,
+    api: Api<DynamicObject>,
+    step: Step,
+}
+
+enum Step {
+    /// Nothing to write.
+    Done(Action),
+    /// Server-side apply, after the takeover patch when there is one.
+    Apply {
+        takeover: Option<json_patch::Patch>,
+        exists: bool,
+    },
+    /// An immutable field changed and force is on: delete, then create.
+    Recreate,
+}
+
 fn stage(o: &Value) -> u8 {
     match str_at(o, &["kind"]) {
         "CustomResourceDefinition" | "Namespace" | "ClusterRole" | "ClusterRoleBinding" => 0,
@@ -386,22 +405,29 @@ impl ResourceManager {
         objects.sort_by_key(stage);
         let mut changes = ChangeSet::default();
         let mut discovery = self.discover().await?;
-        let mut current_stage = 0;
-        for o in &objects {
-            if stage(o) > 0 && current_stage == 0 {
-                current_stage = stage(o);
-                if objects
-                    .iter()
-                    .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
-                {
-                    self.wait_for_crds(&objects).await;
-                    discovery = self.discover().await?;
-                }
+        // NB: a stage is written only once the server accepted a dry-run of every object in it, so an
+        // object it refuses leaves the stage untouched; later stages may need what earlier ones created
+        // (Namespaces, CRDs), so they are checked after those are written
+        let mut crds_waited = false;
+        for group in objects.chunk_by(|a, b| stage(a) == stage(b)) {
+            let crds = objects
+                .iter()
+                .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition");
+            if stage(&group[0]) > 0 && crds && !crds_waited {
+                self.wait_for_crds(&objects).await;
+                discovery = self.discover().await?;
+                crds_waited = true;
             }
-            changes.entries.push(Change {
-                subject: subject(o),
-                action: self.apply_one(&discovery, o).await?,
-            });
+            let mut plans = Vec::with_capacity(group.len());
+            for o in group {
+                plans.push(self.plan(&discovery, o).await?);
+            }
+            for plan in plans {
+                changes.entries.push(Change {
+                    subject: subject(plan.object),
+                    action: self.execute(plan).await?,
+                });
+            }
         }
         Ok(changes)
     }
@@ -424,7 +450,9 @@ impl ResourceManager {
         }
     }
 
-    async fn apply_one(&self, discovery: &Discovery, o: &Value) -> Result<Action, Error> {
+    /// Decides what to do with `o` without writing anything: skipped by policy, unchanged (the server's
+    /// dry-run equals the live object), applied (after taking over kubectl's fields), or recreated.
+    async fn plan<'a>(&self, discovery: &Discovery, o: &'a Value) -> Result<Plan<'a>, Error> {
         let gvk = gvk_of(o)?;
         let (ar, caps) = discovery.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
             id: subject(o),
@@ -440,50 +468,93 @@ impl ResourceManager {
                 message: api_message(&e),
             }
         };
-        let existing = api.get_opt(name).await.map_err(fail("get"))?;
+        let done = |api, action| Plan {
+            object: o,
+            api,
+            step: Step::Done(action),
+        };
+        let existing = api
+            .get_opt(name)
+            .await
+            .map_err(fail("get"))?
+            .map(|live| serde_json::to_value(live).expect("objects serialise"));
         if let Some(live) = &existing {
-            let live = serde_json::to_value(live).expect("objects serialise");
-            let policy = |key| annotation(&live, key).map(str::to_lowercase);
+            let policy = |key| annotation(live, key).map(str::to_lowercase);
             if policy(RECONCILE_ANNOTATION).as_deref() == Some("disabled")
                 || policy(SSA_ANNOTATION).as_deref() == Some("ignore")
                 || policy(SSA_ANNOTATION).as_deref() == Some("ifnotpresent")
             {
-                return Ok(Action::Skipped);
+                return Ok(done(api, Action::Skipped));
             }
         }
-        if annotation(o, SSA_ANNOTATION).map(str::to_lowercase).as_deref() == Some("ignore") {
-            return Ok(Action::Skipped);
+        let ssa = annotation(o, SSA_ANNOTATION).map(str::to_lowercase);
+        if ssa.as_deref() == Some("ignore") {
+            return Ok(done(api, Action::Skipped));
         }
-        let merge = annotation(o, SSA_ANNOTATION).map(str::to_lowercase).as_deref() == Some("merge");
-        if let (Some(live), false) = (&existing, merge) {
-            let live = serde_json::to_value(live).expect("objects serialise");
-            let mut ops = vec![serde_json::json!(
-                {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]}
-            )];
-            if let Some(fields) = take_over_managers(&live, &self.field_manager, &self.overridden) {
-                ops.push(
-                    serde_json::json!({"op": "replace", "path": "/metadata/managedFields", "value": fields}),
-                );
-            }
-            for (map, key) in CLEANED_UP {
-                if live["metadata"][map].get(key).is_some() {
-                    let path = format!("/metadata/{map}/{}", key.replace('~', "~0").replace('/', "~1"));
-                    ops.push(serde_json::json!({"op": "remove", "path": path}));
-                }
-            }
-            if ops.len() > 1 {
-                debug!(object = %subject(o), "taking over kubectl's fields, removing stale annotations");
-                let patch: json_patch::Patch =
-                    serde_json::from_value(Value::Array(ops)).expect("a valid JSON patch");
-                api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                    .await
-                    .map_err(fail("take over fields of"))?;
-            }
-        }
-        let params = PatchParams::apply(&self.field_manager).force();
-        let dry = match api.patch(name, &params.clone().dry_run(), &Patch::Apply(o)).await {
-            Ok(dry) => dry,
+        let takeover = match (&existing, ssa.as_deref() == Some("merge")) {
+            (Some(live), false) => self.takeover_patch(live),
+            _ => None,
+        };
+        let params = PatchParams::apply(&self.field_manager).force().dry_run();
+        let dry = match api.patch(name, &params, &Patch::Apply(o)).await {
+            Ok(dry) => serde_json::to_value(&dry).expect("objects serialise"),
             Err(e) if existing.is_some() && is_immutable(&e) && self.forced(o) => {
+                return Ok(Plan {
+                    object: o,
+                    api,
+                    step: Step::Recreate,
+                });
+            }
+            Err(e) => return Err(fail("dry-run")(e)),
+        };
+        let step = match &existing {
+            Some(live) if takeover.is_none() && comparable(live) == comparable(&dry) => {
+                debug!(object = %subject(o), "unchanged");
+                Step::Done(Action::Unchanged)
+            }
+            _ => Step::Apply {
+                takeover,
+                exists: existing.is_some(),
+            },
+        };
+        Ok(Plan { object: o, api, step })
+    }
+
+    /// The JSON patch that hands kubectl's (and the overridden managers') fields to us and removes
+    /// stale apply annotations, guarded by the live resourceVersion; `None` when there is nothing to do.
+    fn takeover_patch(&self, live: &Value) -> Option<json_patch::Patch> {
+        let mut ops = vec![serde_json::json!(
+            {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]}
+        )];
+        if let Some(fields) = take_over_managers(live, &self.field_manager, &self.overridden) {
+            ops.push(
+                serde_json::json!({"op": "replace", "path": "/metadata/managedFields", "value": fields}),
+            );
+        }
+        for (map, key) in CLEANED_UP {
+            if live["metadata"][map].get(key).is_some() {
+                let path = format!("/metadata/{map}/{}", key.replace('~', "~0").replace('/', "~1"));
+                ops.push(serde_json::json!({"op": "remove", "path": path}));
+            }
+        }
+        (ops.len() > 1).then(|| serde_json::from_value(Value::Array(ops)).expect("a valid JSON patch"))
+    }
+
+    /// Carries out a [`Plan`].
+    async fn execute(&self, plan: Plan<'_>) -> Result<Action, Error> {
+        let Plan { object: o, api, step } = plan;
+        let name = str_at(o, &["metadata", "name"]);
+        let fail = |action: &'static str| {
+            move |e: kube::Error| Error::Api {
+                id: subject(o),
+                action,
+                message: api_message(&e),
+            }
+        };
+        let params = PatchParams::apply(&self.field_manager).force();
+        match step {
+            Step::Done(action) => Ok(action),
+            Step::Recreate => {
                 debug!(object = %subject(o), "immutable field changed: recreating");
                 api.delete(name, &DeleteParams::background())
                     .await
@@ -502,28 +573,25 @@ impl ResourceManager {
                 api.patch(name, &params, &Patch::Apply(o))
                     .await
                     .map_err(fail("apply"))?;
-                return Ok(Action::Created);
+                Ok(Action::Created)
             }
-            Err(e) => return Err(fail("dry-run")(e)),
-        };
-        if let Some(live) = &existing {
-            let (live, dry) = (
-                serde_json::to_value(live).expect("serialise"),
-                serde_json::to_value(&dry).expect("serialise"),
-            );
-            if comparable(&live) == comparable(&dry) {
-                debug!(object = %subject(o), "unchanged");
-                return Ok(Action::Unchanged);
+            Step::Apply { takeover, exists } => {
+                if let Some(patch) = takeover {
+                    debug!(object = %subject(o), "taking over kubectl's fields, removing stale annotations");
+                    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                        .await
+                        .map_err(fail("take over fields of"))?;
+                }
+                api.patch(name, &params, &Patch::Apply(o))
+                    .await
+                    .map_err(fail("apply"))?;
+                Ok(if exists {
+                    Action::Configured
+                } else {
+                    Action::Created
+                })
             }
         }
-        api.patch(name, &params, &Patch::Apply(o))
-            .await
-            .map_err(fail("apply"))?;
-        Ok(if existing.is_some() {
-            Action::Configured
-        } else {
-            Action::Created
-        })
     }
 
     fn forced(&self, o: &Value) -> bool {

@@ -178,6 +178,13 @@ impl Repo {
         git(self.work.path(), &["rev-parse", "HEAD"])
     }
 
+    /// `git revert` of the last commit, pushed; returns the new commit's SHA-1.
+    pub fn revert_last(&self) -> String {
+        git(self.work.path(), &["revert", "--no-edit", "HEAD"]);
+        git(self.work.path(), &["push", "--quiet", "origin", "HEAD:main"]);
+        git(self.work.path(), &["rev-parse", "HEAD"])
+    }
+
     /// Tags the last commit (annotated) and pushes the tag.
     pub fn tag(&self, name: &str) {
         git(self.work.path(), &["tag", "-a", name, "-m", name]);

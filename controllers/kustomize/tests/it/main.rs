@@ -733,3 +733,83 @@ async fn an_oci_repository_whose_artifact_changes_triggers_its_kustomizations() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_git_revert_rolls_back_prune_disabled_is_kept_and_deleting_the_source_keeps_the_workloads() {
+    let h = start("ks-revert").await;
+    let n = h.ns.name().to_string();
+    create(&h, "apps", from_source(&n, "fleet")).await;
+    wait_until(&h, "apps", "the first apply", |o| applied(o, &h.head)).await;
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+
+    let scaled = h.repo.commit(
+        &[("apps/app.yaml", &APP.replace("replicas: 2", "replicas: 4"))],
+        "scale up",
+    );
+    request_fleet(&h, "scale").await;
+    wait_until(&h, "apps", "the scale-up", |o| applied(o, &scaled)).await;
+    assert_eq!(deployments.get("web").await.unwrap().spec.replicas, Some(4));
+
+    let reverted = h.repo.revert_last();
+    request_fleet(&h, "revert").await;
+    wait_until(&h, "apps", "the revert", |o| applied(o, &reverted)).await;
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.replicas,
+        Some(2),
+        "rolled back"
+    );
+
+    // an object annotated prune: disabled outlives its removal from Git
+    let kept = CM.replace(
+        "name: settings",
+        "name: kept\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled",
+    );
+    let added = h
+        .repo
+        .commit(&[("apps/kept.yaml", &kept)], "a ConfigMap that must stay");
+    request_fleet(&h, "kept").await;
+    wait_until(&h, "apps", "the kept ConfigMap", |o| applied(o, &added)).await;
+    let removed = h.repo.remove(&["apps/kept.yaml"], "drop it from Git");
+    request_fleet(&h, "drop-kept").await;
+    let obj = wait_until(&h, "apps", "its removal", |o| applied(o, &removed)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+    assert!(
+        cms.get_opt("kept").await.unwrap().is_some(),
+        "prune: disabled was pruned"
+    );
+    let ids = obj.status.unwrap().inventory.unwrap().entries;
+    assert!(
+        !ids.iter().any(|e| e.id.contains("_kept_")),
+        "it left the inventory"
+    );
+
+    // the source goes away: the Kustomization says so and the workloads stay
+    let gits = Api::<GitRepository>::namespaced(cluster().client().await, &n);
+    gits.delete("fleet", &Default::default()).await.unwrap();
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, &n);
+    let req = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "gone"}}});
+    api.patch("apps", &PatchParams::default(), &Patch::Merge(&req))
+        .await
+        .unwrap();
+    let obj = wait_until(&h, "apps", "the missing source", |o| {
+        ready(o).is_some_and(|(s, r, _)| s == "False" && r == "ArtifactFailed")
+    })
+    .await;
+    assert!(ready(&obj).unwrap().2.contains("not found"), "{:?}", ready(&obj));
+    assert!(
+        obj.status
+            .unwrap()
+            .last_applied_revision
+            .unwrap()
+            .ends_with(&removed)
+    );
+    assert!(
+        deployments.get_opt("web").await.unwrap().is_some(),
+        "the workload was deleted"
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+    assert!(
+        cms.get_opt("settings").await.unwrap().is_some(),
+        "the ConfigMap was deleted"
+    );
+}

@@ -154,6 +154,19 @@ async fn an_object_the_server_rejects_names_itself() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no matches for kind \"Nothing\""), "{err}");
+
+    // the server refuses one object of a stage: nothing of that stage is written, though a good object
+    // comes first
+    let good = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": ns.name()}});
+    let elsewhere = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "no-such-namespace"}});
+    let err = manager
+        .apply_all(&[good, elsewhere], &BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no-such-namespace"), "{err}");
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, ns.name());
+    assert!(cms.get_opt("good").await.unwrap().is_none(), "half applied");
 }
 
 #[tokio::test]
