@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Instant};
 use driftless_api::{
     kustomize::{Kustomization, KustomizationStatus, PostBuild, ResourceInventory},
     meta::{
-        conditions::{READY, RECONCILING, STALLED, reasons},
+        conditions::{HEALTHY, READY, RECONCILING, STALLED, reasons},
         format_duration, parse_duration,
     },
 };
@@ -19,7 +19,11 @@ use driftless_runtime::{
     request::{handled_request, is_suspended},
     status::apply_status,
 };
-use driftless_ssa::{ResourceManager, inventory_ref};
+use driftless_ssa::{
+    ResourceManager,
+    health::{Expressions, Rules, Target, WaitError, WaitOptions},
+    inventory_ref,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api, Resource, ResourceExt,
@@ -39,6 +43,10 @@ pub const KIND: &str = "Kustomization";
 pub const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 /// Owner label: the Kustomization's namespace.
 pub const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+/// The reason of a health check stopped by a new source revision.
+pub const HEALTH_CHECK_CANCELED: &str = "HealthCheckCanceled";
+/// The annotations that put an object in a sync wave: driftless's, then Argo CD's.
+pub const WAVE_ANNOTATIONS: [&str; 2] = ["driftless.io/wave", "argocd.argoproj.io/sync-wave"];
 
 /// A failed step.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,20 @@ pub enum Error {
     /// Pruning failed.
     #[error("{0}")]
     Prune(String),
+    /// A dependency is not ready; look again after `retry`.
+    #[error("{message}")]
+    DependencyNotReady {
+        /// What is not ready.
+        message: String,
+        /// `--requeue-dependency`.
+        retry: std::time::Duration,
+    },
+    /// The applied objects did not become healthy.
+    #[error("{0}")]
+    HealthCheck(String),
+    /// A new source revision arrived during the health check; reconcile it at once.
+    #[error("{0}")]
+    HealthCheckCanceled(String),
     /// Talking to the API server failed.
     #[error("kubernetes API: {}", api_message(.0))]
     Kube(#[source] kube::Error),
@@ -73,6 +95,9 @@ impl ReconcileError for Error {
             Error::Build(_) => reasons::BUILD_FAILED,
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
             Error::Prune(_) => reasons::PRUNE_FAILED,
+            Error::DependencyNotReady { .. } => reasons::DEPENDENCY_NOT_READY,
+            Error::HealthCheck(_) => reasons::HEALTH_CHECK_FAILED,
+            Error::HealthCheckCanceled(_) => HEALTH_CHECK_CANCELED,
             Error::Apply(_) | Error::Kube(_) | Error::Finalizer(_) => reasons::RECONCILIATION_FAILED,
         }
     }
@@ -80,6 +105,8 @@ impl ReconcileError for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::InvalidSpec(_) => ErrorClass::Stalled,
+            Error::DependencyNotReady { retry, .. } => ErrorClass::Waiting(*retry),
+            Error::HealthCheckCanceled(_) => ErrorClass::Waiting(std::time::Duration::ZERO),
             _ => ErrorClass::Transient,
         }
     }
@@ -174,7 +201,244 @@ pub async fn run(ctx: Arc<Context>) {
             },
         );
     }
+    // a Kustomization that becomes Ready starts the ones that depend on it at once
+    let dependents = store.clone();
+    ctrl = ctrl.watches(
+        watched_api::<Kustomization>(ctx.client.clone(), &ctx.config),
+        watcher::Config::default(),
+        move |dep: Kustomization| {
+            let ready = dep
+                .status
+                .as_ref()
+                .is_some_and(|s| conditions::is_ready(&s.conditions, dep.metadata.generation));
+            if !ready {
+                return Vec::new();
+            }
+            let (ns, name) = (dep.namespace().unwrap_or_default(), dep.name_any());
+            dependents
+                .state()
+                .into_iter()
+                .filter(|k| {
+                    let own = k.namespace().unwrap_or_default();
+                    k.spec
+                        .depends_on
+                        .iter()
+                        .flatten()
+                        .any(|d| d.name == name && d.namespace.as_deref().unwrap_or(&own) == ns)
+                })
+                .map(|k| ObjectRef::from_obj(k.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
     run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+}
+
+/// The client that acts for `obj`: the cluster of `spec.kubeConfig` when set, impersonating
+/// `spec.serviceAccountName` (or, locally, `--default-service-account`) when set; else the controller's.
+async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Client, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let default_sa = (!ctx.config.default_service_account.is_empty() && obj.spec.kube_config.is_none())
+        .then(|| ctx.config.default_service_account.clone());
+    let sa = obj.spec.service_account_name.clone().or(default_sa);
+    let user = sa.map(|sa| format!("system:serviceaccount:{ns}:{sa}"));
+    let Some(reference) = obj.spec.kube_config.as_ref() else {
+        let Some(user) = user else {
+            return Ok(ctx.client.clone());
+        };
+        if let Some(client) = ctx.tenant_clients.lock().expect("client cache").get(&user) {
+            return Ok(client.clone());
+        }
+        let mut config = ctx.kube_config.clone();
+        config.auth_info.impersonate = Some(user.clone());
+        config.auth_info.impersonate_groups = None;
+        let client = kube::Client::try_from(config).map_err(Error::Kube)?;
+        ctx.tenant_clients
+            .lock()
+            .expect("client cache")
+            .insert(user, client.clone());
+        return Ok(client);
+    };
+    let secret_ref = reference
+        .secret_ref
+        .as_ref()
+        .ok_or_else(|| Error::InvalidSpec("spec.kubeConfig needs a secretRef".into()))?;
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(Error::Kube)?
+        .ok_or_else(|| Error::Artifact(format!("kubeconfig Secret '{ns}/{}' not found", secret_ref.name)))?;
+    let data = secret.data.unwrap_or_default();
+    let keys: Vec<&str> = match secret_ref.key.as_deref() {
+        Some(key) => vec![key],
+        None => vec!["value", "value.yaml"],
+    };
+    let text = keys
+        .iter()
+        .find_map(|k| data.get(*k))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .ok_or_else(|| {
+            Error::InvalidSpec(format!(
+                "kubeconfig Secret '{ns}/{}' has no key {}",
+                secret_ref.name,
+                keys.join(" or ")
+            ))
+        })?;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)
+        .map_err(|e| Error::InvalidSpec(format!("kubeconfig Secret '{ns}/{}': {e}", secret_ref.name)))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| Error::InvalidSpec(format!("kubeconfig Secret '{ns}/{}': {e}", secret_ref.name)))?;
+    if let Some(user) = user {
+        config.auth_info.impersonate = Some(user);
+    }
+    kube::Client::try_from(config).map_err(Error::Kube)
+}
+
+/// Evaluates a `readyExpr`: `self` is the Kustomization, `dep` its dependency.
+fn ready_expr(expr: &str, this: &Kustomization, dep: &Kustomization) -> Result<bool, String> {
+    let program = cel::Program::compile(expr).map_err(|e| e.to_string())?;
+    let mut ctx = cel::Context::default();
+    for (name, obj) in [
+        ("self", serde_json::to_value(this)),
+        ("dep", serde_json::to_value(dep)),
+    ] {
+        let value = obj.map_err(|e| e.to_string())?;
+        ctx.add_variable_from_value(name, driftless_ssa::health::to_cel(&value));
+    }
+    match program.execute(&ctx).map_err(|e| e.to_string())? {
+        cel::Value::Bool(b) => Ok(b),
+        other => Err(format!("the expression gave {other:?}, not a boolean")),
+    }
+}
+
+/// `dependsOn`: every dependency must be Ready for its current generation and, when it uses the same
+/// source, have applied the revision about to be applied here; a `readyExpr` replaces the Ready check
+/// (`AdditiveCELDependencyCheck`: adds to it).
+async fn check_dependencies(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<(), Error> {
+    let own_ns = obj.namespace().unwrap_or_default();
+    let source_ns = |k: &Kustomization| {
+        k.spec
+            .source_ref
+            .namespace
+            .clone()
+            .unwrap_or_else(|| k.namespace().unwrap_or_default())
+    };
+    for d in obj.spec.depends_on.iter().flatten() {
+        let ns = d.namespace.clone().unwrap_or_else(|| own_ns.clone());
+        let name = format!("{ns}/{}", d.name);
+        if ctx.config.no_cross_namespace_refs && ns != own_ns {
+            return Err(Error::InvalidSpec(format!(
+                "cannot access Kustomization/{name}, cross-namespace references have been blocked"
+            )));
+        }
+        let waiting = |message: String| Error::DependencyNotReady {
+            message,
+            retry: ctx.config.requeue_dependency,
+        };
+        let dep = Api::<Kustomization>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&d.name)
+            .await
+            .map_err(Error::Kube)?
+            .ok_or_else(|| {
+                waiting(format!(
+                    "unable to get '{name}' dependency: kustomizations.kustomize.toolkit.fluxcd.io \"{}\" not found",
+                    d.name
+                ))
+            })?;
+        let not_ready = || waiting(format!("dependency '{name}' is not ready"));
+        if let Some(expr) = d.ready_expr.as_deref().filter(|e| !e.is_empty()) {
+            let ready = ready_expr(expr, obj, &dep)
+                .map_err(|e| Error::InvalidSpec(format!("dependency '{name}' readyExpr '{expr}': {e}")))?;
+            if !ready {
+                return Err(not_ready());
+            }
+            if !ctx.additive_cel_dependency_check {
+                continue;
+            }
+        }
+        let status = dep.status.clone().unwrap_or_default();
+        if status.conditions.is_empty()
+            || status.observed_generation != dep.metadata.generation
+            || !conditions::is_true(&status.conditions, READY)
+        {
+            return Err(not_ready());
+        }
+        let same_source = dep.spec.source_ref.name == obj.spec.source_ref.name
+            && dep.spec.source_ref.kind == obj.spec.source_ref.kind
+            && source_ns(&dep) == source_ns(obj);
+        if same_source && status.last_applied_revision.as_deref() != Some(source.revision.as_str()) {
+            return Err(waiting(format!("dependency '{name}' revision is not up to date")));
+        }
+    }
+    Ok(())
+}
+
+/// The health-check targets of `objects` (inventory references).
+fn targets(refs: &[driftless_api::kustomize::ResourceRef]) -> Vec<Target> {
+    refs.iter()
+        .filter_map(driftless_ssa::parse_ref)
+        .map(|(namespace, name, gvk)| Target { gvk, namespace, name })
+        .collect()
+}
+
+/// The CEL rules of `spec.healthCheckExprs`.
+fn health_rules(obj: &Kustomization) -> Result<Rules, Error> {
+    let exprs: Vec<(String, String, Expressions)> = obj
+        .spec
+        .health_check_exprs
+        .iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.api_version.clone(),
+                c.kind.clone(),
+                Expressions {
+                    in_progress: c.in_progress.clone(),
+                    failed: c.failed.clone(),
+                    current: c.current.clone(),
+                },
+            )
+        })
+        .collect();
+    Rules::new(exprs.iter().map(|(a, k, e)| (a.as_str(), k.as_str(), e))).map_err(Error::InvalidSpec)
+}
+
+/// Completes when the source advertises a revision other than `revision`, with the reason.
+async fn new_revision(obj: &Kustomization, ctx: &Context, revision: &str) -> String {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if let Ok(source) = fetch_source(obj, ctx).await
+            && source.revision != revision
+        {
+            return format!(
+                "health check canceled: a new revision of the source is available: {}",
+                source.revision
+            );
+        }
+    }
+}
+
+/// How often to look at `n` objects while waiting: every 0.5s for a few, up to every 5s for many.
+fn poll_interval(n: usize) -> std::time::Duration {
+    std::time::Duration::from_millis((500 + 10 * n as u64).min(5000))
+}
+
+/// The sync wave of an object: `driftless.io/wave`, else `argocd.argoproj.io/sync-wave`, else 0.
+fn wave(o: &Value) -> Result<i64, Error> {
+    let Some((key, value)) = WAVE_ANNOTATIONS.iter().find_map(|k| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(*k))
+            .and_then(Value::as_str)
+            .map(|v| (*k, v))
+    }) else {
+        return Ok(0);
+    };
+    value.trim().parse().map_err(|_| {
+        Error::Build(format!(
+            "{}: annotation {key}: '{value}' is not an integer wave",
+            driftless_ssa::subject(o)
+        ))
+    })
 }
 
 /// Whether the Kustomization substitutes from (or, for a Secret, decrypts with) `kind/name`.
@@ -237,7 +501,8 @@ async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, E
             .and_then(|s| s.inventory.clone())
             .map(|i| i.entries)
             .unwrap_or_default();
-        let manager = ResourceManager::new(ctx.client.clone(), FIELD_MANAGER);
+        let client = target_client(&obj, &ctx).await?;
+        let manager = ResourceManager::new(client, FIELD_MANAGER);
         let changes = manager
             .prune(&old, &[])
             .await
@@ -370,7 +635,12 @@ fn overlay(obj: &Kustomization, path: &str) -> Result<Option<String>, Error> {
 }
 
 /// Downloads, verifies and builds; returns the objects to apply.
-async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Vec<Value>, Error> {
+async fn build(
+    obj: &Kustomization,
+    ctx: &Context,
+    client: &kube::Client,
+    source: &Source,
+) -> Result<Vec<Value>, Error> {
     if obj.spec.decryption.is_some() {
         return Err(Error::Build(
             "spec.decryption (SOPS) is not supported by driftless yet".into(),
@@ -401,7 +671,7 @@ async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Ve
     }
     let overlay = overlay(obj, &path)?;
     let vars = match &obj.spec.post_build {
-        Some(post_build) => Some(load_vars(obj, post_build, ctx).await?),
+        Some(post_build) => Some(load_vars(obj, post_build, client).await?),
         None => None,
     };
     let strict = ctx.strict_substitutions;
@@ -446,7 +716,7 @@ async fn build(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<Ve
 async fn load_vars(
     obj: &Kustomization,
     post_build: &PostBuild,
-    ctx: &Context,
+    client: &kube::Client,
 ) -> Result<BTreeMap<String, String>, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let mut vars = BTreeMap::new();
@@ -458,12 +728,12 @@ async fn load_vars(
             ))
         };
         let data: Option<Vec<(String, String)>> = match r.kind.as_str() {
-            "ConfigMap" => Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+            "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), &ns)
                 .get_opt(&r.name)
                 .await
                 .map_err(|e| failed(api_message(&e)))?
                 .map(|c| c.data.unwrap_or_default().into_iter().collect()),
-            "Secret" => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            "Secret" => Api::<Secret>::namespaced(client.clone(), &ns)
                 .get_opt(&r.name)
                 .await
                 .map_err(|e| failed(api_message(&e)))?
@@ -510,7 +780,7 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     let generation = obj.metadata.generation;
     let old = obj.status.clone().unwrap_or_default();
     let mut status = old.clone();
-    let last_written = if status.observed_generation != generation {
+    let mut last_written = if status.observed_generation != generation {
         conditions::mark_progressing(&mut status.conditions, "reconciliation in progress", generation);
         apply_status(&api, &name, FIELD_MANAGER, Some(&old), &status)
             .await
@@ -523,7 +793,7 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     let started = Instant::now();
     let (mut digest, mut origin) = (None, None);
     let timeout = reconcile_timeout(&obj, interval);
-    let result = tokio::time::timeout(
+    let applied = tokio::time::timeout(
         timeout,
         run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin),
     )
@@ -534,6 +804,12 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
             format_duration(timeout)
         )))
     });
+    let result = match applied {
+        Ok(applied) => check_health(&obj, &ctx, &api, &mut status, &mut last_written, &applied)
+            .await
+            .map(|()| (applied.revision, applied.summary)),
+        Err(e) => Err(e),
+    };
     // like Flux, history starts once the build succeeded: its digest is that of the built objects
     if let Some(digest) = digest {
         let reason = match &result {
@@ -637,38 +913,86 @@ fn objects_digest(objects: &[Value]) -> String {
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
-/// source → build → apply → prune; updates the revisions and inventory in `status`. Returns the applied
-/// revision and the change-set summary.
+/// What a successful apply leaves for the health check.
+struct Applied {
+    revision: String,
+    summary: String,
+    client: kube::Client,
+}
+
+/// source → dependencies → build → apply (wave by wave, each wave healthy before the next) → prune;
+/// updates the revisions and inventory in `status`.
 async fn run_steps(
     obj: &Kustomization,
     ctx: &Context,
     status: &mut KustomizationStatus,
     digest: &mut Option<String>,
     origin: &mut Option<String>,
-) -> Result<(String, String), Error> {
+) -> Result<Applied, Error> {
     let source = fetch_source(obj, ctx).await?;
     status.last_attempted_revision = Some(source.revision.clone());
     origin.clone_from(&source.origin_revision);
-    let objects = build(obj, ctx, &source).await?;
+    check_dependencies(obj, ctx, &source).await?;
+    let client = target_client(obj, ctx).await?;
+    let rules = health_rules(obj)?;
+    let objects = build(obj, ctx, &client, &source).await?;
     *digest = Some(objects_digest(&objects));
     let labels = BTreeMap::from([
         (NAME_LABEL.to_string(), obj.name_any()),
         (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
     ]);
-    let manager = ResourceManager::new(ctx.client.clone(), FIELD_MANAGER)
+    let manager = ResourceManager::new(client.clone(), FIELD_MANAGER)
         .with_force(obj.spec.force.unwrap_or(false))
         .with_overridden_managers(&ctx.override_managers);
-    let mut changes = manager
-        .apply_all(&objects, &labels)
-        .await
-        .map_err(|e| Error::Apply(e.to_string()))?;
-    let new: Vec<_> = objects.iter().map(inventory_ref).collect();
+    let mut waves: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for o in objects {
+        waves.entry(wave(&o)?).or_default().push(o);
+    }
     let old = status
         .inventory
         .as_ref()
         .map(|i| i.entries.clone())
         .unwrap_or_default();
-    // NB: the inventory is recorded before pruning, so a failed prune is retried from the new set
+    let mut changes = driftless_ssa::ChangeSet::default();
+    let mut new = Vec::new();
+    let last = waves.keys().next_back().copied();
+    for (number, group) in &waves {
+        let applied = manager.apply_all(group, &labels).await;
+        let refs: Vec<_> = group.iter().map(inventory_ref).collect();
+        new.extend(refs.iter().cloned());
+        // NB: the inventory keeps what is applied so far beside the old entries, so a later failing wave
+        // does not orphan what the earlier ones created
+        let mut entries: Vec<_> = old.iter().chain(&new).cloned().collect();
+        entries.sort();
+        entries.dedup();
+        status.inventory = Some(ResourceInventory { entries });
+        changes
+            .entries
+            .extend(applied.map_err(|e| Error::Apply(e.to_string()))?.entries);
+        if Some(*number) != last {
+            let started = Instant::now();
+            let options = WaitOptions {
+                interval: poll_interval(refs.len()),
+                timeout: reconcile_timeout(obj, parse_duration(&obj.spec.interval).unwrap_or_default()),
+                fail_fast: true,
+            };
+            manager
+                .wait_for_set(
+                    &targets(&refs),
+                    &rules,
+                    options,
+                    new_revision(obj, ctx, &source.revision),
+                )
+                .await
+                .map_err(|e| match e {
+                    WaitError::Canceled(reason) => Error::HealthCheckCanceled(reason),
+                    e => Error::HealthCheck(format!(
+                        "wave {number}: health check failed after {}: {e}",
+                        format_duration(started.elapsed())
+                    )),
+                })?;
+        }
+    }
     let mut entries = new.clone();
     entries.sort();
     status.inventory = Some(ResourceInventory { entries });
@@ -681,7 +1005,124 @@ async fn run_steps(
     }
     status.last_applied_revision = Some(source.revision.clone());
     status.last_applied_origin_revision = source.origin_revision;
-    Ok((source.revision, changes.summary()))
+    Ok(Applied {
+        revision: source.revision,
+        summary: changes.summary(),
+        client,
+    })
+}
+
+/// `wait` (every applied object) or `healthChecks`: waits until they are healthy and sets `Healthy`,
+/// as Flux does; neither set removes `Healthy`. A new source revision cancels the wait.
+async fn check_health(
+    obj: &Kustomization,
+    ctx: &Context,
+    api: &Api<Kustomization>,
+    status: &mut KustomizationStatus,
+    last_written: &mut KustomizationStatus,
+    applied: &Applied,
+) -> Result<(), Error> {
+    let (ns, name, generation) = (
+        obj.namespace().unwrap_or_default(),
+        obj.name_any(),
+        obj.metadata.generation,
+    );
+    let all = if obj.spec.wait.unwrap_or(false) {
+        targets(&status.inventory.clone().unwrap_or_default().entries)
+    } else {
+        obj.spec
+            .health_checks
+            .iter()
+            .flatten()
+            .map(|c| {
+                let api_version = c.api_version.clone().unwrap_or_default();
+                let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+                Target {
+                    gvk: GroupVersionKind::gvk(group, version, &c.kind),
+                    namespace: c.namespace.clone().unwrap_or_default(),
+                    name: c.name.clone(),
+                }
+            })
+            .collect()
+    };
+    // NB: never wait for ourselves
+    let all: Vec<Target> = all
+        .into_iter()
+        .filter(|t| !(t.gvk.kind == KIND && t.name == name && t.namespace == ns))
+        .collect();
+    if all.is_empty() {
+        conditions::delete(&mut status.conditions, HEALTHY);
+        return Ok(());
+    }
+    let was_healthy = conditions::is_true(&status.conditions, HEALTHY);
+    let timeout = reconcile_timeout(obj, parse_duration(&obj.spec.interval).unwrap_or_default());
+    let message = format!(
+        "Running health checks for revision {} with a timeout of {}",
+        applied.revision,
+        format_duration(timeout)
+    );
+    conditions::mark_reconciling(&mut status.conditions, reasons::PROGRESSING, &message, generation);
+    conditions::mark_unknown(
+        &mut status.conditions,
+        READY,
+        reasons::PROGRESSING,
+        &message,
+        generation,
+    );
+    apply_status(api, &name, FIELD_MANAGER, Some(last_written), status)
+        .await
+        .map_err(Error::Kube)?;
+    *last_written = status.clone();
+    let rules = health_rules(obj)?;
+    let manager = ResourceManager::new(applied.client.clone(), FIELD_MANAGER);
+    let options = WaitOptions {
+        interval: poll_interval(all.len()),
+        timeout,
+        fail_fast: ctx.fail_fast,
+    };
+    let started = Instant::now();
+    let waited = manager
+        .wait_for_set(&all, &rules, options, new_revision(obj, ctx, &applied.revision))
+        .await;
+    let elapsed = format_duration(started.elapsed());
+    match waited {
+        Ok(()) => {
+            let message = format!("Health check passed in {elapsed}");
+            conditions::mark_true(
+                &mut status.conditions,
+                HEALTHY,
+                reasons::HEALTH_CHECK_SUCCEEDED,
+                &message,
+                generation,
+            );
+            if !was_healthy {
+                let metadata = BTreeMap::from([(
+                    "kustomize.toolkit.fluxcd.io/revision".to_string(),
+                    applied.revision.clone(),
+                )]);
+                ctx.recorder.record(
+                    &obj.object_ref(&()),
+                    Severity::Info,
+                    reasons::PROGRESSING,
+                    &message,
+                    metadata,
+                );
+            }
+            Ok(())
+        }
+        Err(WaitError::Canceled(reason)) => Err(Error::HealthCheckCanceled(reason)),
+        Err(e) => {
+            let message = format!("health check failed after {elapsed}: {e}");
+            conditions::mark_false(
+                &mut status.conditions,
+                HEALTHY,
+                reasons::HEALTH_CHECK_FAILED,
+                &message,
+                generation,
+            );
+            Err(Error::HealthCheck(message))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -43,8 +43,9 @@ pub struct Args {
     #[arg(long = "override-manager")]
     pub override_managers: Vec<String>,
     /// Feature gates, `Name=true,…` as Flux's: `StrictPostBuildSubstitutions` (a variable without a value
-    /// or default fails the build) and `DisableConfigWatchers` (labelled Secrets/ConfigMaps do not
-    /// trigger reconciles) act; Flux's other gates are accepted and have no effect.
+    /// or default fails the build), `DisableConfigWatchers` (labelled Secrets/ConfigMaps do not trigger
+    /// reconciles), `AdditiveCELDependencyCheck` and `DisableFailFastBehavior` act; Flux's other gates
+    /// are accepted and have no effect.
     #[arg(long = "feature-gates", default_value = "")]
     pub feature_gates: FeatureGates,
 }
@@ -65,8 +66,12 @@ pub const FEATURE_GATES: [&str; 10] = [
 
 /// What every reconcile gets.
 pub struct Context {
-    /// The client.
+    /// The controller's own client.
     pub client: Client,
+    /// The configuration `client` was made from.
+    pub kube_config: kube::Config,
+    /// Clients impersonating tenants' ServiceAccounts, by user name.
+    pub tenant_clients: std::sync::Mutex<std::collections::HashMap<String, Client>>,
     /// Events.
     pub recorder: Recorder,
     /// Metrics.
@@ -83,16 +88,21 @@ pub struct Context {
     pub strict_substitutions: bool,
     /// Not `DisableConfigWatchers`.
     pub watch_configs: bool,
+    /// `AdditiveCELDependencyCheck`: a `readyExpr` adds to the Ready check instead of replacing it.
+    pub additive_cel_dependency_check: bool,
+    /// Not `DisableFailFastBehavior`: a failed object ends the health check at once.
+    pub fail_fast: bool,
 }
 
-/// Runs kustomize-controller until SIGTERM with the environment's client.
+/// Runs kustomize-controller until SIGTERM with the environment's client configuration.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
-    run_with(client, args).await
+    run_with(kube::Config::infer().await?, args).await
 }
 
-/// Runs kustomize-controller with `client`.
-pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
+/// Runs kustomize-controller with the client configuration `config`; tenants' clients derive from it
+/// (impersonating their ServiceAccount).
+pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
+    let client = Client::try_from(config.clone())?;
     anyhow::ensure!(
         args.no_remote_bases,
         "--no-remote-bases=false is not supported: remote kustomize bases are always refused"
@@ -107,6 +117,8 @@ pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
     let instance = driftless_runtime::manager::identity();
     let ctx = Arc::new(Context {
         client: client.clone(),
+        kube_config: config,
+        tenant_clients: Default::default(),
         recorder: Recorder::new(
             Some(client.clone()),
             CONTROLLER_NAME,
@@ -120,6 +132,8 @@ pub async fn run_with(client: Client, args: Args) -> anyhow::Result<()> {
         override_managers: args.override_managers.clone(),
         strict_substitutions: args.feature_gates.enabled("StrictPostBuildSubstitutions", false),
         watch_configs: !args.feature_gates.enabled("DisableConfigWatchers", false),
+        additive_cel_dependency_check: args.feature_gates.enabled("AdditiveCELDependencyCheck", false),
+        fail_fast: !args.feature_gates.enabled("DisableFailFastBehavior", false),
     });
     tokio::select! {
         _ = kustomization::run(ctx) => {}

@@ -9,6 +9,8 @@
 //! label: recreate when an immutable field changed; values compared case-insensitively).
 #![warn(missing_docs)]
 
+pub mod health;
+
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use driftless_api::kustomize::ResourceRef;

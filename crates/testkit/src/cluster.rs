@@ -77,6 +77,13 @@ impl TestCluster {
         Client::try_from(config).expect("an impersonating client")
     }
 
+    /// The client configuration of [`TestCluster::client_as`].
+    pub async fn config_as(&self, user: &str) -> Config {
+        let mut config = self.config().await;
+        config.auth_info.impersonate = Some(user.to_string());
+        config
+    }
+
     /// Server-side applies a kustomize directory of the workspace (`config/default`, …) with kubectl.
     pub fn apply_kustomization(&self, dir: &str) {
         let path = crate::workspace_root().join(dir);

@@ -96,8 +96,8 @@ async fn start_with(prefix: &str, kustomize_flags: &[&str]) -> Harness {
     let source_client = cluster()
         .client_as("system:serviceaccount:flux-system:source-controller")
         .await;
-    let kustomize_client = cluster()
-        .client_as("system:serviceaccount:flux-system:kustomize-controller")
+    let kustomize_config = cluster()
+        .config_as("system:serviceaccount:flux-system:kustomize-controller")
         .await;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let source = tokio::spawn(async move {
@@ -117,7 +117,7 @@ async fn start_with(prefix: &str, kustomize_flags: &[&str]) -> Harness {
     kustomize_args.extend(kustomize_flags.iter().map(|f| f.to_string()));
     let kustomize_args = kustomize_controller::Args::parse_from(kustomize_args);
     let kustomize = tokio::spawn(async move {
-        kustomize_controller::run_with(kustomize_client, kustomize_args)
+        kustomize_controller::run_with(kustomize_config, kustomize_args)
             .await
             .unwrap()
     });
