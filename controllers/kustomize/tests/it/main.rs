@@ -24,6 +24,8 @@ use kube::{
 };
 use serde_json::json;
 
+mod health;
+
 struct Harness {
     ns: TestNamespace,
     /// Flux events POSTed by the controllers.
