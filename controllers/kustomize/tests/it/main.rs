@@ -25,6 +25,7 @@ use kube::{
 use serde_json::json;
 
 mod health;
+mod tenancy;
 
 struct Harness {
     ns: TestNamespace,
