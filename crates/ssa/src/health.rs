@@ -495,7 +495,7 @@ impl ResourceManager {
         cancel: impl std::future::Future<Output = String>,
     ) -> Result<(), WaitError> {
         let discovery = self
-            .discover()
+            .resolve(targets.iter().map(|t| t.gvk.clone()))
             .await
             .map_err(|e: Error| WaitError::Api(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + options.timeout;
@@ -532,7 +532,7 @@ impl ResourceManager {
 
     async fn status_of(
         &self,
-        discovery: &kube::discovery::Discovery,
+        discovery: &crate::Kinds,
         t: &Target,
         rules: &Rules,
     ) -> Result<(Status, String), WaitError> {

@@ -14,11 +14,12 @@ pub mod health;
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use driftless_api::kustomize::ResourceRef;
+use futures::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture};
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, Patch, PatchParams},
     core::GroupVersionKind,
-    discovery::{ApiCapabilities, ApiResource, Discovery, Scope},
+    discovery::{ApiCapabilities, ApiResource, Scope},
 };
 use serde_json::Value;
 use tracing::debug;
@@ -281,6 +282,20 @@ pub fn parse_ref(r: &ResourceRef) -> Option<(String, String, GroupVersionKind)> 
     ))
 }
 
+/// Runs `futures` with at most `n` at once; results in input order, the first error ends it.
+async fn in_parallel<T>(futures: Vec<BoxFuture<'_, Result<T, Error>>>, n: usize) -> Result<Vec<T>, Error> {
+    futures::stream::iter(futures).buffered(n).try_collect().await
+}
+
+/// Resolved kinds: what the API server serves for each wanted kind.
+pub(crate) struct Kinds(std::collections::HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>);
+
+impl Kinds {
+    pub(crate) fn resolve_gvk(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, ApiCapabilities)> {
+        self.0.get(gvk).cloned()
+    }
+}
+
 /// What to do with one object, decided by [`ResourceManager::plan`] before anything is written.
 struct Plan<'a> {
     object: &'a Value,
@@ -336,7 +351,11 @@ pub struct ResourceManager {
     field_manager: String,
     force: bool,
     overridden: Vec<String>,
+    concurrency: usize,
 }
+
+/// How many requests a manager has in flight at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 impl ResourceManager {
     /// A manager writing as `field_manager` through `client`.
@@ -346,7 +365,15 @@ impl ResourceManager {
             field_manager: field_manager.to_string(),
             force: false,
             overridden: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// At most `n` (at least 1) requests in flight at once: objects of a stage are looked up, dry-run
+    /// and applied in parallel.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
     }
 
     /// Field managers whose fields are taken over too, whatever their operation (`--override-manager`).
@@ -363,11 +390,28 @@ impl ResourceManager {
         self
     }
 
-    async fn discover(&self) -> Result<Discovery, Error> {
-        Discovery::new(self.client.clone())
-            .run()
-            .await
-            .map_err(|e| Error::Discovery(e.to_string()))
+    /// Resolves the kinds of `gvks` (one discovery request per kind, in parallel): unknown kinds are
+    /// absent from the result. Cheaper than a full discovery, which asks every API group.
+    async fn resolve(&self, gvks: impl IntoIterator<Item = GroupVersionKind>) -> Result<Kinds, Error> {
+        let mut wanted: Vec<GroupVersionKind> = gvks.into_iter().collect();
+        wanted.sort_by(|a, b| (&a.group, &a.version, &a.kind).cmp(&(&b.group, &b.version, &b.kind)));
+        wanted.dedup();
+        let lookups: Vec<BoxFuture<'_, Result<_, Error>>> = wanted
+            .into_iter()
+            .map(|gvk| {
+                async move {
+                    match kube::discovery::oneshot::pinned_kind(&self.client, &gvk).await {
+                        Ok(resolved) => Ok(Some((gvk, resolved))),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+                        Err(kube::Error::Discovery(_)) => Ok(None),
+                        Err(e) => Err(Error::Discovery(api_message(&e))),
+                    }
+                }
+                .boxed()
+            })
+            .collect();
+        let found: Vec<_> = in_parallel(lookups, self.concurrency).await?;
+        Ok(Kinds(found.into_iter().flatten().collect()))
     }
 
     fn api(&self, ar: &ApiResource, caps: &ApiCapabilities, namespace: &str) -> Api<DynamicObject> {
@@ -406,7 +450,8 @@ impl ResourceManager {
         }
         objects.sort_by_key(stage);
         let mut changes = ChangeSet::default();
-        let mut discovery = self.discover().await?;
+        let gvks = || objects.iter().filter_map(|o| gvk_of(o).ok()).collect::<Vec<_>>();
+        let mut kinds = self.resolve(gvks()).await?;
         // NB: a stage is written only once the server accepted a dry-run of every object in it, so an
         // object it refuses leaves the stage untouched; later stages may need what earlier ones created
         // (Namespaces, CRDs), so they are checked after those are written
@@ -417,21 +462,104 @@ impl ResourceManager {
                 .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition");
             if stage(&group[0]) > 0 && crds && !crds_waited {
                 self.wait_for_crds(&objects).await;
-                discovery = self.discover().await?;
+                kinds = self.resolve(gvks()).await?;
                 crds_waited = true;
             }
-            let mut plans = Vec::with_capacity(group.len());
-            for o in group {
-                plans.push(self.plan(&discovery, o).await?);
-            }
-            for plan in plans {
-                changes.entries.push(Change {
-                    subject: subject(plan.object),
-                    action: self.execute(plan).await?,
-                });
-            }
+            let live = self.live_objects(&kinds, group).await?;
+            let planning: Vec<BoxFuture<'_, Result<Plan, Error>>> = group
+                .iter()
+                .zip(live)
+                .map(|(o, existing)| self.plan(&kinds, o, existing).boxed())
+                .collect();
+            let plans = in_parallel(planning, self.concurrency).await?;
+            let executing: Vec<BoxFuture<'_, Result<Change, Error>>> = plans
+                .into_iter()
+                .map(|plan| {
+                    async move {
+                        let subject = subject(plan.object);
+                        self.execute(plan).await.map(|action| Change { subject, action })
+                    }
+                    .boxed()
+                })
+                .collect();
+            let executed = in_parallel(executing, self.concurrency).await?;
+            changes.entries.extend(executed);
         }
         Ok(changes)
+    }
+
+    /// The live copy of each object of `group` (`None` when it does not exist yet): listed per kind and
+    /// namespace when the group has many of them, fetched one by one otherwise.
+    async fn live_objects(&self, kinds: &Kinds, group: &[Value]) -> Result<Vec<Option<Value>>, Error> {
+        const LIST_FROM: usize = 16;
+        let key = |o: &Value| (gvk_of(o).ok(), str_at(o, &["metadata", "namespace"]).to_string());
+        let mut counts: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+        for o in group {
+            *counts.entry(key(o)).or_default() += 1;
+        }
+        let mut listed: std::collections::HashMap<_, std::collections::HashMap<String, Value>> =
+            std::collections::HashMap::new();
+        for ((gvk, ns), count) in counts {
+            let Some(gvk) = gvk.filter(|_| count >= LIST_FROM) else {
+                continue;
+            };
+            let Some((ar, caps)) = kinds.resolve_gvk(&gvk) else {
+                continue;
+            };
+            let api = self.api(&ar, &caps, &ns);
+            let wanted: std::collections::HashSet<&str> = group
+                .iter()
+                .filter(|o| key(o) == (Some(gvk.clone()), ns.clone()))
+                .map(|o| str_at(o, &["metadata", "name"]))
+                .collect();
+            let mut found = std::collections::HashMap::new();
+            let mut params = kube::api::ListParams::default().limit(500);
+            loop {
+                let page = api.list(&params).await.map_err(|e| Error::Api {
+                    id: format!("{}/{ns}", gvk.kind),
+                    action: "list",
+                    message: api_message(&e),
+                })?;
+                for item in page.items {
+                    let name = item.metadata.name.clone().unwrap_or_default();
+                    if wanted.contains(name.as_str()) {
+                        found.insert(name, serde_json::to_value(item).expect("objects serialise"));
+                    }
+                }
+                match page.metadata.continue_ {
+                    Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                    _ => break,
+                }
+            }
+            listed.insert((Some(gvk), ns), found);
+        }
+        let listed = &listed;
+        let lookups: Vec<BoxFuture<'_, Result<Option<Value>, Error>>> = group
+            .iter()
+            .map(|o| {
+                async move {
+                    let name = str_at(o, &["metadata", "name"]);
+                    if let Some(found) = listed.get(&key(o)) {
+                        return Ok(found.get(name).cloned());
+                    }
+                    let gvk = gvk_of(o)?;
+                    let Some((ar, caps)) = kinds.resolve_gvk(&gvk) else {
+                        return Ok(None);
+                    };
+                    let api = self.api(&ar, &caps, str_at(o, &["metadata", "namespace"]));
+                    api.get_opt(name)
+                        .await
+                        .map(|live| live.map(|l| serde_json::to_value(l).expect("objects serialise")))
+                        .map_err(|e| Error::Api {
+                            id: subject(o),
+                            action: "get",
+                            message: api_message(&e),
+                        })
+                }
+                .boxed()
+            })
+            .collect();
+        in_parallel(lookups, self.concurrency).await
     }
 
     async fn wait_for_crds(&self, objects: &[Value]) {
@@ -454,9 +582,14 @@ impl ResourceManager {
 
     /// Decides what to do with `o` without writing anything: skipped by policy, unchanged (the server's
     /// dry-run equals the live object), applied (after taking over kubectl's fields), or recreated.
-    async fn plan<'a>(&self, discovery: &Discovery, o: &'a Value) -> Result<Plan<'a>, Error> {
+    async fn plan<'a>(
+        &self,
+        kinds: &Kinds,
+        o: &'a Value,
+        existing: Option<Value>,
+    ) -> Result<Plan<'a>, Error> {
         let gvk = gvk_of(o)?;
-        let (ar, caps) = discovery.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
+        let (ar, caps) = kinds.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
             id: subject(o),
             kind: gvk.kind.clone(),
             api_version: str_at(o, &["apiVersion"]).to_string(),
@@ -475,11 +608,6 @@ impl ResourceManager {
             api,
             step: Step::Done(action),
         };
-        let existing = api
-            .get_opt(name)
-            .await
-            .map_err(fail("get"))?
-            .map(|live| serde_json::to_value(live).expect("objects serialise"));
         if let Some(live) = &existing {
             let policy = |key| annotation(live, key).map(str::to_lowercase);
             if policy(RECONCILE_ANNOTATION).as_deref() == Some("disabled")
@@ -615,7 +743,9 @@ impl ResourceManager {
         if stale.is_empty() {
             return Ok(changes);
         }
-        let discovery = self.discover().await?;
+        let kinds = self
+            .resolve(stale.iter().filter_map(|r| parse_ref(r).map(|(_, _, gvk)| gvk)))
+            .await?;
         // NB: reverse apply order, so Namespaces and CRDs go last
         let mut stale = stale;
         stale.reverse();
@@ -623,7 +753,7 @@ impl ResourceManager {
             let Some((ns, name, gvk)) = parse_ref(r) else {
                 continue;
             };
-            let Some((ar, caps)) = discovery.resolve_gvk(&gvk) else {
+            let Some((ar, caps)) = kinds.resolve_gvk(&gvk) else {
                 continue;
             };
             let api = self.api(&ar, &caps, &ns);

@@ -316,3 +316,47 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
     overriding.apply_all(&set, &labels).await.unwrap();
     assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "theirs"]);
 }
+
+#[tokio::test]
+async fn a_large_set_is_applied_in_parallel_and_reapplied_without_writes() {
+    let ns = cluster().namespace("ssa-many").await;
+    let n = ns.name();
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller").with_concurrency(4);
+    let labels = BTreeMap::from([("kustomize.toolkit.fluxcd.io/name".to_string(), "many".to_string())]);
+    // one of them exists already, created by someone else: it is adopted, not recreated
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, n);
+    let adopted = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm-07", "namespace": n}, "data": {"i": "old"}});
+    cms.patch("cm-07", &PatchParams::apply("someone"), &Patch::Apply(&adopted))
+        .await
+        .unwrap();
+    let set: Vec<Value> = (0..40)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:02}"), "namespace": n}, "data": {"i": i.to_string()}}))
+        .collect();
+    let cs = manager.apply_all(&set, &labels).await.unwrap();
+    let got = actions(&cs);
+    assert_eq!(got.len(), 40);
+    assert_eq!(got[7], (format!("ConfigMap/{n}/cm-07"), Action::Configured));
+    assert_eq!(got.iter().filter(|(_, a)| *a == Action::Created).count(), 39);
+    assert_eq!(
+        got[0].0,
+        format!("ConfigMap/{n}/cm-00"),
+        "changes are reported in apply order"
+    );
+    let versions = |list: kube::core::ObjectList<ConfigMap>| {
+        let mut v: Vec<_> = list
+            .items
+            .into_iter()
+            .map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = versions(cms.list(&Default::default()).await.unwrap());
+    let cs = manager.apply_all(&set, &labels).await.unwrap();
+    assert!(!cs.has_changes(), "{:?}", actions(&cs));
+    assert_eq!(
+        versions(cms.list(&Default::default()).await.unwrap()),
+        before,
+        "a re-apply wrote"
+    );
+}
