@@ -943,7 +943,8 @@ async fn run_steps(
     ]);
     let manager = ResourceManager::new(client.clone(), FIELD_MANAGER)
         .with_force(obj.spec.force.unwrap_or(false))
-        .with_overridden_managers(&ctx.override_managers);
+        .with_overridden_managers(&ctx.override_managers)
+        .with_verified(ctx.verified.clone());
     let mut waves: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
     for o in objects {
         waves.entry(wave(&o)?).or_default().push(o);

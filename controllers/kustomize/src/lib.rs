@@ -92,6 +92,8 @@ pub struct Context {
     pub additive_cel_dependency_check: bool,
     /// Not `DisableFailFastBehavior`: a failed object ends the health check at once.
     pub fail_fast: bool,
+    /// Objects verified unchanged, shared by every reconcile (see [`driftless_ssa::Verified`]).
+    pub verified: Arc<driftless_ssa::Verified>,
 }
 
 /// Runs kustomize-controller until SIGTERM with the environment's client configuration.
@@ -134,6 +136,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         watch_configs: !args.feature_gates.enabled("DisableConfigWatchers", false),
         additive_cel_dependency_check: args.feature_gates.enabled("AdditiveCELDependencyCheck", false),
         fail_fast: !args.feature_gates.enabled("DisableFailFastBehavior", false),
+        verified: Default::default(),
     });
     tokio::select! {
         _ = kustomization::run(ctx) => {}

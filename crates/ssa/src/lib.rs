@@ -352,6 +352,56 @@ pub struct ResourceManager {
     force: bool,
     overridden: Vec<String>,
     concurrency: usize,
+    verified: Option<std::sync::Arc<Verified>>,
+}
+
+/// What a manager last found or made unchanged: per object, the hash of the desired object and the
+/// resourceVersion it had then. While both match, applying again cannot change anything (nobody wrote
+/// the object since, and we want what we wanted), so the object is reported unchanged without asking
+/// the API server. Shared across reconciles by the controller; a restart starts it empty.
+#[derive(Debug, Default)]
+pub struct Verified(std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>);
+
+impl Verified {
+    fn key(o: &Value) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            str_at(o, &["apiVersion"]),
+            str_at(o, &["kind"]),
+            str_at(o, &["metadata", "namespace"]),
+            str_at(o, &["metadata", "name"])
+        )
+    }
+
+    fn hash(o: &Value, manager: &str, force: bool) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(o).unwrap_or_default().hash(&mut h);
+        manager.hash(&mut h);
+        force.hash(&mut h);
+        h.finish()
+    }
+
+    fn matches(&self, o: &Value, hash: u64, live: &Value) -> bool {
+        let rv = str_at(live, &["metadata", "resourceVersion"]);
+        !rv.is_empty()
+            && self
+                .0
+                .lock()
+                .expect("verified lock")
+                .get(&Self::key(o))
+                .is_some_and(|(h, v)| *h == hash && v == rv)
+    }
+
+    fn record(&self, o: &Value, hash: u64, resource_version: &str) {
+        if resource_version.is_empty() {
+            return;
+        }
+        self.0
+            .lock()
+            .expect("verified lock")
+            .insert(Self::key(o), (hash, resource_version.to_string()));
+    }
 }
 
 /// How many requests a manager has in flight at once by default.
@@ -366,7 +416,15 @@ impl ResourceManager {
             force: false,
             overridden: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
+            verified: None,
         }
+    }
+
+    /// Remembers verified objects in `verified` (shared across reconciles), so an object nobody changed
+    /// since is not even dry-run again.
+    pub fn with_verified(mut self, verified: std::sync::Arc<Verified>) -> Self {
+        self.verified = Some(verified);
+        self
     }
 
     /// At most `n` (at least 1) requests in flight at once: objects of a stage are looked up, dry-run
@@ -625,6 +683,12 @@ impl ResourceManager {
             (Some(live), false) => self.takeover_patch(live),
             _ => None,
         };
+        let hash = Verified::hash(o, &self.field_manager, self.force);
+        if let (Some(verified), Some(live), None) = (&self.verified, &existing, &takeover)
+            && verified.matches(o, hash, live)
+        {
+            return Ok(done(api, Action::Unchanged));
+        }
         let params = PatchParams::apply(&self.field_manager).force().dry_run();
         let dry = match api.patch(name, &params, &Patch::Apply(o)).await {
             Ok(dry) => serde_json::to_value(&dry).expect("objects serialise"),
@@ -640,6 +704,9 @@ impl ResourceManager {
         let step = match &existing {
             Some(live) if takeover.is_none() && comparable(live) == comparable(&dry) => {
                 debug!(object = %subject(o), "unchanged");
+                if let Some(verified) = &self.verified {
+                    verified.record(o, hash, str_at(live, &["metadata", "resourceVersion"]));
+                }
                 Step::Done(Action::Unchanged)
             }
             _ => Step::Apply {
@@ -712,9 +779,18 @@ impl ResourceManager {
                         .await
                         .map_err(fail("take over fields of"))?;
                 }
-                api.patch(name, &params, &Patch::Apply(o))
+                let applied = api
+                    .patch(name, &params, &Patch::Apply(o))
                     .await
                     .map_err(fail("apply"))?;
+                if let Some(verified) = &self.verified {
+                    let hash = Verified::hash(o, &self.field_manager, self.force);
+                    verified.record(
+                        o,
+                        hash,
+                        applied.metadata.resource_version.as_deref().unwrap_or_default(),
+                    );
+                }
                 Ok(if exists {
                     Action::Configured
                 } else {

@@ -28,7 +28,9 @@ fn actions(cs: &driftless_ssa::ChangeSet) -> Vec<(String, Action)> {
 #[tokio::test]
 async fn apply_creates_then_leaves_unchanged_objects_unwritten_and_heals_drift() {
     let ns = cluster().namespace("ssa-apply").await;
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    // objects verified unchanged are remembered, as kustomize-controller does: drift must still be seen
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller")
+        .with_verified(Default::default());
     let labels = BTreeMap::from([("kustomize.toolkit.fluxcd.io/name".to_string(), "apps".to_string())]);
     let n = ns.name();
     let cs = manager.apply_all(&objects(n, 2), &labels).await.unwrap();
