@@ -8,8 +8,15 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-/// Keys whose change alone is not a status change.
-const TIME_KEYS: &[&str] = &["lastTransitionTime"];
+/// Keys whose change alone is not a status change: condition transition times, and the bookkeeping of
+/// Flux's `status.history` snapshots (when and how long the last reconcile of an unchanged result took,
+/// and how many there were), which would otherwise make every steady-state reconcile a write.
+const TIME_KEYS: &[&str] = &[
+    "lastTransitionTime",
+    "lastReconciled",
+    "lastReconciledDuration",
+    "totalReconciliations",
+];
 
 /// Whether two statuses are equal once condition transition times are ignored.
 pub fn eq_time_insensitive(a: &Value, b: &Value) -> bool {
@@ -68,6 +75,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_bookkeeping_alone_is_no_change() {
+        let a = json!({"history": [{"digest": "sha256:a", "totalReconciliations": 3, "lastReconciled": "2024-01-01T00:00:00Z", "lastReconciledDuration": "1s"}]});
+        let b = json!({"history": [{"digest": "sha256:a", "totalReconciliations": 4, "lastReconciled": "2024-01-01T00:10:00Z", "lastReconciledDuration": "2s"}]});
+        assert!(eq_time_insensitive(&a, &b));
+        let c = json!({"history": [{"digest": "sha256:b", "totalReconciliations": 4, "lastReconciled": "2024-01-01T00:10:00Z", "lastReconciledDuration": "2s"}]});
+        assert!(!eq_time_insensitive(&a, &c));
+    }
 
     #[test]
     fn transition_times_alone_are_no_change() {
