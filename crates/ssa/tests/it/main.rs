@@ -362,3 +362,90 @@ async fn a_large_set_is_applied_in_parallel_and_reapplied_without_writes() {
         "a re-apply wrote"
     );
 }
+
+#[tokio::test]
+async fn waiting_reads_custom_resources_with_cel_fails_fast_times_out_and_cancels() {
+    use driftless_ssa::health::{Expressions, Rules, Target, WaitError, WaitOptions};
+    let ns = cluster().namespace("ssa-wait").await;
+    let n = ns.name();
+    let group = format!("{}.driftless.test", driftless_testkit::suffix());
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let widget = |phase: &str| {
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "w", "namespace": n}, "status": {"phase": phase}})
+    };
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    manager
+        .apply_all(&[crd, widget("Pending")], &BTreeMap::new())
+        .await
+        .unwrap();
+    let exprs = Expressions {
+        in_progress: None,
+        failed: Some("status.phase == 'Broken'".into()),
+        current: "status.phase == 'Ready'".into(),
+    };
+    let rules = Rules::new([(format!("{group}/v1").as_str(), "Widget", &exprs)]).unwrap();
+    let target = |name: &str| Target {
+        gvk: kube::core::GroupVersionKind::gvk(&group, "v1", "Widget"),
+        namespace: n.to_string(),
+        name: name.into(),
+    };
+    let options = WaitOptions {
+        interval: std::time::Duration::from_millis(100),
+        timeout: std::time::Duration::from_secs(1),
+        fail_fast: true,
+    };
+    let never = std::future::pending::<String>;
+    let err = manager
+        .wait_for_set(&[target("w"), target("absent")], &rules, options, never())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        WaitError::Timeout(vec![
+            format!("Widget/{n}/w status: 'InProgress'"),
+            format!("Widget/{n}/absent status: 'NotFound'")
+        ])
+    );
+    // the status is the custom resource's controller's: written directly, as it would
+    let ar = kube::discovery::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk(&group, "v1", "Widget"),
+        "widgets",
+    );
+    let widgets: Api<kube::api::DynamicObject> = Api::namespaced_with(cluster().client().await, n, &ar);
+    let set_phase = |phase: &'static str| {
+        let widgets = widgets.clone();
+        async move {
+            let patch = json!({"status": {"phase": phase}});
+            widgets
+                .patch("w", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    set_phase("Broken").await;
+    let err = manager
+        .wait_for_set(&[target("w")], &rules, options, never())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        WaitError::Failed(vec![format!("Widget/{n}/w status: 'Failed'")])
+    );
+    set_phase("Ready").await;
+    manager
+        .wait_for_set(&[target("w")], &rules, options, never())
+        .await
+        .unwrap();
+    let err = manager
+        .wait_for_set(&[target("absent")], &rules, options, async {
+            "a new revision".to_string()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, WaitError::Canceled("a new revision".into()));
+}
