@@ -265,3 +265,41 @@ async fn sync_waves_apply_in_order_each_healthy_before_the_next() {
     assert!(cms.get_opt("late").await.unwrap().is_some());
     assert_eq!(obj.status.unwrap().inventory.unwrap().entries.len(), 3);
 }
+
+#[tokio::test]
+async fn health_checks_name_the_objects_to_wait_for() {
+    let h = start("ks-checks").await;
+    let n = h.ns.name().to_string();
+    let head = h.repo.commit(
+        &[
+            ("checks/db.yaml", &deployment("db", "postgres:16", "")),
+            ("checks/cache.yaml", &deployment("cache", "redis:7", "")),
+        ],
+        "db and cache",
+    );
+    request_fleet(&h, "checks").await;
+    let check = driftless_api::meta::NamespacedObjectKindReference {
+        api_version: Some("apps/v1".into()),
+        kind: "Deployment".into(),
+        name: "db".into(),
+        namespace: Some(n.clone()),
+    };
+    create(
+        &h,
+        "checks",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            health_checks: Some(vec![check]),
+            ..spec("./checks", true)
+        },
+    )
+    .await;
+    wait_until(&h, "checks", "the health check to start", |o| {
+        condition(o, "Reconciling").is_some_and(|c| c.2.starts_with("Running health checks"))
+    })
+    .await;
+    // only db is checked: cache never rolls out, and it does not matter
+    set_rollout(&n, "db", true).await;
+    let obj = wait_until(&h, "checks", "healthy", |o| applied(o, &head)).await;
+    assert_eq!(condition(&obj, "Healthy").unwrap().0, "True");
+}
