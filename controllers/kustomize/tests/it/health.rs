@@ -214,6 +214,65 @@ async fn a_dependent_waits_for_its_dependency_and_starts_when_it_becomes_ready()
     // --requeue-dependency is an hour: only the dependency's change can start it this soon
     wait_until(&h, "app", "the dependent started", |o| applied(o, &head)).await;
     assert!(cms.get_opt("app").await.unwrap().is_some());
+
+    // across namespaces: a dependency elsewhere (this controller watches one namespace, so its status
+    // is written here as its own controller would), and one that does not exist
+    let other = cluster().namespace("ks-deps-other").await;
+    let elsewhere: Api<Kustomization> = Api::namespaced(cluster().client().await, other.name());
+    let remote = Kustomization::new("remote-db", spec("./db", false));
+    elsewhere
+        .patch("remote-db", &PatchParams::apply("t"), &Patch::Apply(&remote))
+        .await
+        .unwrap();
+    let generation = elsewhere.get("remote-db").await.unwrap().metadata.generation;
+    let ready_status = json!({"status": {"observedGeneration": generation, "conditions": [{"type": "Ready",
+        "status": "True", "reason": "ReconciliationSucceeded", "message": "Applied revision: x",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    elsewhere
+        .patch_status("remote-db", &PatchParams::default(), &Patch::Merge(&ready_status))
+        .await
+        .unwrap();
+    let across = |name: &str| driftless_api::kustomize::DependencyReference {
+        name: name.into(),
+        namespace: Some(other.name().to_string()),
+        ready_expr: None,
+    };
+    create(
+        &h,
+        "app-across",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            depends_on: Some(vec![across("remote-db")]),
+            ..spec("./app", false)
+        },
+    )
+    .await;
+    wait_until(&h, "app-across", "the cross-namespace dependent", |o| {
+        applied(o, &head)
+    })
+    .await;
+    create(
+        &h,
+        "app-missing",
+        KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            depends_on: Some(vec![across("nowhere")]),
+            ..spec("./app", false)
+        },
+    )
+    .await;
+    let obj = wait_until(&h, "app-missing", "the missing dependency", |o| {
+        ready(o).is_some_and(|r| r.1 == "DependencyNotReady")
+    })
+    .await;
+    assert!(
+        ready(&obj)
+            .unwrap()
+            .2
+            .starts_with(&format!("unable to get '{}/nowhere' dependency", other.name())),
+        "{:?}",
+        ready(&obj)
+    );
 }
 
 #[tokio::test]
