@@ -156,6 +156,20 @@ impl TestCluster {
         }
     }
 
+    /// Server-side applies `objects` with kubectl (for kinds without a typed client in the test).
+    pub fn kubectl_apply(&self, objects: &[serde_json::Value]) {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+        let file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(file.path(), list.to_string()).expect("writing the objects");
+        self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            file.path().to_str().expect("a UTF-8 path"),
+        ]);
+    }
+
     /// Runs `kubectl` against the cluster and returns its stdout; panics with stderr on failure.
     pub fn kubectl(&self, args: &[&str]) -> String {
         let out = Command::new("kubectl")

@@ -1,0 +1,498 @@
+//! notification-controller end to end, with source-controller and kustomize-controller, all three
+//! impersonating their ServiceAccounts from `config/`: a GitHub-style signed push to a Receiver makes the
+//! GitRepository fetch at once and the Kustomization apply, and the events reach a recording "Slack".
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use driftless_api::{
+    kustomize::{CrossNamespaceSourceReference, Kustomization, KustomizationSpec},
+    meta::{LocalObjectReference, RECONCILE_REQUEST_ANNOTATION},
+    notification::{Receiver, ReceiverResource, ReceiverSpec},
+    source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
+};
+use driftless_testkit::{
+    cluster::{TestNamespace, cluster},
+    git::{GitHttp, Repo, RepoRoot},
+};
+use hmac::{Hmac, KeyInit, Mac};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as KubeEvent, Secret};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+type Recorded = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// An HTTP endpoint that records every POST (path, JSON body), as Slack would receive them.
+async fn recorder() -> (String, Recorded) {
+    let seen: Recorded = Default::default();
+    let sink = seen.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(
+        move |uri: axum::http::Uri, body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                sink.lock().unwrap().push((uri.path().to_string(), value));
+                "ok"
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+struct Harness {
+    ns: TestNamespace,
+    events: String,
+    receivers: String,
+    head: String,
+    repo: Repo,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _storage: tempfile::TempDir,
+    _root: RepoRoot,
+    _server: GitHttp,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: blue\n";
+
+async fn start(prefix: &str) -> Harness {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace(prefix).await;
+    let common = |name: &str| {
+        vec![
+            name.to_string(),
+            "--metrics-addr=127.0.0.1:0".into(),
+            "--health-addr=127.0.0.1:0".into(),
+            "--watch-all-namespaces=false".into(),
+            format!("--runtime-namespace={}", ns.name()),
+            "--min-retry-delay=200ms".into(),
+            "--max-retry-delay=2s".into(),
+        ]
+    };
+    let mut args = common("notification-controller");
+    args.extend([
+        "--events-addr=127.0.0.1:0".to_string(),
+        "--receiverAddr=127.0.0.1:0".into(),
+    ]);
+    let client = cluster()
+        .client_as("system:serviceaccount:flux-system:notification-controller")
+        .await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let notification = tokio::spawn(async move {
+        notification_controller::run_with(
+            client,
+            notification_controller::Args::parse_from(args),
+            move |b| {
+                let _ = tx.send(b);
+            },
+        )
+        .await
+        .unwrap()
+    });
+    let bound = rx.await.unwrap();
+    let events = format!("http://{}/", bound.events);
+
+    let storage = tempfile::tempdir().unwrap();
+    let mut source_args = common("source-controller");
+    source_args.extend([
+        "--storage-addr=127.0.0.1:0".to_string(),
+        format!("--storage-path={}", storage.path().display()),
+        format!("--events-addr={events}"),
+    ]);
+    let client = cluster()
+        .client_as("system:serviceaccount:flux-system:source-controller")
+        .await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let source = tokio::spawn(async move {
+        source_controller::run_with(
+            client,
+            source_controller::Args::parse_from(source_args),
+            move |a| {
+                let _ = tx.send(a);
+            },
+        )
+        .await
+        .unwrap()
+    });
+    rx.await.unwrap();
+    let mut kustomize_args = common("kustomize-controller");
+    kustomize_args.push(format!("--events-addr={events}"));
+    let config = cluster()
+        .config_as("system:serviceaccount:flux-system:kustomize-controller")
+        .await;
+    let kustomize = tokio::spawn(async move {
+        kustomize_controller::run_with(config, kustomize_controller::Args::parse_from(kustomize_args))
+            .await
+            .unwrap()
+    });
+
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let head = repo.commit(&[("apps/cm.yaml", CM)], "settings");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let admin = cluster().client().await;
+    put::<Secret>(
+        ns.name(),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
+        "stringData": {"username": "flux", "password": "s3cret"}}),
+    )
+    .await;
+    let git = GitRepository::new(
+        "fleet",
+        GitRepositorySpec {
+            url: server.url("fleet"),
+            interval: "1h".into(),
+            reference: Some(GitRepositoryRef {
+                branch: Some("main".into()),
+                ..Default::default()
+            }),
+            secret_ref: Some(LocalObjectReference { name: "auth".into() }),
+            ..Default::default()
+        },
+    );
+    Api::<GitRepository>::namespaced(admin.clone(), ns.name())
+        .patch("fleet", &PatchParams::apply("t"), &Patch::Apply(&git))
+        .await
+        .unwrap();
+    Harness {
+        ns,
+        events,
+        receivers: format!("http://{}", bound.receivers),
+        head,
+        repo,
+        tasks: vec![notification, source, kustomize],
+        _storage: storage,
+        _root: root,
+        _server: server,
+    }
+}
+
+/// Server-side applies `obj` (namespaced kind `K`) into `ns` as the test.
+async fn put<K>(ns: &str, obj: Value)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    Api::<K>::namespaced(cluster().client().await, ns)
+        .patch(&name, &PatchParams::apply("t").force(), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+}
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn github_signature(token: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn applied_revision(ns: &str) -> Option<String> {
+    Api::<Kustomization>::namespaced(cluster().client().await, ns)
+        .get("apps")
+        .await
+        .ok()?
+        .status?
+        .last_applied_revision
+}
+
+#[tokio::test]
+async fn a_signed_push_reconciles_at_once_and_the_events_reach_slack() {
+    let h = start("notify").await;
+    let n = h.ns.name().to_string();
+    let (slack, seen) = recorder().await;
+    put::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook-token"},
+        "stringData": {"token": "hook-s3cret"}}),
+    )
+    .await;
+    let provider = json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+        "metadata": {"name": "slack", "namespace": n},
+        "spec": {"type": "slack", "address": format!("{slack}/services/T0/B0/x"), "channel": "#ops"}});
+    let alert = json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+        "metadata": {"name": "ops", "namespace": n},
+        "spec": {"providerRef": {"name": "slack"}, "eventSeverity": "info", "summary": "e2e cluster",
+                 "eventSources": [{"kind": "Kustomization", "name": "*"}, {"kind": "GitRepository", "name": "*"}]}});
+    cluster().kubectl_apply(&[provider, alert]);
+    let receiver = Receiver::new(
+        "github",
+        ReceiverSpec {
+            type_: "github".into(),
+            events: Some(vec!["push".into()]),
+            secret_ref: Some(LocalObjectReference {
+                name: "hook-token".into(),
+            }),
+            resources: vec![ReceiverResource {
+                kind: "GitRepository".into(),
+                name: "fleet".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, &n);
+    receivers
+        .patch("github", &PatchParams::apply("t"), &Patch::Apply(&receiver))
+        .await
+        .unwrap();
+    let path = eventually("the receiver's path", async || {
+        receivers.get("github").await.ok()?.status?.webhook_path
+    })
+    .await;
+    assert_eq!(
+        path,
+        format!(
+            "/hook/{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!(
+                "hook-s3cretgithub{n}"
+            )))
+        )
+    );
+    let ks = Kustomization::new(
+        "apps",
+        KustomizationSpec {
+            interval: "1h".into(),
+            path: Some("./apps".into()),
+            prune: true,
+            target_namespace: Some(n.clone()),
+            source_ref: CrossNamespaceSourceReference {
+                kind: "GitRepository".into(),
+                name: "fleet".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    Api::<Kustomization>::namespaced(cluster().client().await, &n)
+        .patch("apps", &PatchParams::apply("t"), &Patch::Apply(&ks))
+        .await
+        .unwrap();
+    let head = h.head.clone();
+    eventually("the first apply", async || {
+        applied_revision(&n).await.filter(|r| r.ends_with(&head))
+    })
+    .await;
+
+    // a push: the commit, then the hook, signed as GitHub signs it
+    let pushed = h
+        .repo
+        .commit(&[("apps/extra.yaml", &CM.replace("settings", "extra"))], "extra");
+    let http = reqwest::Client::new();
+    let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
+    let started = Instant::now();
+    let answer = http
+        .post(format!("{}{path}", h.receivers))
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", github_signature("hook-s3cret", &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    eventually("the pushed commit applied", async || {
+        applied_revision(&n).await.filter(|r| r.ends_with(&pushed))
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "the push took {took:?}, as if waiting for the interval"
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(cluster().client().await, &n)
+            .get_opt("extra")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // the change set reaches "Slack" in Slack's format
+    let message = eventually("the Slack message", async || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| {
+                b["attachments"][0]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(&format!("ConfigMap/{n}/extra created")))
+            })
+            .cloned()
+    })
+    .await;
+    assert_eq!(message.0, "/services/T0/B0/x");
+    let attachment = &message.1["attachments"][0];
+    assert_eq!(message.1["channel"], "#ops");
+    assert_eq!(attachment["author_name"], format!("kustomization/apps.{n}"));
+    assert_eq!(attachment["color"], "good");
+    let fields = attachment["fields"].as_array().unwrap();
+    assert!(
+        fields
+            .iter()
+            .any(|f| f["title"] == "revision" && f["value"].as_str().is_some_and(|v| v.ends_with(&pushed))),
+        "{fields:?}"
+    );
+    assert!(
+        fields
+            .iter()
+            .any(|f| f["title"] == "summary" && f["value"] == "e2e cluster"),
+        "{fields:?}"
+    );
+
+    // refused hooks change nothing: a bad signature (401), an unknown path (404)
+    let gits: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
+    let requested = |g: GitRepository| {
+        g.metadata
+            .annotations
+            .unwrap_or_default()
+            .get(RECONCILE_REQUEST_ANNOTATION)
+            .cloned()
+    };
+    let before = requested(gits.get("fleet").await.unwrap());
+    let bad = http
+        .post(format!("{}{path}", h.receivers))
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", github_signature("wrong", &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let unsigned = http
+        .post(format!("{}{path}", h.receivers))
+        .header("X-GitHub-Event", "push")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let unknown = http
+        .post(format!("{}/hook/0000", h.receivers))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        requested(gits.get("fleet").await.unwrap()),
+        before,
+        "a refused hook annotated"
+    );
+}
+
+#[tokio::test]
+async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
+    let h = start("notify-bad").await;
+    let n = h.ns.name().to_string();
+    let http = reqwest::Client::new();
+    // malformed, incomplete, oversized
+    let post = |body: Vec<u8>| {
+        http.post(&h.events)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(post(b"{not json".to_vec()).await.unwrap().status(), 400);
+    assert_eq!(post(br#"{"message": "m"}"#.to_vec()).await.unwrap().status(), 400);
+    assert_eq!(post(vec![b' '; 2 << 20]).await.unwrap().status(), 413);
+
+    // a Provider whose endpoint is down, one whose Secret is missing, and a working one
+    let (good, seen) = recorder().await;
+    let providers = [
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "down", "namespace": n}, "spec": {"type": "generic", "address": "http://127.0.0.1:9/", "timeout": "1s"}}),
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "no-secret", "namespace": n}, "spec": {"type": "slack", "secretRef": {"name": "missing"}}}),
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "good", "namespace": n}, "spec": {"type": "generic-hmac", "address": format!("{good}/hook")}}),
+    ];
+    let alerts: Vec<Value> = ["down", "no-secret", "good"]
+        .iter()
+        .map(|p| {
+            json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+            "metadata": {"name": p, "namespace": n},
+            "spec": {"providerRef": {"name": p}, "eventSources": [{"kind": "GitRepository", "name": "*"}]}})
+        })
+        .collect();
+    cluster().kubectl_apply(&[providers.to_vec(), alerts].concat());
+    let event = |message: &str| {
+        serde_json::to_vec(
+            &json!({"involvedObject": {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "name": "fleet", "namespace": n}, "severity": "info", "timestamp": "2026-11-22T00:00:00Z",
+            "message": message, "reason": "NewArtifact", "reportingController": "source-controller",
+            "metadata": {"source.toolkit.fluxcd.io/revision": "main@sha1:1"}}),
+        )
+        .unwrap()
+    };
+    assert_eq!(post(event("first")).await.unwrap().status(), 202);
+    assert_eq!(
+        post(event("first")).await.unwrap().status(),
+        429,
+        "a duplicate within the interval"
+    );
+    // the good provider gets it, while the one that is down is still retrying
+    let got = eventually("the delivery to the working provider", async || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| b["message"] == "first")
+            .cloned()
+    })
+    .await;
+    assert_eq!(got.0, "/hook");
+    assert_eq!(
+        post(event("second")).await.unwrap().status(),
+        202,
+        "the intake is not blocked"
+    );
+    eventually("the second delivery", async || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| b["message"] == "second")
+            .map(|_| ())
+    })
+    .await;
+    // the Provider without its Secret gets a Kubernetes Event saying so
+    let kube_events: Api<KubeEvent> = Api::namespaced(cluster().client().await, &n);
+    let warning = eventually("the Event on the broken Provider", async || {
+        kube_events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.involved_object.name.as_deref() == Some("no-secret"))
+    })
+    .await;
+    assert_eq!(warning.reason.as_deref(), Some("ProviderFailed"));
+    assert!(
+        warning.message.unwrap_or_default().contains("Secret"),
+        "the message names the Secret"
+    );
+}
