@@ -6,10 +6,11 @@
 #   2. driftless's CRDs (crds/), server-side applied
 #   3. the example repository (hack/demo/app) committed to a Git repository served over HTTP on loopback
 #      (git http-backend behind lighttpd, basic auth)
-#   4. a GitRepository and a Kustomization pointing at it, in flux-system
+#   4. a GitRepository and a Kustomization pointing at it, and a Receiver for the GitRepository, in flux-system
 #   5. every controller that exists, as local processes (see CONTROLLERS below; each controller issue adds
 #      its own), then waits (timeout DEMO_TIMEOUT, 120s) until the objects are Ready and prints what was
 #      applied
+#   6. a push announced by a signed webhook to the Receiver, applied at once (the time is printed)
 # Exits 0 when done; with --keep it stays up until Ctrl-C. Logs: $DEMO_DIR (printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,14 +30,18 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 STORAGE_PORT=$(free_port)
+EVENTS_PORT=$(free_port)
+RECEIVER_PORT=$(free_port)
 COMMON="--metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 --log-encoding=console --watch-all-namespaces=true"
+EVENTS="--events-addr=http://127.0.0.1:$EVENTS_PORT/"
 # Controllers that exist so far: "<cargo package> <binary> <flags…>", and the objects to wait for. Each
 # controller issue appends itself.
 CONTROLLERS=(
-  "source-controller source-controller $COMMON --storage-addr=127.0.0.1:$STORAGE_PORT --storage-path=$DEMO_DIR/storage"
-  "kustomize-controller kustomize-controller $COMMON"
+  "notification-controller notification-controller $COMMON --events-addr=127.0.0.1:$EVENTS_PORT --receiverAddr=127.0.0.1:$RECEIVER_PORT"
+  "source-controller source-controller $COMMON $EVENTS --storage-addr=127.0.0.1:$STORAGE_PORT --storage-path=$DEMO_DIR/storage"
+  "kustomize-controller kustomize-controller $COMMON $EVENTS"
 )
-WAIT_FOR=(gitrepository/demo kustomization/demo)
+WAIT_FOR=(gitrepository/demo kustomization/demo receiver/demo)
 
 hack/tools.sh >/dev/null
 if [ -n "${DRIFTLESS_KUBECONFIG:-}" ]; then
@@ -129,6 +134,27 @@ spec:
   sourceRef:
     kind: GitRepository
     name: demo
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: demo-webhook-token
+  namespace: flux-system
+stringData:
+  token: demo-webhook-token
+---
+apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata:
+  name: demo
+  namespace: flux-system
+spec:
+  type: generic-hmac
+  secretRef:
+    name: demo-webhook-token
+  resources:
+    - kind: GitRepository
+      name: demo
 EOF2
 
 if [ ${#CONTROLLERS[@]} -eq 0 ]; then
@@ -159,6 +185,33 @@ else
     kubectl -n demo get all,configmap 2>/dev/null | sed 's/^/    /' >&2
   else
     log "the Kustomization waits for kustomize-controller (its issue); nothing is applied yet"
+  fi
+  # a push, announced by a signed webhook: applied at once, not at the next interval
+  HOOK=$(kubectl -n flux-system get receiver demo -o jsonpath='{.status.webhookPath}')
+  echo "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: pushed
+  namespace: demo
+data:
+  at: \"$(date +%T)\"" > "$WORK/app/pushed.yaml"
+  git -C "$WORK" add -A
+  git -C "$WORK" -c user.name=driftless -c user.email=demo@driftless.io commit -qm "a push"
+  git -C "$WORK" push -q "$REPOS/demo.git" HEAD:main
+  PUSHED=$(git -C "$WORK" rev-parse HEAD)
+  BODY='{"pushed":"main"}'
+  SIG=$(python3 -c 'import hashlib, hmac, sys; print(hmac.new(b"demo-webhook-token", sys.argv[1].encode(), hashlib.sha256).hexdigest())' "$BODY")
+  t0=$(date +%s%N)
+  curl -sf -X POST -H "X-Signature: sha256=$SIG" -d "$BODY" "http://127.0.0.1:$RECEIVER_PORT$HOOK" >/dev/null
+  log "pushed $PUSHED and POSTed the signed webhook to $HOOK"
+  for _ in $(seq 300); do
+    kubectl -n flux-system get kustomization demo -o jsonpath='{.status.lastAppliedRevision}' | grep -q "$PUSHED" && break
+    sleep 0.1
+  done
+  if kubectl -n flux-system get kustomization demo -o jsonpath='{.status.lastAppliedRevision}' | grep -q "$PUSHED"; then
+    log "applied $PUSHED $(( ($(date +%s%N) - t0) / 1000000 )) ms after the webhook (intervals: 1m and 5m)"
+  else
+    log "the push was not applied within 30s"; exit 1
   fi
 fi
 kubectl get gitrepositories,kustomizations -A | sed 's/^/    /' >&2
