@@ -94,6 +94,80 @@ pub fn for_alert(alert: &Alert, event: &FluxEvent) -> FluxEvent {
     e
 }
 
+/// The Alert annotation that folds repeats (beyond Flux): events of the same object and reason within
+/// this window after one was sent are held and sent as one message with their count when it ends.
+pub const FOLD_ANNOTATION: &str = "driftless.io/fold-window";
+
+/// Repeats held per (Alert, object, reason).
+#[derive(Default)]
+pub struct Folds(std::sync::Mutex<std::collections::HashMap<String, Fold>>);
+
+struct Fold {
+    until: std::time::Instant,
+    held: usize,
+    last: Option<FluxEvent>,
+}
+
+/// What to do with an event under a fold window.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Folding {
+    /// Send it now; a window starts.
+    Send,
+    /// Hold it; the first held event of the window asks for a flush at the window's end.
+    Hold {
+        /// Schedule the flush.
+        flush: bool,
+    },
+}
+
+impl Folds {
+    /// Decides for `event` under `key` and `window`, at `now`.
+    pub fn decide(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+        event: &FluxEvent,
+        now: std::time::Instant,
+    ) -> Folding {
+        let mut folds = self.0.lock().expect("folds lock");
+        match folds.get_mut(key) {
+            Some(f) if now < f.until => {
+                f.held += 1;
+                f.last = Some(event.clone());
+                Folding::Hold { flush: f.held == 1 }
+            }
+            _ => {
+                folds.insert(
+                    key.to_string(),
+                    Fold {
+                        until: now + window,
+                        held: 0,
+                        last: None,
+                    },
+                );
+                Folding::Send
+            }
+        }
+    }
+
+    /// At the window's end: the last held event, its message saying how many were folded into it.
+    pub fn flush(&self, key: &str, window: std::time::Duration) -> Option<FluxEvent> {
+        let mut folds = self.0.lock().expect("folds lock");
+        let fold = folds.get_mut(key)?;
+        let mut event = fold.last.take()?;
+        let held = std::mem::take(&mut fold.held);
+        event.message = format!(
+            "{}\n({held} {} event{} of this object folded into this one in the last {})",
+            event.message,
+            event.reason,
+            if held == 1 { "" } else { "s" },
+            driftless_api::meta::format_duration(window)
+        );
+        event.metadata.insert("foldedEvents".into(), held.to_string());
+        Some(event)
+    }
+}
+
 /// The labels of the event's object, for `matchLabels`.
 async fn labels_of(ctx: &Context, event: &FluxEvent) -> Option<BTreeMap<String, String>> {
     let o = &event.involved_object;
@@ -181,17 +255,49 @@ pub async fn dispatch(ctx: Arc<Context>, event: FluxEvent) {
             }
         };
         let out = for_alert(&alert, &event);
-        let ctx = ctx.clone();
         let provider_name = format!("{alert_ns}/{}", provider.name_any());
-        tokio::spawn(async move {
-            match provider::send(&ctx.http, &target, &out).await {
-                Ok(()) => debug!(provider = %provider_name, "event sent"),
-                Err(e) => {
-                    ctx.metrics.count_error("Provider", "SendFailed");
-                    warn!(provider = %provider_name, error = %e, "event not delivered");
+        let window = alert
+            .annotations()
+            .get(FOLD_ANNOTATION)
+            .and_then(|w| driftless_api::meta::parse_duration(w).ok())
+            .filter(|w| !w.is_zero());
+        if let Some(window) = window {
+            let o = &event.involved_object;
+            let key = format!(
+                "{alert_ns}/{}|{}/{}/{}|{}",
+                alert.name_any(),
+                o.kind.clone().unwrap_or_default(),
+                o.namespace.clone().unwrap_or_default(),
+                o.name.clone().unwrap_or_default(),
+                event.reason
+            );
+            match ctx.folds.decide(&key, window, &out, std::time::Instant::now()) {
+                Folding::Send => {}
+                Folding::Hold { flush } => {
+                    if flush {
+                        let ctx = ctx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(window).await;
+                            if let Some(folded) = ctx.folds.flush(&key, window) {
+                                deliver(ctx.clone(), target, folded, provider_name).await;
+                            }
+                        });
+                    }
+                    continue;
                 }
             }
-        });
+        }
+        tokio::spawn(deliver(ctx.clone(), target, out, provider_name));
+    }
+}
+
+async fn deliver(ctx: Arc<Context>, target: provider::Target, event: FluxEvent, provider_name: String) {
+    match provider::send(&ctx.http, &target, &event).await {
+        Ok(()) => debug!(provider = %provider_name, "event sent"),
+        Err(e) => {
+            ctx.metrics.count_error("Provider", "SendFailed");
+            warn!(provider = %provider_name, error = %e, "event not delivered");
+        }
     }
 }
 
@@ -308,6 +414,41 @@ mod tests {
         alert.spec.suspend = Some(true);
         alert.spec.exclusion_list = None;
         assert!(!passes(&alert, &event("K", "x", Severity::Info, "Deployment/x")).unwrap());
+    }
+
+    #[test]
+    fn repeats_within_the_window_are_folded_into_one_message_with_their_count() {
+        let folds = Folds::default();
+        let window = std::time::Duration::from_secs(60);
+        let t0 = std::time::Instant::now();
+        let e = |m: &str| event("Kustomization", "web", Severity::Error, m);
+        assert_eq!(folds.decide("k", window, &e("1"), t0), Folding::Send);
+        assert_eq!(
+            folds.decide("k", window, &e("2"), t0),
+            Folding::Hold { flush: true }
+        );
+        assert_eq!(
+            folds.decide("k", window, &e("3"), t0),
+            Folding::Hold { flush: false }
+        );
+        let folded = folds.flush("k", window).unwrap();
+        assert_eq!(
+            folded.message,
+            "3\n(2 ReconciliationSucceeded events of this object folded into this one in the last 1m0s)"
+        );
+        assert_eq!(folded.metadata["foldedEvents"], "2");
+        assert!(folds.flush("k", window).is_none(), "flushed once");
+        assert_eq!(
+            folds.decide("other", window, &e("1"), t0),
+            Folding::Send,
+            "keys are apart"
+        );
+        let later = t0 + window + std::time::Duration::from_secs(1);
+        assert_eq!(
+            folds.decide("k", window, &e("4"), later),
+            Folding::Send,
+            "a new window"
+        );
     }
 
     #[test]

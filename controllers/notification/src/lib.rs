@@ -63,6 +63,8 @@ pub struct Context {
     pub config: ControllerArgs,
     /// Provider requests.
     pub http: reqwest::Client,
+    /// Alert repeats held by `driftless.io/fold-window`.
+    pub folds: alert::Folds,
 }
 
 /// The addresses the servers bound.
@@ -90,6 +92,7 @@ pub async fn run_with(client: Client, args: Args, on_ready: impl FnOnce(Bound)) 
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
         http: provider::http_client(None)?,
+        folds: Default::default(),
     });
     let events =
         tokio::net::TcpListener::bind(driftless_runtime::server::listen_addr(&args.events_addr)?).await?;

@@ -478,6 +478,44 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
             .map(|_| ())
     })
     .await;
+    // beyond Flux: an Alert annotated driftless.io/fold-window folds repeats into one message with a count
+    let (folded_url, folded_seen) = recorder().await;
+    cluster().kubectl_apply(&[
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "folded", "namespace": n}, "spec": {"type": "generic", "address": format!("{folded_url}/f")}}),
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+            "metadata": {"name": "folded", "namespace": n, "annotations": {"driftless.io/fold-window": "2s"}},
+            "spec": {"providerRef": {"name": "folded"}, "eventSources": [{"kind": "Kustomization", "name": "web"}]}}),
+    ]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failing = |i: usize| {
+        serde_json::to_vec(&json!({"involvedObject": {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "name": "web", "namespace": n}, "severity": "error", "timestamp": "2026-11-22T00:00:00Z",
+            "message": format!("health check failed after {i}s"), "reason": "HealthCheckFailed",
+            "reportingController": "kustomize-controller"}))
+        .unwrap()
+    };
+    for i in 1..=3 {
+        assert_eq!(post(failing(i)).await.unwrap().status(), 202);
+        // NB: accepted events are dispatched concurrently; a controller's repeats come apart in time
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let folded = eventually("the folded message", async || {
+        let seen = folded_seen.lock().unwrap();
+        (seen.len() >= 2).then(|| seen.clone())
+    })
+    .await;
+    assert_eq!(
+        folded.len(),
+        2,
+        "one message at once, one for the repeats: {folded:?}"
+    );
+    assert_eq!(folded[0].1["message"], "health check failed after 1s");
+    assert_eq!(
+        folded[1].1["message"],
+        "health check failed after 3s\n(2 HealthCheckFailed events of this object folded into this one in the last 2s)"
+    );
+
     // the Provider without its Secret gets a Kubernetes Event saying so
     let kube_events: Api<KubeEvent> = Api::namespaced(cluster().client().await, &n);
     let warning = eventually("the Event on the broken Provider", async || {
