@@ -11,7 +11,10 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 /// The provider types this controller delivers to.
-pub const TYPES: [&str; 10] = [
+pub const TYPES: [&str; 13] = [
+    "github",
+    "gitlab",
+    "gitea",
     "generic",
     "generic-hmac",
     "slack",
@@ -174,6 +177,14 @@ pub fn request(t: &Target, event: &FluxEvent) -> (String, Vec<u8>, Vec<(String, 
         }
         p
     };
+    if let Some((url, body, auth)) = commit_status(t, event) {
+        headers.push(auth);
+        return (
+            url,
+            serde_json::to_vec(&body).expect("JSON serialises"),
+            with(headers, t),
+        );
+    }
     let (url, body) = match t.type_.as_str() {
         "generic" | "generic-hmac" => {
             headers.push(("gotk-component".into(), event.reporting_controller.clone()));
@@ -296,6 +307,70 @@ pub fn request(t: &Target, event: &FluxEvent) -> (String, Vec<u8>, Vec<(String, 
     )
 }
 
+/// Whether the type reports commit statuses on a Git host.
+pub fn is_commit_status(type_: &str) -> bool {
+    matches!(type_, "github" | "gitlab" | "gitea")
+}
+
+/// The commit of the event's `revision` (`main@sha1:<hex>`, `sha1:<hex>` or a bare hex).
+pub fn commit_of(event: &FluxEvent) -> Option<String> {
+    let revision = event.metadata.get("revision")?;
+    let hex = revision.rsplit(':').next()?;
+    (hex.len() >= 7 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| hex.to_string())
+}
+
+/// A commit status for GitHub, GitLab or Gitea: URL, body, auth header. The address is the repository's
+/// URL (`https://github.com/org/app`); the API is github.com's, or the host's `/api/v3` (GitHub
+/// Enterprise), `/api/v4` (GitLab), `/api/v1` (Gitea).
+fn commit_status(t: &Target, event: &FluxEvent) -> Option<(String, Value, (String, String))> {
+    if !is_commit_status(&t.type_) {
+        return None;
+    }
+    let sha = commit_of(event)?;
+    let url = reqwest::Url::parse(&t.address).ok()?;
+    let origin = match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str()?),
+        None => format!("{}://{}", url.scheme(), url.host_str()?),
+    };
+    let repo = url.path().trim_matches('/').trim_end_matches(".git").to_string();
+    let o = &event.involved_object;
+    let context = format!(
+        "{}/{}",
+        o.kind.clone().unwrap_or_default().to_lowercase(),
+        o.name.clone().unwrap_or_default()
+    );
+    let error = event.severity == Severity::Error;
+    let description: String = event.message.chars().take(140).collect();
+    let token = t.token.clone().unwrap_or_default();
+    Some(match t.type_.as_str() {
+        "github" => {
+            let api = if url.host_str() == Some("github.com") {
+                "https://api.github.com".to_string()
+            } else {
+                format!("{origin}/api/v3")
+            };
+            (
+                format!("{api}/repos/{repo}/statuses/{sha}"),
+                json!({"state": if error { "failure" } else { "success" }, "context": context, "description": description}),
+                ("Authorization".into(), format!("Bearer {token}")),
+            )
+        }
+        "gitlab" => (
+            format!(
+                "{origin}/api/v4/projects/{}/statuses/{sha}",
+                repo.replace('/', "%2F")
+            ),
+            json!({"state": if error { "failed" } else { "success" }, "name": context, "description": description}),
+            ("PRIVATE-TOKEN".into(), token),
+        ),
+        _ => (
+            format!("{origin}/api/v1/repos/{repo}/statuses/{sha}"),
+            json!({"state": if error { "failure" } else { "success" }, "context": context, "description": description}),
+            ("Authorization".into(), format!("token {token}")),
+        ),
+    })
+}
+
 fn with(mut headers: Vec<(String, String)>, t: &Target) -> Vec<(String, String)> {
     headers.extend(t.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     headers
@@ -322,6 +397,10 @@ fn rand_id(event: &FluxEvent) -> u64 {
 /// Delivers `event`: up to 4 attempts, 500ms apart then doubling, each bounded by the Provider's timeout;
 /// a 4xx other than 429 is not retried.
 pub async fn send(http: &reqwest::Client, t: &Target, event: &FluxEvent) -> Result<(), Error> {
+    if is_commit_status(&t.type_) && commit_of(event).is_none() {
+        // NB: a commit status needs a commit; events without a revision have nothing to report
+        return Ok(());
+    }
     let (url, body, headers) = request(t, event);
     let method = if t.type_ == "matrix" {
         reqwest::Method::PUT
@@ -444,6 +523,47 @@ mod tests {
         assert!(headers.contains(&("X-Signature".into(), want)));
         assert!(headers.contains(&("gotk-component".into(), "kustomize-controller".into())));
         assert_eq!(serde_json::from_slice::<FluxEvent>(&body).unwrap(), e);
+    }
+
+    #[test]
+    fn commit_statuses_go_to_the_repository_s_commit() {
+        let mut e = event(Severity::Error);
+        e.metadata = clean_metadata(&e);
+        e.metadata
+            .insert("revision".into(), "main@sha1:0123456789abcdef".into());
+        let t = |type_: &str, address: &str| Target {
+            address: address.into(),
+            ..target(type_)
+        };
+        let (url, body, headers) = request(&t("github", "https://github.com/org/app"), &e);
+        assert_eq!(
+            url,
+            "https://api.github.com/repos/org/app/statuses/0123456789abcdef"
+        );
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["state"], "failure");
+        assert_eq!(body["context"], "kustomization/apps");
+        assert!(headers.contains(&("Authorization".into(), "Bearer s3cret".into())));
+        let (url, _, _) = request(&t("github", "https://git.corp:8443/org/app.git"), &e);
+        assert_eq!(
+            url,
+            "https://git.corp:8443/api/v3/repos/org/app/statuses/0123456789abcdef"
+        );
+        let (url, body, headers) = request(&t("gitlab", "https://gitlab.com/group/sub/app"), &e);
+        assert_eq!(
+            url,
+            "https://gitlab.com/api/v4/projects/group%2Fsub%2Fapp/statuses/0123456789abcdef"
+        );
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["state"], "failed");
+        assert!(headers.contains(&("PRIVATE-TOKEN".into(), "s3cret".into())));
+        let (url, _, headers) = request(&t("gitea", "https://gitea.io/org/app"), &e);
+        assert_eq!(
+            url,
+            "https://gitea.io/api/v1/repos/org/app/statuses/0123456789abcdef"
+        );
+        assert!(headers.contains(&("Authorization".into(), "token s3cret".into())));
+        e.metadata.remove("revision");
+        assert_eq!(commit_of(&e), None);
     }
 
     #[test]

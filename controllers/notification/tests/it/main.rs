@@ -240,7 +240,20 @@ async fn a_signed_push_reconciles_at_once_and_the_events_reach_slack() {
         "metadata": {"name": "ops", "namespace": n},
         "spec": {"providerRef": {"name": "slack"}, "eventSeverity": "info", "summary": "e2e cluster",
                  "eventSources": [{"kind": "Kustomization", "name": "*"}, {"kind": "GitRepository", "name": "*"}]}});
-    cluster().kubectl_apply(&[provider, alert]);
+    // and a commit status on the "GitHub Enterprise" at the recorder, for the Kustomization's revision
+    let github = json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+        "metadata": {"name": "github", "namespace": n},
+        "spec": {"type": "github", "address": format!("{slack}/org/app"), "secretRef": {"name": "github-token"}}});
+    let statuses = json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+        "metadata": {"name": "statuses", "namespace": n},
+        "spec": {"providerRef": {"name": "github"}, "eventSources": [{"kind": "Kustomization", "name": "apps"}]}});
+    put::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "github-token"},
+        "stringData": {"token": "ghp-test"}}),
+    )
+    .await;
+    cluster().kubectl_apply(&[provider, alert, github, statuses]);
     let receiver = Receiver::new(
         "github",
         ReceiverSpec {
@@ -363,6 +376,18 @@ async fn a_signed_push_reconciles_at_once_and_the_events_reach_slack() {
             .any(|f| f["title"] == "summary" && f["value"] == "e2e cluster"),
         "{fields:?}"
     );
+
+    let status = eventually("the commit status", async || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| p.ends_with(&format!("/statuses/{pushed}")))
+            .cloned()
+    })
+    .await;
+    assert_eq!(status.0, format!("/api/v3/repos/org/app/statuses/{pushed}"));
+    assert_eq!(status.1["state"], "success");
+    assert_eq!(status.1["context"], "kustomization/apps");
 
     // refused hooks change nothing: a bad signature (401), an unknown path (404)
     let gits: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
