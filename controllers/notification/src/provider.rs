@@ -67,6 +67,42 @@ pub struct Target {
     pub headers: BTreeMap<String, String>,
     /// `spec.timeout` (default 15s).
     pub timeout: Duration,
+    /// `ca.crt` of `certSecretRef`: trusted besides the platform's roots.
+    pub ca: Option<Vec<u8>>,
+    /// `tls.crt` + `tls.key` of `certSecretRef`: a client certificate (PEM).
+    pub identity: Option<Vec<u8>>,
+    /// The proxy: `proxySecretRef` (`address`, `username`, `password`), else the deprecated `spec.proxy`.
+    pub proxy: Option<(String, Option<(String, String)>)>,
+}
+
+impl Target {
+    /// Whether delivering needs a client of its own (a CA, a client certificate, a proxy).
+    fn own_client(&self) -> Option<Result<reqwest::Client, Error>> {
+        if self.ca.is_none() && self.identity.is_none() && self.proxy.is_none() {
+            return None;
+        }
+        let build = || -> anyhow::Result<reqwest::Client> {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let mut builder = reqwest::Client::builder();
+            if let Some(pem) = &self.ca {
+                for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let Some(pem) = &self.identity {
+                builder = builder.identity(reqwest::Identity::from_pem(pem)?);
+            }
+            if let Some((address, auth)) = &self.proxy {
+                let mut proxy = reqwest::Proxy::all(address)?;
+                if let Some((user, password)) = auth {
+                    proxy = proxy.basic_auth(user, password);
+                }
+                builder = builder.proxy(proxy);
+            }
+            Ok(builder.build()?)
+        };
+        Some(build().map_err(|e| Error::Config(format!("TLS or proxy settings: {e}"))))
+    }
 }
 
 /// Resolves `provider`'s Secret (`address`, `token`, `headers`, `username`), and checks its type.
@@ -114,6 +150,43 @@ pub async fn target(client: &Client, provider: &Provider) -> Result<Target, Erro
             t.headers = serde_yaml::from_str(&headers)
                 .map_err(|e| Error::Config(format!("Secret '{ns}/{}': invalid headers: {e}", r.name)))?;
         }
+    }
+    let ns = provider.namespace().unwrap_or_default();
+    let read = |name: String| {
+        let ns = ns.clone();
+        async move {
+            Api::<Secret>::namespaced(client.clone(), &ns)
+                .get_opt(&name)
+                .await
+                .map_err(|e| Error::Config(format!("failed to read Secret '{ns}/{name}': {e}")))?
+                .map(|s| s.data.unwrap_or_default())
+                .ok_or_else(|| Error::Config(format!("Secret '{ns}/{name}' not found")))
+        }
+    };
+    if let Some(r) = &spec.cert_secret_ref {
+        let data = read(r.name.clone()).await?;
+        t.ca = data.get("ca.crt").map(|v| v.0.clone());
+        if let (Some(cert), Some(key)) = (data.get("tls.crt"), data.get("tls.key")) {
+            t.identity = Some([cert.0.as_slice(), b"\n", key.0.as_slice()].concat());
+        }
+        if t.ca.is_none() && t.identity.is_none() {
+            return Err(Error::Config(format!(
+                "Secret '{ns}/{}' has neither ca.crt nor tls.crt and tls.key",
+                r.name
+            )));
+        }
+    }
+    if let Some(r) = &spec.proxy_secret_ref {
+        let data = read(r.name.clone()).await?;
+        let get = |k: &str| {
+            data.get(k)
+                .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+        };
+        let address = get("address")
+            .ok_or_else(|| Error::Config(format!("proxy Secret '{ns}/{}' has no address", r.name)))?;
+        t.proxy = Some((address, get("username").zip(get("password"))));
+    } else if let Some(proxy) = spec.proxy.as_ref().filter(|p| !p.is_empty()) {
+        t.proxy = Some((proxy.clone(), None));
     }
     if t.address.is_empty() && !matches!(t.type_.as_str(), "telegram") {
         return Err(Error::Config(format!(
@@ -407,6 +480,8 @@ pub async fn send(http: &reqwest::Client, t: &Target, event: &FluxEvent) -> Resu
     } else {
         reqwest::Method::POST
     };
+    let own = t.own_client().transpose()?;
+    let http = own.as_ref().unwrap_or(http);
     let mut delay = Duration::from_millis(500);
     let mut last = String::new();
     for attempt in 1..=4 {

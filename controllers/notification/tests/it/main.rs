@@ -26,13 +26,15 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+mod providers;
+
 type Recorded = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// An HTTP endpoint that records every POST (path, JSON body), as Slack would receive them.
 async fn recorder() -> (String, Recorded) {
     let seen: Recorded = Default::default();
     let sink = seen.clone();
-    let app = axum::Router::new().fallback(axum::routing::post(
+    let app = axum::Router::new().fallback(axum::routing::any(
         move |uri: axum::http::Uri, body: axum::body::Bytes| {
             let sink = sink.clone();
             async move {
