@@ -296,19 +296,12 @@ async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Clien
 
 /// Evaluates a `readyExpr`: `self` is the Kustomization, `dep` its dependency.
 fn ready_expr(expr: &str, this: &Kustomization, dep: &Kustomization) -> Result<bool, String> {
-    let program = cel::Program::compile(expr).map_err(|e| e.to_string())?;
-    let mut ctx = cel::Context::default();
-    for (name, obj) in [
-        ("self", serde_json::to_value(this)),
-        ("dep", serde_json::to_value(dep)),
-    ] {
-        let value = obj.map_err(|e| e.to_string())?;
-        ctx.add_variable_from_value(name, driftless_ssa::health::to_cel(&value));
-    }
-    match program.execute(&ctx).map_err(|e| e.to_string())? {
-        cel::Value::Bool(b) => Ok(b),
-        other => Err(format!("the expression gave {other:?}, not a boolean")),
-    }
+    let program = driftless_runtime::cel::compile(expr)?;
+    let (this, dep) = (
+        serde_json::to_value(this).map_err(|e| e.to_string())?,
+        serde_json::to_value(dep).map_err(|e| e.to_string())?,
+    );
+    driftless_runtime::cel::eval_bool(&program, &[("self", &this), ("dep", &dep)])
 }
 
 /// `dependsOn`: every dependency must be Ready for its current generation and, when it uses the same

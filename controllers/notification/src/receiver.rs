@@ -72,6 +72,7 @@ pub struct Entry {
     token: String,
     events: Vec<String>,
     resources: Vec<ReceiverResource>,
+    filter: Option<String>,
 }
 
 /// Ready Receivers by webhook path, kept by the reconciler.
@@ -209,10 +210,15 @@ async fn reconcile(obj: Arc<Receiver>, state: Arc<Shared>) -> Result<Action, Err
                 TYPES.join(", ")
             )));
         }
-        if obj.spec.resource_filter.as_deref().is_some_and(|f| !f.is_empty()) {
-            return Err(Error::InvalidSpec(
-                "spec.resourceFilter (CEL) is not supported by driftless yet".into(),
-            ));
+        let filters = obj
+            .spec
+            .resource_filter
+            .iter()
+            .chain(obj.spec.resources.iter().filter_map(|r| r.filter.as_ref()))
+            .filter(|f| !f.is_empty());
+        for f in filters {
+            driftless_runtime::cel::compile(f)
+                .map_err(|e| Error::InvalidSpec(format!("invalid CEL expression '{f}': {e}")))?;
         }
         let token = token(ctx, &obj).await?;
         let path = webhook_path(&token, &name, &ns);
@@ -225,6 +231,7 @@ async fn reconcile(obj: Arc<Receiver>, state: Arc<Shared>) -> Result<Action, Err
                 token,
                 events: obj.spec.events.clone().unwrap_or_default(),
                 resources: obj.spec.resources.clone(),
+                filter: obj.spec.resource_filter.clone().filter(|f| !f.is_empty()),
             },
         );
         Ok(Some(path))
@@ -462,8 +469,26 @@ fn default_api_version(kind: &str) -> &'static str {
     }
 }
 
-/// Sets `requestedAt` on every resource the Receiver names; returns how many.
-async fn request_reconcile(ctx: &Context, entry: &Entry) -> Result<usize, String> {
+/// Whether `res` passes the Receiver's `resourceFilter` and the resource entry's `filter` (CEL, with
+/// `res` the resource and `req` the hook's JSON body).
+fn filtered_in(
+    filters: &[&String],
+    res: &serde_json::Value,
+    req: &serde_json::Value,
+) -> Result<bool, String> {
+    for f in filters {
+        let program = driftless_runtime::cel::compile(f)?;
+        if !driftless_runtime::cel::eval_bool(&program, &[("res", res), ("req", req)])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Sets `requestedAt` on every resource the Receiver names (and its filters let through); returns how many.
+async fn request_reconcile(ctx: &Context, entry: &Entry, body: &[u8]) -> Result<usize, String> {
+    let req: serde_json::Value =
+        serde_json::from_slice(body).unwrap_or(serde_json::Value::Object(Default::default()));
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: now}}});
     let mut count = 0;
@@ -482,7 +507,12 @@ async fn request_reconcile(ctx: &Context, entry: &Entry) -> Result<usize, String
         let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
         let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &r.kind));
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
-        let names: Vec<String> = if r.name == "*" {
+        let filters: Vec<&String> = entry
+            .filter
+            .iter()
+            .chain(r.filter.iter().filter(|f| !f.is_empty()))
+            .collect();
+        let mut names: Vec<String> = if r.name == "*" {
             let selector = r
                 .match_labels
                 .iter()
@@ -500,6 +530,25 @@ async fn request_reconcile(ctx: &Context, entry: &Entry) -> Result<usize, String
         } else {
             vec![r.name.clone()]
         };
+        if !filters.is_empty() {
+            let mut kept = Vec::new();
+            for name in names {
+                let Some(obj) = api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| format!("reading {}/{ns}/{name}: {}", r.kind, api_message(&e)))?
+                else {
+                    continue;
+                };
+                let res = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+                if filtered_in(&filters, &res, &req)
+                    .map_err(|e| format!("filter of {}/{ns}/{name}: {e}", r.kind))?
+                {
+                    kept.push(name);
+                }
+            }
+            names = kept;
+        }
         for name in names {
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
@@ -530,7 +579,7 @@ async fn hook(
     if verdict == Verdict::Ping {
         return (StatusCode::OK, "pong".into());
     }
-    match request_reconcile(&hooks.ctx, &entry).await {
+    match request_reconcile(&hooks.ctx, &entry, &body).await {
         Ok(n) => {
             info!(receiver = %format!("{}/{}", entry.namespace, entry.name), resources = n, "reconcile requested");
             (StatusCode::OK, String::new())
@@ -609,6 +658,19 @@ mod tests {
             ("X-GitHub-Event", "ping"),
         ]);
         assert_eq!(verify("github", "t", &events, &ping, body), Ok(Verdict::Ping));
+    }
+
+    #[test]
+    fn filters_see_the_resource_and_the_request() {
+        let res = serde_json::json!({"metadata": {"name": "app", "labels": {"tier": "web"}}});
+        let req = serde_json::json!({"tag": "v1.2.0-rc.1"});
+        let f = |s: &str| s.to_string();
+        let rc = f("req.tag.contains('-rc')");
+        let web = f("res.metadata.labels.tier == 'web'");
+        let db = f("res.metadata.name == 'db'");
+        assert_eq!(filtered_in(&[&rc, &web], &res, &req), Ok(true));
+        assert_eq!(filtered_in(&[&rc, &db], &res, &req), Ok(false));
+        assert!(filtered_in(&[&f("res.(")], &res, &req).is_err());
     }
 
     #[test]

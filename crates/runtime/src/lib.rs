@@ -5,6 +5,7 @@
 //! [`leader`] election on a Lease, the common [`flags`] and [`telemetry`].
 #![warn(missing_docs)]
 
+pub mod cel;
 pub mod conditions;
 pub mod controller;
 pub mod error;

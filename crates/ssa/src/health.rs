@@ -94,44 +94,19 @@ impl Rules {
     }
 }
 
-/// A JSON value as a CEL value (integers as `int`, as Kubernetes CEL reads them).
-pub fn to_cel(v: &Value) -> cel::Value {
-    match v {
-        Value::Null => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => cel::Value::Int(i),
-            None => cel::Value::Float(n.as_f64().unwrap_or_default()),
-        },
-        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
-        Value::Object(map) => {
-            let map: HashMap<cel::objects::Key, cel::Value> = map
-                .iter()
-                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
-                .collect();
-            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
-        }
-    }
-}
-
+/// The object's top-level fields (`metadata`, `spec`, `status`, empty when missing) as the variables.
 fn eval(program: &cel::Program, obj: &Value) -> Result<bool, String> {
-    let mut ctx = cel::Context::default();
-    if let Value::Object(map) = obj {
-        for (k, v) in map {
-            ctx.add_variable_from_value(k.clone(), to_cel(v));
-        }
-    }
+    let empty = Value::Object(Default::default());
+    let mut vars: Vec<(&str, &Value)> = obj
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .unwrap_or_default();
     for field in ["metadata", "spec", "status"] {
         if obj.get(field).is_none() {
-            ctx.add_variable_from_value(field, cel::Value::Map(cel::objects::Map { map: Arc::default() }));
+            vars.push((field, &empty));
         }
     }
-    match program.execute(&ctx) {
-        Ok(cel::Value::Bool(b)) => Ok(b),
-        Ok(other) => Err(format!("the expression gave {other:?}, not a boolean")),
-        Err(e) => Err(e.to_string()),
-    }
+    driftless_runtime::cel::eval_bool(program, &vars)
 }
 
 fn int(o: &Value, path: &[&str], default: i64) -> i64 {

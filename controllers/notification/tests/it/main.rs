@@ -543,6 +543,73 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
         "health check failed after 3s\n(2 HealthCheckFailed events of this object folded into this one in the last 2s)"
     );
 
+    // a Receiver's resourceFilter (CEL over the resource and the request) picks what is annotated
+    let gits: Api<GitRepository> = Api::namespaced(cluster().client().await, &n);
+    let other = GitRepository::new(
+        "other",
+        GitRepositorySpec {
+            url: "https://git.invalid/other".into(),
+            interval: "1h".into(),
+            suspend: Some(true),
+            ..Default::default()
+        },
+    );
+    gits.patch("other", &PatchParams::apply("t"), &Patch::Apply(&other))
+        .await
+        .unwrap();
+    put::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "generic-token"},
+        "stringData": {"token": "t"}}),
+    )
+    .await;
+    let receiver = Receiver::new(
+        "filtered",
+        ReceiverSpec {
+            type_: "generic".into(),
+            secret_ref: Some(LocalObjectReference {
+                name: "generic-token".into(),
+            }),
+            resources: vec![ReceiverResource {
+                kind: "GitRepository".into(),
+                name: "*".into(),
+                ..Default::default()
+            }],
+            resource_filter: Some("res.metadata.name == req.repository".into()),
+            ..Default::default()
+        },
+    );
+    let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, &n);
+    receivers
+        .patch("filtered", &PatchParams::apply("t"), &Patch::Apply(&receiver))
+        .await
+        .unwrap();
+    let path = eventually("the filtered receiver's path", async || {
+        receivers.get("filtered").await.ok()?.status?.webhook_path
+    })
+    .await;
+    let answer = http
+        .post(format!("{}{path}", h.receivers))
+        .body(r#"{"repository": "fleet"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let requested = |g: GitRepository| {
+        g.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(RECONCILE_REQUEST_ANNOTATION)
+    };
+    assert!(
+        requested(gits.get("fleet").await.unwrap()),
+        "the filter let fleet through"
+    );
+    assert!(
+        !requested(gits.get("other").await.unwrap()),
+        "the filter kept other out"
+    );
+
     // the Provider without its Secret gets a Kubernetes Event saying so
     let kube_events: Api<KubeEvent> = Api::namespaced(cluster().client().await, &n);
     let warning = eventually("the Event on the broken Provider", async || {
