@@ -49,7 +49,8 @@ use crate::{Context, FIELD_MANAGER};
 pub const KIND: &str = "Receiver";
 
 /// The receiver types this controller verifies.
-pub const TYPES: [&str; 11] = [
+pub const TYPES: [&str; 12] = [
+    "gcr",
     "generic",
     "generic-hmac",
     "github",
@@ -282,14 +283,17 @@ async fn reconcile(obj: Arc<Receiver>, state: Arc<Shared>) -> Result<Action, Err
 struct Hooks {
     ctx: Arc<Context>,
     paths: Arc<Paths>,
+    tokeninfo: String,
 }
 
-/// The hook server's router and the path table the reconciler fills.
-pub fn router(ctx: Arc<Context>, max_body: usize) -> (Router, Arc<Paths>) {
+/// The hook server's router and the path table the reconciler fills; `tokeninfo` is where Google ID
+/// tokens of `gcr` hooks are checked.
+pub fn router(ctx: Arc<Context>, max_body: usize, tokeninfo: &str) -> (Router, Arc<Paths>) {
     let paths = Arc::new(Paths::default());
     let state = Arc::new(Hooks {
         ctx,
         paths: paths.clone(),
+        tokeninfo: tokeninfo.to_string(),
     });
     let router = Router::new()
         .route("/hook/{digest}", post(hook))
@@ -452,11 +456,78 @@ pub fn verify(
             json_body()?;
             Ok(Verdict::Reconcile)
         }
+        "gcr" => {
+            // the Google ID token is checked by `verify_gcr`; here, the Pub/Sub message of a push
+            let payload = json_body()?;
+            let data = payload.pointer("/message/data").and_then(|d| d.as_str()).ok_or((
+                StatusCode::BAD_REQUEST,
+                "the payload has no message.data".to_string(),
+            ))?;
+            let decoded =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).map_err(|e| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("message.data is not base64: {e}"),
+                    )
+                })?;
+            let action = serde_json::from_slice::<serde_json::Value>(&decoded)
+                .ok()
+                .and_then(|d| d.get("action").and_then(|a| a.as_str()).map(str::to_string));
+            match action.as_deref() {
+                Some("INSERT") => Ok(Verdict::Reconcile),
+                Some(other) => Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("GCR action '{other}' is not INSERT"),
+                )),
+                None => Err((StatusCode::BAD_REQUEST, "message.data has no action".into())),
+            }
+        }
         other => Err((
             StatusCode::BAD_REQUEST,
             format!("receiver type '{other}' is not supported"),
         )),
     }
+}
+
+/// A `gcr` hook's `Authorization: Bearer <Google ID token>`, checked at Google's tokeninfo endpoint as
+/// Flux does: it must answer 200 with `email_verified`.
+async fn verify_gcr(
+    http: &reqwest::Client,
+    tokeninfo: &str,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, String)> {
+    let token = header(headers, "Authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty())
+        .ok_or((
+            StatusCode::UNAUTHORIZED,
+            "missing or malformed bearer token".to_string(),
+        ))?;
+    let refused = |why: String| {
+        (
+            StatusCode::UNAUTHORIZED,
+            format!("unable to verify the token: {why}"),
+        )
+    };
+    let url = reqwest::Url::parse_with_params(tokeninfo, &[("id_token", token)])
+        .map_err(|e| refused(format!("--gcr-tokeninfo-url: {e}")))?;
+    let answer = http
+        .get(url)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| refused(e.without_url().to_string()))?;
+    if !answer.status().is_success() {
+        return Err(refused(format!("tokeninfo answered {}", answer.status())));
+    }
+    let claims: serde_json::Value = answer.json().await.map_err(|e| refused(e.to_string()))?;
+    let verified = claims
+        .get("email_verified")
+        .is_some_and(|v| v == "true" || v == &serde_json::Value::Bool(true));
+    if !verified {
+        return Err(refused("the token's email is not verified".into()));
+    }
+    Ok(())
 }
 
 /// The apiVersion Flux assumes for a resource kind without one.
@@ -569,6 +640,12 @@ async fn hook(
     let Some(entry) = hooks.paths.get(&path) else {
         return (StatusCode::NOT_FOUND, "no receiver at this path".into());
     };
+    if entry.type_ == "gcr"
+        && let Err((status, message)) = verify_gcr(&hooks.ctx.http, &hooks.tokeninfo, &headers).await
+    {
+        info!(receiver = %format!("{}/{}", entry.namespace, entry.name), %status, message, "hook refused");
+        return (status, message);
+    }
     let verdict = match verify(&entry.type_, &entry.token, &entry.events, &headers, &body) {
         Ok(v) => v,
         Err((status, message)) => {
@@ -658,6 +735,27 @@ mod tests {
             ("X-GitHub-Event", "ping"),
         ]);
         assert_eq!(verify("github", "t", &events, &ping, body), Ok(Verdict::Ping));
+    }
+
+    #[test]
+    fn gcr_pushes_must_be_inserts() {
+        let message = |action: &str| {
+            let data = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!(r#"{{"action":"{action}","tag":"gcr.io/p/app:1"}}"#),
+            );
+            format!(r#"{{"message":{{"data":"{data}","messageId":"1"}},"subscription":"s"}}"#).into_bytes()
+        };
+        assert_eq!(
+            verify("gcr", "t", &[], &HeaderMap::new(), &message("INSERT")),
+            Ok(Verdict::Reconcile)
+        );
+        assert_eq!(
+            verify("gcr", "t", &[], &HeaderMap::new(), &message("DELETE"))
+                .unwrap_err()
+                .0,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]

@@ -85,10 +85,33 @@ async fn start(prefix: &str) -> Harness {
             "--max-retry-delay=2s".into(),
         ]
     };
+    // a stand-in for Google's tokeninfo endpoint: the ID token "google-signed" is valid
+    let tokeninfo = axum::Router::new().route(
+        "/tokeninfo",
+        axum::routing::get(
+            |q: axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                if q.get("id_token").map(String::as_str) == Some("google-signed") {
+                    (
+                        axum::http::StatusCode::OK,
+                        r#"{"email": "gcr@p.iam.gserviceaccount.com", "email_verified": "true"}"#,
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        r#"{"error": "invalid_token"}"#,
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tokeninfo_url = format!("http://{}/tokeninfo", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, tokeninfo).await.unwrap() });
     let mut args = common("notification-controller");
     args.extend([
         "--events-addr=127.0.0.1:0".to_string(),
         "--receiverAddr=127.0.0.1:0".into(),
+        format!("--gcr-tokeninfo-url={tokeninfo_url}"),
     ]);
     let client = cluster()
         .client_as("system:serviceaccount:flux-system:notification-controller")
@@ -608,6 +631,57 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
     assert!(
         !requested(gits.get("other").await.unwrap()),
         "the filter kept other out"
+    );
+
+    // gcr: Google's ID token checked at tokeninfo, then the Pub/Sub message must be an INSERT
+    let gcr = Receiver::new(
+        "gcr",
+        ReceiverSpec {
+            type_: "gcr".into(),
+            secret_ref: Some(LocalObjectReference {
+                name: "generic-token".into(),
+            }),
+            resources: vec![ReceiverResource {
+                kind: "GitRepository".into(),
+                name: "other".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    receivers
+        .patch("gcr", &PatchParams::apply("t"), &Patch::Apply(&gcr))
+        .await
+        .unwrap();
+    let gcr_path = eventually("the gcr receiver's path", async || {
+        receivers.get("gcr").await.ok()?.status?.webhook_path
+    })
+    .await;
+    let push = |action: &str| {
+        let data = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!(r#"{{"action":"{action}","tag":"gcr.io/p/app:1"}}"#),
+        );
+        format!(
+            r#"{{"message":{{"data":"{data}","messageId":"1"}},"subscription":"projects/p/subscriptions/s"}}"#
+        )
+    };
+    let send = |token: &'static str, body: String| {
+        http.post(format!("{}{gcr_path}", h.receivers))
+            .header("Authorization", format!("Bearer {token}"))
+            .body(body)
+            .send()
+    };
+    assert_eq!(send("forged", push("INSERT")).await.unwrap().status(), 401);
+    assert!(
+        !requested(gits.get("other").await.unwrap()),
+        "a forged token annotated"
+    );
+    assert_eq!(send("google-signed", push("DELETE")).await.unwrap().status(), 400);
+    assert_eq!(send("google-signed", push("INSERT")).await.unwrap().status(), 200);
+    assert!(
+        requested(gits.get("other").await.unwrap()),
+        "a verified push did not annotate"
     );
 
     // the Provider without its Secret gets a Kubernetes Event saying so
