@@ -188,6 +188,15 @@ pub async fn target(client: &Client, provider: &Provider) -> Result<Target, Erro
     } else if let Some(proxy) = spec.proxy.as_ref().filter(|p| !p.is_empty()) {
         t.proxy = Some((proxy.clone(), None));
     }
+    if !t.address.is_empty()
+        && !reqwest::Url::parse(&t.address).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(Error::Config(format!(
+            "provider {}/{}: invalid address: an http or https URL is needed",
+            provider.namespace().unwrap_or_default(),
+            provider.name_any()
+        )));
+    }
     if t.address.is_empty() && !matches!(t.type_.as_str(), "telegram") {
         return Err(Error::Config(format!(
             "provider {}/{} has no address (spec.address or the Secret's address key)",

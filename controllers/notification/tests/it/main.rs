@@ -479,9 +479,11 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
         json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
             "metadata": {"name": "no-secret", "namespace": n}, "spec": {"type": "slack", "secretRef": {"name": "missing"}}}),
         json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "bad-address", "namespace": n}, "spec": {"type": "slack", "address": "hooks.slack.com/x"}}),
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
             "metadata": {"name": "good", "namespace": n}, "spec": {"type": "generic-hmac", "address": format!("{good}/hook")}}),
     ];
-    let alerts: Vec<Value> = ["down", "no-secret", "good"]
+    let alerts: Vec<Value> = ["down", "no-secret", "bad-address", "good"]
         .iter()
         .map(|p| {
             json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
@@ -700,5 +702,21 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
     assert!(
         warning.message.unwrap_or_default().contains("Secret"),
         "the message names the Secret"
+    );
+    let bad_address = eventually("the Event on the Provider with a bad address", async || {
+        kube_events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.involved_object.name.as_deref() == Some("bad-address"))
+    })
+    .await;
+    assert!(
+        bad_address
+            .message
+            .unwrap_or_default()
+            .contains("invalid address")
     );
 }
