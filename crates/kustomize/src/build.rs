@@ -29,7 +29,10 @@ pub fn build_marked(root: &Path, path: &Path) -> Result<Vec<Object>> {
     })?;
     let dir = inside(&root, &root.join(path), &root)?;
     let mut stack = Vec::new();
-    let resources = load_dir(&root, &dir, &mut stack, true)?;
+    let mut resources = load_dir(&root, &dir, &mut stack, true)?;
+    // generated objects get their content hash once everything else is done, and references follow
+    let renames = crate::generate::apply_hashes(&mut resources);
+    crate::refs::apply(&mut resources, &renames);
     let mut objects: Vec<Object> = resources.into_iter().map(|r| r.obj).collect();
     let sort = match kustomization_file(&dir)? {
         Some(file) => {
@@ -182,9 +185,71 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
         load_component(root, &target, stack, &mut resources)?;
     }
     stack.pop();
+    run_generators(root, dir, &origin, &kustomization, &mut resources)?;
     check_unique(&resources, &origin)?;
     transform_level(root, dir, &origin, &kustomization, &mut resources)?;
     Ok(resources)
+}
+
+/// `configMapGenerator` and `secretGenerator`: new objects (`create`), or data merged into (`merge`) or
+/// replacing (`replace`) those of the same name from the resources so far.
+fn run_generators(
+    root: &Path,
+    dir: &Path,
+    origin: &Path,
+    k: &Kustomization,
+    resources: &mut Vec<Res>,
+) -> Result<()> {
+    let invalid = |message: String| Error::Invalid {
+        path: origin.display().to_string(),
+        message,
+    };
+    let read = |path: &Path| -> std::result::Result<Vec<u8>, String> {
+        let file = inside(root, path, origin).map_err(|e| e.to_string())?;
+        std::fs::read(&file).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let all = k
+        .config_map_generator
+        .iter()
+        .map(|g| (g, false))
+        .chain(k.secret_generator.iter().map(|g| (g, true)));
+    for (g, secret) in all {
+        let (obj, hashed) = crate::generate::generate(g, secret, k.generator_options.as_ref(), dir, &read)
+            .map_err(&invalid)?;
+        let kind = if secret { "Secret" } else { "ConfigMap" };
+        let ns = g.namespace.clone().unwrap_or_default();
+        let existing = resources.iter().position(|r| {
+            field(&r.obj, &["kind"]) == kind
+                && r.original_name == g.name
+                && field(&r.obj, &["metadata", "namespace"]) == ns
+        });
+        match (g.behavior.as_deref().unwrap_or("create"), existing) {
+            ("create", _) => resources.push(Res {
+                obj,
+                original_name: g.name.clone(),
+                hashed,
+            }),
+            ("merge", Some(i)) => {
+                crate::generate::merge_into(&mut resources[i].obj, &obj);
+                // NB: a merge keeps an unhashed original unhashed, as kustomize does
+                resources[i].hashed &= hashed;
+            }
+            ("replace", Some(i)) => {
+                let name = resources[i].obj["metadata"]["name"].clone();
+                resources[i].obj = obj;
+                resources[i].obj["metadata"]["name"] = name;
+                resources[i].hashed = hashed;
+            }
+            ("merge" | "replace", None) => {
+                return Err(invalid(format!(
+                    "id {kind}/{} does not exist; cannot merge or replace",
+                    g.name
+                )));
+            }
+            (other, _) => return Err(invalid(format!("unknown generator behavior '{other}'"))),
+        }
+    }
+    Ok(())
 }
 
 /// One level's patches and transformers, in kustomize's order.
@@ -247,6 +312,7 @@ fn load_component(
         load_component(root, &target, stack, accumulated)?;
     }
     stack.pop();
+    run_generators(root, dir, &file, &k, accumulated)?;
     transform_level(root, dir, &file, &k, accumulated)
 }
 
@@ -272,7 +338,11 @@ fn load_file(file: &Path) -> Result<Vec<Res>> {
                 });
             }
             let original_name = field(&obj, &["metadata", "name"]).to_string();
-            Ok(Res { obj, original_name })
+            Ok(Res {
+                obj,
+                original_name,
+                hashed: false,
+            })
         })
         .collect()
 }

@@ -30,13 +30,13 @@ const IMPLEMENTED: &[&str] = &[
     "patchesJson6902",
     "components",
     "sortOptions",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
 ];
 
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
-    "configMapGenerator",
-    "secretGenerator",
-    "generatorOptions",
     "vars",
     "replacements",
     "configurations",
@@ -105,6 +105,15 @@ pub struct Kustomization {
     /// The output order (top-level kustomization only).
     #[serde(default)]
     pub sort_options: Option<SortOptions>,
+    /// ConfigMaps to generate.
+    #[serde(default)]
+    pub config_map_generator: Vec<crate::generate::Generator>,
+    /// Secrets to generate.
+    #[serde(default)]
+    pub secret_generator: Vec<crate::generate::Generator>,
+    /// Options of every generator of this kustomization.
+    #[serde(default)]
+    pub generator_options: Option<crate::generate::Options>,
 }
 
 /// `sortOptions`.

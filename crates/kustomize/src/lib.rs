@@ -3,15 +3,20 @@
 //! directories, nested kustomizations), `namespace`, `namePrefix`/`nameSuffix`, `commonLabels`, `labels`,
 //! `commonAnnotations`, `images`, `replicas`, `patches`, `patchesStrategicMerge`, `patchesJson6902`,
 //! `components`, `sortOptions` (legacy, custom legacy, fifo), and
-//! kustomize's default (legacy) output order. Any other
+//! kustomize's default (legacy) output order. Part 2 so far: `configMapGenerator`/`secretGenerator`
+//! (literals, files, env files, behaviours, options, `generatorOptions`, kustomize's content hash) and name
+//! references to renamed ConfigMaps, Secrets, ServiceAccounts, PVCs, Services, Roles and ClusterRoles
+//! ([`generate`]). Any other
 //! kustomization field is an error naming it — never silently ignored. Paths may not leave `root`; remote
 //! resources are refused (`--no-remote-bases`).
 #![warn(missing_docs)]
 
 mod build;
+pub mod generate;
 mod kustomization;
 mod order;
 pub mod patch;
+mod refs;
 pub mod substitute;
 mod transform;
 pub mod yaml;

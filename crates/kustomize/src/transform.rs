@@ -19,6 +19,8 @@ pub struct Res {
     pub obj: Object,
     /// Its name as written in its file.
     pub original_name: String,
+    /// Generated with a content-hash suffix to come (at the end of the build).
+    pub hashed: bool,
 }
 
 /// Kinds that are not namespaced (no namespace is set on them).
@@ -85,6 +87,7 @@ fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String,
 /// Applies one kustomization level's metadata transformers (namespace, prefix/suffix, labels,
 /// annotations) to its resources.
 pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
+    let mut renames = Vec::new();
     for res in resources.iter_mut() {
         let o = &mut res.obj;
         if let Some(ns) = &k.namespace {
@@ -122,7 +125,10 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
                 k.name_suffix.as_deref().unwrap_or("")
             );
             if let Some(meta) = map_at(o, &["metadata"], true) {
-                meta.insert("name".into(), Value::String(renamed));
+                meta.insert("name".into(), Value::String(renamed.clone()));
+            }
+            if crate::refs::referred(kind(o)) {
+                renames.push(crate::refs::Rename::of(o, name, renamed));
             }
         }
         if !k.common_labels.is_empty() {
@@ -143,6 +149,7 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
         }
         annotations(o, &k.common_annotations);
     }
+    crate::refs::apply(resources, &renames);
 }
 
 /// Applies one kustomization level's workload transformers (replicas, images), after JSON 6902 patches.
