@@ -2,6 +2,8 @@
 //! ServiceAccount, PersistentVolumeClaim, Service, Role or ClusterRole, every field that refers to it by
 //! name is updated, as kustomize's nameReference transformer does.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::{Object, transform::Res};
@@ -51,164 +53,141 @@ fn each_item(v: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
     v.and_then(Value::as_array_mut).into_iter().flatten()
 }
 
-fn set_if(v: Option<&mut Value>, old: &str, new: &str) {
-    if let Some(v) = v
-        && v.as_str() == Some(old)
-    {
-        *v = Value::String(new.to_string());
+/// Renames by (kind, namespace, old name): one look-up per referring field, whatever the number of renames.
+struct Index(HashMap<(String, String, String), String>);
+
+impl Index {
+    /// Rewrites the name at `v` when the object of `kind` it names in `ns` was renamed.
+    fn rewrite(&self, v: Option<&mut Value>, kind: &str, ns: &str) {
+        if let Some(v) = v
+            && let Some(old) = v.as_str()
+            && let Some(new) = self.0.get(&(kind.to_string(), ns.to_string(), old.to_string()))
+        {
+            *v = Value::String(new.clone());
+        }
     }
 }
 
-/// The fields of a pod spec that name an object of `kind`, updated from `old` to `new`.
-fn pod_spec(spec: &mut Value, kind: &str, old: &str, new: &str) {
+/// The fields of a pod spec (in namespace `ns`) that name other objects.
+fn pod_spec(spec: &mut Value, idx: &Index, ns: &str) {
     for containers in ["containers", "initContainers", "ephemeralContainers"] {
         for c in each_item(spec.get_mut(containers)) {
             for e in each_item(c.get_mut("env")) {
-                match kind {
-                    "ConfigMap" => set_if(e.pointer_mut("/valueFrom/configMapKeyRef/name"), old, new),
-                    "Secret" => set_if(e.pointer_mut("/valueFrom/secretKeyRef/name"), old, new),
-                    _ => {}
-                }
+                idx.rewrite(e.pointer_mut("/valueFrom/configMapKeyRef/name"), "ConfigMap", ns);
+                idx.rewrite(e.pointer_mut("/valueFrom/secretKeyRef/name"), "Secret", ns);
             }
             for e in each_item(c.get_mut("envFrom")) {
-                match kind {
-                    "ConfigMap" => set_if(e.pointer_mut("/configMapRef/name"), old, new),
-                    "Secret" => set_if(e.pointer_mut("/secretRef/name"), old, new),
-                    _ => {}
-                }
+                idx.rewrite(e.pointer_mut("/configMapRef/name"), "ConfigMap", ns);
+                idx.rewrite(e.pointer_mut("/secretRef/name"), "Secret", ns);
             }
         }
     }
     for v in each_item(spec.get_mut("volumes")) {
-        match kind {
-            "ConfigMap" => set_if(v.pointer_mut("/configMap/name"), old, new),
-            "Secret" => set_if(v.pointer_mut("/secret/secretName"), old, new),
-            "PersistentVolumeClaim" => set_if(v.pointer_mut("/persistentVolumeClaim/claimName"), old, new),
-            _ => {}
-        }
+        idx.rewrite(v.pointer_mut("/configMap/name"), "ConfigMap", ns);
+        idx.rewrite(v.pointer_mut("/secret/secretName"), "Secret", ns);
+        idx.rewrite(
+            v.pointer_mut("/persistentVolumeClaim/claimName"),
+            "PersistentVolumeClaim",
+            ns,
+        );
         for s in each_item(v.pointer_mut("/projected/sources")) {
-            match kind {
-                "ConfigMap" => set_if(s.pointer_mut("/configMap/name"), old, new),
-                "Secret" => set_if(s.pointer_mut("/secret/name"), old, new),
-                _ => {}
-            }
+            idx.rewrite(s.pointer_mut("/configMap/name"), "ConfigMap", ns);
+            idx.rewrite(s.pointer_mut("/secret/name"), "Secret", ns);
         }
     }
-    match kind {
-        "Secret" => {
-            for s in each_item(spec.get_mut("imagePullSecrets")) {
-                set_if(s.get_mut("name"), old, new);
-            }
-        }
-        "ServiceAccount" => {
-            set_if(spec.get_mut("serviceAccountName"), old, new);
-            set_if(spec.get_mut("serviceAccount"), old, new);
-        }
-        _ => {}
+    for s in each_item(spec.get_mut("imagePullSecrets")) {
+        idx.rewrite(s.get_mut("name"), "Secret", ns);
     }
+    idx.rewrite(spec.get_mut("serviceAccountName"), "ServiceAccount", ns);
+    idx.rewrite(spec.get_mut("serviceAccount"), "ServiceAccount", ns);
 }
 
-/// Updates every reference in `o` to the object renamed by `r`.
-fn update(o: &mut Object, r: &Rename) {
+/// Rewrites every reference in `o` to a renamed object. A namespaced referral is seen from its own
+/// namespace only; bindings name a subject's namespace themselves.
+fn update(o: &mut Object, idx: &Index) {
     let kind = o
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let namespace = o
+    let ns = o
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let namespace = namespace.as_str();
-    let cluster_referral = matches!(r.kind.as_str(), "ClusterRole");
-    // a namespaced referral is seen only from its own namespace (bindings name the namespace themselves)
-    let same_ns =
-        namespace == r.namespace || cluster_referral || matches!(kind.as_str(), "ClusterRoleBinding");
-    let (old, new) = (r.old.as_str(), r.new.as_str());
-    if same_ns {
-        for path in pod_specs(&kind) {
-            if let Some(spec) = o.pointer_mut(path) {
-                pod_spec(spec, &r.kind, old, new);
-            }
+    let ns = ns.as_str();
+    for path in pod_specs(&kind) {
+        if let Some(spec) = o.pointer_mut(path) {
+            pod_spec(spec, idx, ns);
         }
     }
-    match (r.kind.as_str(), kind.as_str()) {
-        ("Secret", "Ingress") if same_ns => {
+    match kind.as_str() {
+        "Ingress" => {
             for t in each_item(o.pointer_mut("/spec/tls")) {
-                set_if(t.get_mut("secretName"), old, new);
+                idx.rewrite(t.get_mut("secretName"), "Secret", ns);
             }
-        }
-        ("Secret", "ServiceAccount") if same_ns => {
-            for key in ["imagePullSecrets", "secrets"] {
-                for s in each_item(o.get_mut(key)) {
-                    set_if(s.get_mut("name"), old, new);
-                }
-            }
-        }
-        ("Service", "Ingress") if same_ns => {
-            set_if(o.pointer_mut("/spec/defaultBackend/service/name"), old, new);
+            idx.rewrite(o.pointer_mut("/spec/defaultBackend/service/name"), "Service", ns);
             for rule in each_item(o.pointer_mut("/spec/rules")) {
                 for p in each_item(rule.pointer_mut("/http/paths")) {
-                    set_if(p.pointer_mut("/backend/service/name"), old, new);
+                    idx.rewrite(p.pointer_mut("/backend/service/name"), "Service", ns);
                 }
             }
         }
-        ("Service", "StatefulSet") if same_ns => set_if(o.pointer_mut("/spec/serviceName"), old, new),
-        ("ServiceAccount", "RoleBinding" | "ClusterRoleBinding") => {
+        "ServiceAccount" => {
+            for key in ["imagePullSecrets", "secrets"] {
+                for s in each_item(o.get_mut(key)) {
+                    idx.rewrite(s.get_mut("name"), "Secret", ns);
+                }
+            }
+        }
+        "StatefulSet" => idx.rewrite(o.pointer_mut("/spec/serviceName"), "Service", ns),
+        "RoleBinding" | "ClusterRoleBinding" => {
+            match o.pointer("/roleRef/kind").and_then(Value::as_str) {
+                Some("Role") => idx.rewrite(o.pointer_mut("/roleRef/name"), "Role", ns),
+                Some("ClusterRole") => idx.rewrite(o.pointer_mut("/roleRef/name"), "ClusterRole", ""),
+                _ => {}
+            }
             for s in each_item(o.get_mut("subjects")) {
-                let ns = s.get("namespace").and_then(Value::as_str).unwrap_or(namespace);
-                if s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                    && ns == r.namespace
-                    && s.get("name").and_then(Value::as_str) == Some(old)
-                {
+                if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+                    continue;
+                }
+                let subject_ns = s
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(ns)
+                    .to_string();
+                let before = s.get("name").cloned();
+                idx.rewrite(s.get_mut("name"), "ServiceAccount", &subject_ns);
+                if s.get("name") != before.as_ref() {
                     // kustomize also writes the namespace of the subject it renames
-                    s["name"] = Value::String(new.to_string());
-                    s["namespace"] = Value::String(r.namespace.clone());
+                    s["namespace"] = Value::String(subject_ns);
                 }
             }
-        }
-        ("Role", "RoleBinding")
-            if same_ns && o.pointer("/roleRef/kind").and_then(Value::as_str) == Some("Role") =>
-        {
-            set_if(o.pointer_mut("/roleRef/name"), old, new);
-        }
-        ("ClusterRole", "RoleBinding" | "ClusterRoleBinding")
-            if o.pointer("/roleRef/kind").and_then(Value::as_str) == Some("ClusterRole") =>
-        {
-            set_if(o.pointer_mut("/roleRef/name"), old, new);
         }
         _ => {}
     }
 }
 
-/// Applies `renames` to the references of every resource, all at once: through a placeholder per rename,
-/// so a new name that is another rename's old name is not renamed again.
+/// Applies `renames` to the references of every resource.
 pub fn apply(resources: &mut [Res], renames: &[Rename]) {
     if renames.is_empty() {
         return;
     }
-    let placeholder = |i: usize| format!("\u{FDD1}{i}");
-    let to_placeholders: Vec<Rename> = renames
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Rename {
-            new: placeholder(i),
-            ..r.clone()
-        })
-        .collect();
-    let to_names: Vec<Rename> = renames
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Rename {
-            old: placeholder(i),
-            ..r.clone()
-        })
-        .collect();
+    let idx = Index(
+        renames
+            .iter()
+            .map(|r| {
+                let ns = if r.kind == "ClusterRole" {
+                    String::new()
+                } else {
+                    r.namespace.clone()
+                };
+                ((r.kind.clone(), ns, r.old.clone()), r.new.clone())
+            })
+            .collect(),
+    );
     for res in resources.iter_mut() {
-        for r in to_placeholders.iter().chain(&to_names) {
-            update(&mut res.obj, r);
-        }
+        update(&mut res.obj, &idx);
     }
 }
 
