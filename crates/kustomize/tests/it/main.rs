@@ -4,6 +4,8 @@
 
 use std::{path::Path, process::Command};
 
+mod fuzz;
+
 use driftless_kustomize::{build, yaml};
 
 fn oracle(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
