@@ -263,10 +263,36 @@ fn transform_level(
     apply_patches(root, dir, origin, k, resources, Phase::Before)?;
     transform::apply_metadata(k, resources);
     apply_patches(root, dir, origin, k, resources, Phase::Json6902)?;
-    transform::apply_workloads(k, resources).map_err(|message| Error::Invalid {
+    let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
         message,
-    })
+    };
+    transform::apply_workloads(k, resources).map_err(invalid)?;
+    let mut replacements = Vec::new();
+    for r in &k.replacements {
+        match &r.path {
+            Some(p) => {
+                let file = inside(root, &dir.join(p), origin)?;
+                let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+                    path: file.display().to_string(),
+                    source,
+                })?;
+                let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
+                    path: file.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let parsed: Vec<crate::replace::Replacement> = if value.is_sequence() {
+                    serde_yaml::from_value(value)
+                } else {
+                    serde_yaml::from_value(value).map(|one| vec![one])
+                }
+                .map_err(|e| invalid(format!("{p}: {e}")))?;
+                replacements.extend(parsed);
+            }
+            None => replacements.push(r.clone()),
+        }
+    }
+    crate::replace::apply(&replacements, resources).map_err(invalid)
 }
 
 /// A Component: its resources join those accumulated so far, then its own components and transformers

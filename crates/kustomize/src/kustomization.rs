@@ -33,12 +33,12 @@ const IMPLEMENTED: &[&str] = &[
     "configMapGenerator",
     "secretGenerator",
     "generatorOptions",
+    "replacements",
 ];
 
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
     "vars",
-    "replacements",
     "configurations",
     "generators",
     "transformers",
@@ -114,6 +114,9 @@ pub struct Kustomization {
     /// Options of every generator of this kustomization.
     #[serde(default)]
     pub generator_options: Option<crate::generate::Options>,
+    /// Values copied from one object's field into others'.
+    #[serde(default)]
+    pub replacements: Vec<crate::replace::Replacement>,
 }
 
 /// `sortOptions`.

@@ -6,7 +6,7 @@
 //! kustomize's default (legacy) output order. Part 2 so far: `configMapGenerator`/`secretGenerator`
 //! (literals, files, env files, behaviours, options, `generatorOptions`, kustomize's content hash) and name
 //! references to renamed ConfigMaps, Secrets, ServiceAccounts, PVCs, Services, Roles and ClusterRoles
-//! ([`generate`]). Any other
+//! ([`generate`]), `replacements` ([`replace`]). Any other
 //! kustomization field is an error naming it — never silently ignored. Paths may not leave `root`; remote
 //! resources are refused (`--no-remote-bases`).
 #![warn(missing_docs)]
@@ -17,6 +17,7 @@ mod kustomization;
 mod order;
 pub mod patch;
 mod refs;
+pub mod replace;
 pub mod substitute;
 mod transform;
 pub mod yaml;
