@@ -28,11 +28,15 @@ pub fn build_marked(root: &Path, path: &Path) -> Result<Vec<Object>> {
         source,
     })?;
     let dir = inside(&root, &root.join(path), &root)?;
-    let mut stack = Vec::new();
-    let mut resources = load_dir(&root, &dir, &mut stack, true)?;
+    let mut walk = Walk::default();
+    let mut resources = load_dir(&root, &dir, &mut walk, true)?;
     // generated objects get their content hash once everything else is done, and references follow
     let renames = crate::generate::apply_hashes(&mut resources);
     crate::refs::apply(&mut resources, &renames);
+    crate::vars::apply(&walk.vars, &mut resources).map_err(|message| Error::Invalid {
+        path: dir.display().to_string(),
+        message,
+    })?;
     let mut objects: Vec<Object> = resources.into_iter().map(|r| r.obj).collect();
     let sort = match kustomization_file(&dir)? {
         Some(file) => {
@@ -107,13 +111,20 @@ fn is_remote(entry: &str) -> bool {
         || entry.starts_with("gitlab.com/")
 }
 
-fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Result<Vec<Res>> {
-    if stack.contains(&dir.to_path_buf()) {
+/// The directories being loaded (to find cycles) and the `vars` declared by every level.
+#[derive(Default)]
+struct Walk {
+    dirs: Vec<PathBuf>,
+    vars: Vec<crate::vars::Var>,
+}
+
+fn load_dir(root: &Path, dir: &Path, walk: &mut Walk, top: bool) -> Result<Vec<Res>> {
+    if walk.dirs.contains(&dir.to_path_buf()) {
         return Err(Error::Invalid {
             path: dir.display().to_string(),
             message: format!(
                 "cycle detected: {} → {}",
-                stack
+                walk.dirs
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
@@ -154,7 +165,8 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
     for crd in &kustomization.crds {
         check_openapi_definitions(root, dir, &origin, crd)?;
     }
-    stack.push(dir.to_path_buf());
+    walk.dirs.push(dir.to_path_buf());
+    walk.vars.extend(kustomization.vars.iter().cloned());
     let mut resources = Vec::new();
     for entry in kustomization.resources.iter().chain(&kustomization.bases) {
         if is_remote(entry) {
@@ -167,7 +179,7 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
         }
         let target = inside(root, &dir.join(entry), &origin)?;
         if target.is_dir() {
-            resources.extend(load_dir(root, &target, stack, false)?);
+            resources.extend(load_dir(root, &target, walk, false)?);
         } else {
             resources.extend(load_file(&target)?);
         }
@@ -182,9 +194,9 @@ fn load_dir(root: &Path, dir: &Path, stack: &mut Vec<PathBuf>, top: bool) -> Res
             });
         }
         let target = inside(root, &dir.join(entry), &origin)?;
-        load_component(root, &target, stack, &mut resources)?;
+        load_component(root, &target, walk, &mut resources)?;
     }
-    stack.pop();
+    walk.dirs.pop();
     run_generators(root, dir, &origin, &kustomization, &mut resources)?;
     check_unique(&resources, &origin)?;
     transform_level(root, dir, &origin, &kustomization, &mut resources)?;
@@ -297,12 +309,7 @@ fn transform_level(
 
 /// A Component: its resources join those accumulated so far, then its own components and transformers
 /// apply to all of them.
-fn load_component(
-    root: &Path,
-    dir: &Path,
-    stack: &mut Vec<PathBuf>,
-    accumulated: &mut Vec<Res>,
-) -> Result<()> {
+fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Vec<Res>) -> Result<()> {
     let file = kustomization_file(dir)?.ok_or_else(|| Error::Invalid {
         path: dir.display().to_string(),
         message: "a component directory needs a kustomization file of kind Component".into(),
@@ -318,26 +325,27 @@ fn load_component(
             message: "expected kind Component for a component".into(),
         });
     }
-    if stack.contains(&dir.to_path_buf()) {
+    if walk.dirs.contains(&dir.to_path_buf()) {
         return Err(Error::Invalid {
             path: dir.display().to_string(),
             message: "cycle detected through components".into(),
         });
     }
-    stack.push(dir.to_path_buf());
+    walk.dirs.push(dir.to_path_buf());
+    walk.vars.extend(k.vars.iter().cloned());
     for entry in k.resources.iter().chain(&k.bases) {
         let target = inside(root, &dir.join(entry), &file)?;
         if target.is_dir() {
-            accumulated.extend(load_dir(root, &target, stack, false)?);
+            accumulated.extend(load_dir(root, &target, walk, false)?);
         } else {
             accumulated.extend(load_file(&target)?);
         }
     }
     for entry in &k.components {
         let target = inside(root, &dir.join(entry), &file)?;
-        load_component(root, &target, stack, accumulated)?;
+        load_component(root, &target, walk, accumulated)?;
     }
-    stack.pop();
+    walk.dirs.pop();
     run_generators(root, dir, &file, &k, accumulated)?;
     transform_level(root, dir, &file, &k, accumulated)
 }

@@ -34,11 +34,11 @@ const IMPLEMENTED: &[&str] = &[
     "secretGenerator",
     "generatorOptions",
     "replacements",
+    "vars",
 ];
 
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
-    "vars",
     "configurations",
     "generators",
     "transformers",
@@ -117,6 +117,9 @@ pub struct Kustomization {
     /// Values copied from one object's field into others'.
     #[serde(default)]
     pub replacements: Vec<crate::replace::Replacement>,
+    /// `$(NAME)` variables (deprecated by kustomize, still in use).
+    #[serde(default)]
+    pub vars: Vec<crate::vars::Var>,
 }
 
 /// `sortOptions`.

@@ -6,7 +6,7 @@
 //! kustomize's default (legacy) output order. Part 2 so far: `configMapGenerator`/`secretGenerator`
 //! (literals, files, env files, behaviours, options, `generatorOptions`, kustomize's content hash) and name
 //! references to renamed ConfigMaps, Secrets, ServiceAccounts, PVCs, Services, Roles and ClusterRoles
-//! ([`generate`]), `replacements` ([`replace`]). Any other
+//! ([`generate`]), `replacements` ([`replace`]), `vars` ([`vars`]). Any other
 //! kustomization field is an error naming it — never silently ignored. Paths may not leave `root`; remote
 //! resources are refused (`--no-remote-bases`).
 #![warn(missing_docs)]
@@ -20,6 +20,7 @@ mod refs;
 pub mod replace;
 pub mod substitute;
 mod transform;
+pub mod vars;
 pub mod yaml;
 
 pub use self::{
