@@ -37,6 +37,7 @@ if [ $status = 0 ]; then
   step "benchmark smoke runs (figures of a debug build at smoke size: not a measurement)"
   BENCH_PROFILE=debug RUNS=1 hack/bench/p1-source.sh 100 || status=$?
   BENCH_PROFILE=debug hack/bench/p3-apply.sh 50 4 || status=$?
+  BENCH_PROFILE=debug RUNS=1 hack/bench/p2-kustomize.sh 90 || status=$?
 fi
 
 if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi

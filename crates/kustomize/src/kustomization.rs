@@ -247,12 +247,12 @@ mod tests {
 
     #[test]
     fn unknown_and_unimplemented_fields_are_named() {
-        let err = Kustomization::parse("resources: []\nreplacements: []\n", "k.yaml")
+        let err = Kustomization::parse("resources: []\nhelmCharts: []\n", "k.yaml")
             .unwrap_err()
             .to_string();
         assert_eq!(
             err,
-            "k.yaml: kustomization field 'replacements' is not supported by driftless yet"
+            "k.yaml: kustomization field 'helmCharts' is not supported by driftless yet"
         );
         let err = Kustomization::parse("resourcez: []\n", "k.yaml")
             .unwrap_err()
