@@ -23,12 +23,32 @@ pub fn build(root: &Path, path: &Path) -> Result<Vec<Object>> {
 /// [`build`], keeping the [`yaml::PLAIN`] marks of plain scalars that hold `${`, for
 /// [`crate::substitute`]; the marks must be removed (it does) before the objects go anywhere else.
 pub fn build_marked(root: &Path, path: &Path) -> Result<Vec<Object>> {
+    build_marked_with(root, path, None)
+}
+
+/// [`build`], with SOPS-encrypted inputs (documents, generator files) decrypted by `decrypt`.
+pub fn build_with(root: &Path, path: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Object>> {
+    let mut objects = build_marked_with(root, path, decrypt)?;
+    objects.iter_mut().for_each(yaml::strip_marks);
+    Ok(objects)
+}
+
+/// [`build_marked`] with a decryptor.
+pub fn build_marked_with(
+    root: &Path,
+    path: &Path,
+    decrypt: Option<&dyn yaml::Decrypt>,
+) -> Result<Vec<Object>> {
     let root = root.canonicalize().map_err(|source| Error::Io {
         path: root.display().to_string(),
         source,
     })?;
     let dir = inside(&root, &root.join(path), &root)?;
-    let mut walk = Walk::default();
+    let mut walk = Walk {
+        dirs: Vec::new(),
+        vars: Vec::new(),
+        decrypt,
+    };
     let mut resources = load_dir(&root, &dir, &mut walk, true)?;
     // generated objects get their content hash once everything else is done, and references follow
     let renames = crate::generate::apply_hashes(&mut resources);
@@ -111,14 +131,14 @@ fn is_remote(entry: &str) -> bool {
         || entry.starts_with("gitlab.com/")
 }
 
-/// The directories being loaded (to find cycles) and the `vars` declared by every level.
-#[derive(Default)]
-struct Walk {
+/// The directories being loaded (to find cycles), the `vars` declared by every level, and the decryptor.
+struct Walk<'a> {
     dirs: Vec<PathBuf>,
     vars: Vec<crate::vars::Var>,
+    decrypt: Option<&'a dyn yaml::Decrypt>,
 }
 
-fn load_dir(root: &Path, dir: &Path, walk: &mut Walk, top: bool) -> Result<Vec<Res>> {
+fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
     if walk.dirs.contains(&dir.to_path_buf()) {
         return Err(Error::Invalid {
             path: dir.display().to_string(),
@@ -181,7 +201,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk, top: bool) -> Result<Vec<R
         if target.is_dir() {
             resources.extend(load_dir(root, &target, walk, false)?);
         } else {
-            resources.extend(load_file(&target)?);
+            resources.extend(load_file(&target, walk.decrypt)?);
         }
     }
     for entry in &kustomization.components {
@@ -197,7 +217,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk, top: bool) -> Result<Vec<R
         load_component(root, &target, walk, &mut resources)?;
     }
     walk.dirs.pop();
-    run_generators(root, dir, &origin, &kustomization, &mut resources)?;
+    run_generators(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     check_unique(&resources, &origin)?;
     transform_level(root, dir, &origin, &kustomization, &mut resources)?;
     Ok(resources)
@@ -211,6 +231,7 @@ fn run_generators(
     origin: &Path,
     k: &Kustomization,
     resources: &mut Vec<Res>,
+    decrypt: Option<&dyn yaml::Decrypt>,
 ) -> Result<()> {
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -218,7 +239,11 @@ fn run_generators(
     };
     let read = |path: &Path| -> std::result::Result<Vec<u8>, String> {
         let file = inside(root, path, origin).map_err(|e| e.to_string())?;
-        std::fs::read(&file).map_err(|e| format!("{}: {e}", path.display()))
+        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+        match decrypt {
+            Some(d) => d.file(bytes, path),
+            None => Ok(bytes),
+        }
     };
     let all = k
         .config_map_generator
@@ -338,7 +363,7 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
         if target.is_dir() {
             accumulated.extend(load_dir(root, &target, walk, false)?);
         } else {
-            accumulated.extend(load_file(&target)?);
+            accumulated.extend(load_file(&target, walk.decrypt)?);
         }
     }
     for entry in &k.components {
@@ -346,16 +371,16 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
         load_component(root, &target, walk, accumulated)?;
     }
     walk.dirs.pop();
-    run_generators(root, dir, &file, &k, accumulated)?;
+    run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
     transform_level(root, dir, &file, &k, accumulated)
 }
 
-fn load_file(file: &Path) -> Result<Vec<Res>> {
+fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res>> {
     let text = std::fs::read_to_string(file).map_err(|source| Error::Io {
         path: file.display().to_string(),
         source,
     })?;
-    let objects = yaml::parse_stream(&text, &file.display().to_string())?;
+    let objects = yaml::parse_stream_with(&text, &file.display().to_string(), decrypt)?;
     objects
         .into_iter()
         .map(|obj| {

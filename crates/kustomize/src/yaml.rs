@@ -19,8 +19,27 @@ use crate::{Error, Object, Result};
 /// The mark of a plain scalar that holds `${`: U+FDD0, a Unicode noncharacter, which no text contains.
 pub const PLAIN: char = '\u{FDD0}';
 
+/// Decrypts what is encrypted in a build's inputs (SOPS, by kustomize-controller): whole documents, and
+/// the files generators read.
+pub trait Decrypt: Send + Sync {
+    /// `doc` decrypted when it carries sops metadata, else as it is.
+    fn document(
+        &self,
+        doc: serde_yaml::Value,
+        origin: &str,
+    ) -> std::result::Result<serde_yaml::Value, String>;
+    /// The bytes of a file a generator reads, decrypted when they are a sops file, else as they are.
+    fn file(&self, bytes: Vec<u8>, path: &std::path::Path) -> std::result::Result<Vec<u8>, String>;
+}
+
 /// Parses a multi-document YAML stream; `origin` names it in errors.
 pub fn parse_stream(text: &str, origin: &str) -> Result<Vec<Object>> {
+    parse_stream_with(text, origin, None)
+}
+
+/// [`parse_stream`], decrypting documents with `decrypt` before anything else reads them (their key
+/// order matters to the MAC, so it happens on the ordered YAML value).
+pub fn parse_stream_with(text: &str, origin: &str, decrypt: Option<&dyn Decrypt>) -> Result<Vec<Object>> {
     let mut out = Vec::new();
     // the style pass runs only when there is something to mark, and gives up (marks nothing more) at
     // the first disagreement with serde_yaml's reading
@@ -34,6 +53,14 @@ pub fn parse_stream(text: &str, origin: &str) -> Result<Vec<Object>> {
             && s.document(&mut value).is_err()
         {
             styles = None;
+        }
+        if let Some(d) = decrypt
+            && value.get("sops").is_some()
+        {
+            value = d.document(value, origin).map_err(|message| Error::Yaml {
+                path: origin.to_string(),
+                message,
+            })?;
         }
         if value.is_null() {
             continue;
