@@ -627,6 +627,55 @@ fn overlay(obj: &Kustomization, path: &str) -> Result<Option<String>, Error> {
         .map_err(|e| Error::Build(e.to_string()))
 }
 
+/// The SOPS keys of `spec.decryption`: its Secret's `*.agekey` (age) and `*.asc` (OpenPGP) entries, and the
+/// `*.agekey` entries of the global Secret named by `--sops-age-secret` (in the runtime namespace).
+async fn sops_decryptor(
+    obj: &Kustomization,
+    ctx: &Context,
+    decryption: &driftless_api::kustomize::Decryption,
+) -> Result<driftless_sops::Decryptor, Error> {
+    if decryption.provider != "sops" {
+        return Err(Error::InvalidSpec(format!(
+            "decryption provider '{}' is not supported: use sops",
+            decryption.provider
+        )));
+    }
+    let mut keys = driftless_sops::Keys::default();
+    let read = |ns: String, name: String| async move {
+        Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(Error::Kube)?
+            .map(|s| s.data.unwrap_or_default())
+            .ok_or_else(|| Error::Build(format!("decryption Secret '{ns}/{name}' not found")))
+    };
+    let mut sources = Vec::new();
+    if let Some(r) = &decryption.secret_ref {
+        sources.push((obj.namespace().unwrap_or_default(), r.name.clone(), true));
+    }
+    if !ctx.sops_age_secret.is_empty() {
+        sources.push((
+            ctx.config.runtime_namespace.clone(),
+            ctx.sops_age_secret.clone(),
+            false,
+        ));
+    }
+    for (ns, name, pgp) in sources {
+        for (key, value) in read(ns.clone(), name.clone()).await? {
+            let text = String::from_utf8_lossy(&value.0);
+            let added = if key.ends_with(".agekey") {
+                keys.add_age(&text)
+            } else if pgp && key.ends_with(".asc") {
+                keys.add_pgp(&text)
+            } else {
+                continue;
+            };
+            added.map_err(|e| Error::Build(format!("decryption Secret '{ns}/{name}' key '{key}': {e}")))?;
+        }
+    }
+    Ok(driftless_sops::Decryptor::new(keys))
+}
+
 /// Downloads, verifies and builds; returns the objects to apply.
 async fn build(
     obj: &Kustomization,
@@ -634,11 +683,10 @@ async fn build(
     client: &kube::Client,
     source: &Source,
 ) -> Result<Vec<Value>, Error> {
-    if obj.spec.decryption.is_some() {
-        return Err(Error::Build(
-            "spec.decryption (SOPS) is not supported by driftless yet".into(),
-        ));
-    }
+    let decryptor = match &obj.spec.decryption {
+        Some(d) => Some(sops_decryptor(obj, ctx, d).await?),
+        None => None,
+    };
     let dir = tempfile::Builder::new()
         .prefix("kustomization-")
         .tempdir()
@@ -692,10 +740,14 @@ async fn build(
         let failed = |e: driftless_kustomize::Error| {
             Error::Build(e.to_string().replace(&root.display().to_string(), "."))
         };
+        let decrypt = decryptor
+            .as_ref()
+            .map(|d| d as &dyn driftless_kustomize::yaml::Decrypt);
         let Some(vars) = vars else {
-            return driftless_kustomize::build(&root, &build_path).map_err(failed);
+            return driftless_kustomize::build_with(&root, &build_path, decrypt).map_err(failed);
         };
-        let mut objects = driftless_kustomize::build_marked(&root, &build_path).map_err(failed)?;
+        let mut objects =
+            driftless_kustomize::build_marked_with(&root, &build_path, decrypt).map_err(failed)?;
         driftless_kustomize::substitute::substitute_all(&mut objects, &vars, strict).map_err(Error::Build)?;
         Ok(objects)
     })

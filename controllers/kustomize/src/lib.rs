@@ -48,6 +48,10 @@ pub struct Args {
     /// are accepted and have no effect.
     #[arg(long = "feature-gates", default_value = "")]
     pub feature_gates: FeatureGates,
+    /// A Secret in the runtime namespace whose `*.agekey` entries decrypt every Kustomization's SOPS files
+    /// besides its own keys (Flux's global age key).
+    #[arg(long, default_value = "")]
+    pub sops_age_secret: String,
 }
 
 /// Flux's kustomize-controller feature gates.
@@ -94,6 +98,8 @@ pub struct Context {
     pub fail_fast: bool,
     /// Objects verified unchanged, shared by every reconcile (see [`driftless_ssa::Verified`]).
     pub verified: Arc<driftless_ssa::Verified>,
+    /// `--sops-age-secret`.
+    pub sops_age_secret: String,
 }
 
 /// Runs kustomize-controller until SIGTERM with the environment's client configuration.
@@ -137,6 +143,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         additive_cel_dependency_check: args.feature_gates.enabled("AdditiveCELDependencyCheck", false),
         fail_fast: !args.feature_gates.enabled("DisableFailFastBehavior", false),
         verified: Default::default(),
+        sops_age_secret: args.sops_age_secret.clone(),
     });
     tokio::select! {
         _ = kustomization::run(ctx) => {}

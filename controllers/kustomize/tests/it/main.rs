@@ -25,6 +25,7 @@ use kube::{
 use serde_json::json;
 
 mod health;
+mod sops;
 mod tenancy;
 
 struct Harness {
