@@ -219,7 +219,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
     walk.dirs.pop();
     run_generators(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     check_unique(&resources, &origin)?;
-    transform_level(root, dir, &origin, &kustomization, &mut resources)?;
+    transform_level(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     Ok(resources)
 }
 
@@ -296,10 +296,11 @@ fn transform_level(
     origin: &Path,
     k: &Kustomization,
     resources: &mut Vec<Res>,
+    decrypt: Option<&dyn yaml::Decrypt>,
 ) -> Result<()> {
-    apply_patches(root, dir, origin, k, resources, Phase::Before)?;
+    apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt)?;
     transform::apply_metadata(k, resources);
-    apply_patches(root, dir, origin, k, resources, Phase::Json6902)?;
+    apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt)?;
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
         message,
@@ -372,7 +373,7 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     }
     walk.dirs.pop();
     run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
-    transform_level(root, dir, &file, &k, accumulated)
+    transform_level(root, dir, &file, &k, accumulated, walk.decrypt)
 }
 
 fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res>> {
@@ -519,6 +520,7 @@ fn apply_patches(
     k: &Kustomization,
     resources: &mut Vec<Res>,
     phase: Phase,
+    decrypt: Option<&dyn yaml::Decrypt>,
 ) -> Result<()> {
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -572,7 +574,7 @@ fn apply_patches(
             }
             continue;
         }
-        for patch in yaml::parse_stream(&text, &origin.display().to_string())? {
+        for patch in yaml::parse_stream_with(&text, &origin.display().to_string(), decrypt)? {
             let matched: Vec<usize> = match &entry.target {
                 Some(t) => (0..resources.len())
                     .filter(|i| t.matches(&resources[*i].obj))

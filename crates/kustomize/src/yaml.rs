@@ -22,7 +22,8 @@ pub const PLAIN: char = '\u{FDD0}';
 /// Decrypts what is encrypted in a build's inputs (SOPS, by kustomize-controller): whole documents, and
 /// the files generators read.
 pub trait Decrypt: Send + Sync {
-    /// `doc` decrypted when it carries sops metadata, else as it is.
+    /// `doc` decrypted when it carries sops metadata (and a Secret's data values that are sops documents),
+    /// else as it is.
     fn document(
         &self,
         doc: serde_yaml::Value,
@@ -54,8 +55,9 @@ pub fn parse_stream_with(text: &str, origin: &str, decrypt: Option<&dyn Decrypt>
         {
             styles = None;
         }
+        // NB: Secrets go through too: their data values may be sops documents themselves
         if let Some(d) = decrypt
-            && value.get("sops").is_some()
+            && (value.get("sops").is_some() || value.get("kind").and_then(|k| k.as_str()) == Some("Secret"))
         {
             value = d.document(value, origin).map_err(|message| Error::Yaml {
                 path: origin.to_string(),

@@ -499,10 +499,28 @@ impl Decryptor {
 
 impl driftless_kustomize::yaml::Decrypt for Decryptor {
     fn document(&self, doc: Value, origin: &str) -> Result<Value, String> {
-        if !is_encrypted(&doc) {
-            return Ok(doc);
+        let mut doc = if is_encrypted(&doc) {
+            decrypt_document(&doc, &self.keys).map_err(|e| format!("{origin}: sops: {e}"))?
+        } else {
+            doc
+        };
+        // a Secret's data values may themselves be sops documents (JSON, YAML, dotenv), as Flux decrypts
+        if doc.get("kind").and_then(Value::as_str) == Some("Secret")
+            && let Some(data) = doc.get_mut("data").and_then(Value::as_mapping_mut)
+        {
+            for (key, value) in data.iter_mut() {
+                let Some(encoded) = value.as_str() else { continue };
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+                    continue;
+                };
+                let name = std::path::PathBuf::from(key.as_str().unwrap_or_default());
+                let plain = self.file(bytes.clone(), &name)?;
+                if plain != bytes {
+                    *value = Value::String(base64::engine::general_purpose::STANDARD.encode(plain));
+                }
+            }
         }
-        decrypt_document(&doc, &self.keys).map_err(|e| format!("{origin}: sops: {e}"))
+        Ok(doc)
     }
 
     fn file(&self, bytes: Vec<u8>, path: &std::path::Path) -> Result<Vec<u8>, String> {
@@ -710,6 +728,34 @@ mod tests {
                 value.as_bytes(),
                 "{folder}: the Secret holds the same plaintext"
             );
+        }
+        // encrypted strategic-merge patches, and Secret values that are sops documents themselves
+        for folder in ["patches", "inside"] {
+            let objects = driftless_kustomize::build_with(
+                &dir.join(folder),
+                std::path::Path::new("."),
+                Some(&decryptor),
+            )
+            .unwrap_or_else(|e| panic!("{folder}: {e}"));
+            assert!(!objects.is_empty(), "{folder}");
+            for o in &objects {
+                for v in o
+                    .get("data")
+                    .and_then(|d| d.as_object())
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, v)| v)
+                {
+                    let decoded = base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    let text = String::from_utf8_lossy(&decoded);
+                    assert!(
+                        !text.contains("ENC[") && !text.contains("\"sops\""),
+                        "{folder}: {text}"
+                    );
+                }
+            }
         }
         // resources: age, pgp and a plaintext one (age-pq is left out: no maintained crate opens it yet)
         let tmp = tempfile::tempdir().unwrap();
