@@ -567,9 +567,18 @@ mod tests {
 
     use super::*;
 
+    /// `fixtures/sops` of `../shared`, or `None` after saying loudly that the test is skipped (only a
+    /// user's clone lacks it; CI always has it).
+    fn fixtures() -> Option<std::path::PathBuf> {
+        let dir = driftless_testkit::shared_dir().map(|d| d.join("fixtures/sops"));
+        if dir.is_none() {
+            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
+        }
+        dir
+    }
+
     fn fixture(path: &str) -> Option<String> {
-        let dir = driftless_testkit::shared_dir()?;
-        Some(std::fs::read_to_string(dir.join("fixtures/sops").join(path)).expect("the fixture"))
+        Some(std::fs::read_to_string(fixtures()?.join(path)).expect("the fixture"))
     }
 
     #[test]
@@ -578,7 +587,6 @@ mod tests {
             fixture("flux/controller/testdata/sops/algorithms/age.yaml"),
             fixture("flux/controller/testdata/sops/keys/age.txt"),
         ) else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
             return;
         };
         let mut keys = Keys::default();
@@ -604,7 +612,6 @@ mod tests {
     #[test]
     fn pgp_encrypted_documents_decrypt_in_yaml_and_json() {
         let Some(key) = fixture("getsops/pgp/sops_functional_tests_key.asc") else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
             return;
         };
         let mut keys = Keys::default();
@@ -630,7 +637,6 @@ mod tests {
     #[test]
     fn a_file_without_mac_is_refused_and_comments_decrypt() {
         let Some(key) = fixture("getsops/pgp/sops_functional_tests_key.asc") else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
             return;
         };
         let mut keys = Keys::default();
@@ -649,7 +655,6 @@ mod tests {
     #[test]
     fn dotenv_and_ini_files_decrypt() {
         let Some(key) = fixture("getsops/pgp/sops_functional_tests_key.asc") else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
             return;
         };
         let mut keys = Keys::default();
@@ -674,7 +679,6 @@ mod tests {
             fixture("flux/controller/testdata/sops/algorithms/age.yaml"),
             fixture("flux/controller/testdata/sops/keys/age-global.txt"),
         ) else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
             return;
         };
         let mut doc: Value = serde_yaml::from_str(&doc).unwrap();
@@ -697,10 +701,7 @@ mod tests {
 
     #[test]
     fn builds_decrypt_resources_and_generator_files() {
-        let Some(dir) =
-            driftless_testkit::shared_dir().map(|d| d.join("fixtures/sops/flux/controller/testdata/sops"))
-        else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
+        let Some(dir) = fixtures().map(|d| d.join("flux/controller/testdata/sops")) else {
             return;
         };
         let mut keys = Keys::default();
@@ -783,7 +784,6 @@ mod tests {
             fixture("flux/controller/testdata/sops/algorithms/age-pq.yaml"),
             fixture("flux/controller/testdata/sops/keys/age-pq.txt"),
         ) else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
             return;
         };
         let mut keys = Keys::default();
@@ -823,10 +823,7 @@ mod tests {
 
     #[test]
     fn the_fixture_root_builds_without_remote_and_names_post_quantum_age_as_unsupported() {
-        let Some(dir) =
-            driftless_testkit::shared_dir().map(|d| d.join("fixtures/sops/flux/controller/testdata/sops"))
-        else {
-            eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
+        let Some(dir) = fixtures().map(|d| d.join("flux/controller/testdata/sops")) else {
             return;
         };
         let mut keys = Keys::default();
