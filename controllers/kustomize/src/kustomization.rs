@@ -162,12 +162,7 @@ pub async fn run(ctx: Arc<Context>) {
                     .into_iter()
                     .filter(|k| {
                         let r = &k.spec.source_ref;
-                        r.kind == kind
-                            && r.name == name
-                            && r.namespace
-                                .clone()
-                                .unwrap_or_else(|| k.namespace().unwrap_or_default())
-                                == ns
+                        r.kind == kind && r.name == name && source_namespace(k) == ns
                     })
                     .map(|k| ObjectRef::from_obj(k.as_ref()))
                     .collect::<Vec<_>>()
@@ -309,13 +304,6 @@ fn ready_expr(expr: &str, this: &Kustomization, dep: &Kustomization) -> Result<b
 /// (`AdditiveCELDependencyCheck`: adds to it).
 async fn check_dependencies(obj: &Kustomization, ctx: &Context, source: &Source) -> Result<(), Error> {
     let own_ns = obj.namespace().unwrap_or_default();
-    let source_ns = |k: &Kustomization| {
-        k.spec
-            .source_ref
-            .namespace
-            .clone()
-            .unwrap_or_else(|| k.namespace().unwrap_or_default())
-    };
     for d in obj.spec.depends_on.iter().flatten() {
         let ns = d.namespace.clone().unwrap_or_else(|| own_ns.clone());
         let name = format!("{ns}/{}", d.name);
@@ -358,7 +346,7 @@ async fn check_dependencies(obj: &Kustomization, ctx: &Context, source: &Source)
         }
         let same_source = dep.spec.source_ref.name == obj.spec.source_ref.name
             && dep.spec.source_ref.kind == obj.spec.source_ref.kind
-            && source_ns(&dep) == source_ns(obj);
+            && source_namespace(&dep) == source_namespace(obj);
         if same_source && status.last_applied_revision.as_deref() != Some(source.revision.as_str()) {
             return Err(waiting(format!("dependency '{name}' revision is not up to date")));
         }
@@ -514,13 +502,22 @@ struct Source {
     origin_revision: Option<String>,
 }
 
+/// The namespace of a Kustomization's source: `sourceRef.namespace`, else its own.
+fn source_namespace(k: &Kustomization) -> String {
+    k.spec
+        .source_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| k.namespace().unwrap_or_default())
+}
+
 /// The artifact metadata key of the origin revision.
 const ORIGIN_REVISION_KEY: &str = "org.opencontainers.image.revision";
 
 async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<Source, Error> {
     let r = &obj.spec.source_ref;
     let own_ns = obj.namespace().unwrap_or_default();
-    let ns = r.namespace.clone().unwrap_or_else(|| own_ns.clone());
+    let ns = source_namespace(obj);
     if ctx.config.no_cross_namespace_refs && ns != own_ns {
         return Err(Error::InvalidSpec(format!(
             "cannot access {}/{ns}/{}, cross-namespace references have been blocked",
@@ -840,7 +837,7 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     let timeout = reconcile_timeout(&obj, interval);
     let applied = tokio::time::timeout(
         timeout,
-        run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin),
+        run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin, timeout),
     )
     .await
     .unwrap_or_else(|_| {
@@ -850,9 +847,17 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
         )))
     });
     let result = match applied {
-        Ok(applied) => check_health(&obj, &ctx, &api, &mut status, &mut last_written, &applied)
-            .await
-            .map(|()| (applied.revision, applied.summary)),
+        Ok(applied) => check_health(
+            &obj,
+            &ctx,
+            &api,
+            &mut status,
+            &mut last_written,
+            &applied,
+            timeout,
+        )
+        .await
+        .map(|()| (applied.revision, applied.summary)),
         Err(e) => Err(e),
     };
     // like Flux, history starts once the build succeeded: its digest is that of the built objects
@@ -963,6 +968,8 @@ struct Applied {
     revision: String,
     summary: String,
     client: kube::Client,
+    /// `healthCheckExprs`, compiled once per reconcile.
+    rules: Rules,
 }
 
 /// source → dependencies → build → apply (wave by wave, each wave healthy before the next) → prune;
@@ -973,6 +980,7 @@ async fn run_steps(
     status: &mut KustomizationStatus,
     digest: &mut Option<String>,
     origin: &mut Option<String>,
+    timeout: std::time::Duration,
 ) -> Result<Applied, Error> {
     let source = fetch_source(obj, ctx).await?;
     status.last_attempted_revision = Some(source.revision.clone());
@@ -1019,7 +1027,7 @@ async fn run_steps(
             let started = Instant::now();
             let options = WaitOptions {
                 interval: poll_interval(refs.len()),
-                timeout: reconcile_timeout(obj, parse_duration(&obj.spec.interval).unwrap_or_default()),
+                timeout,
                 fail_fast: true,
             };
             manager
@@ -1055,6 +1063,7 @@ async fn run_steps(
         revision: source.revision,
         summary: changes.summary(),
         client,
+        rules,
     })
 }
 
@@ -1067,6 +1076,7 @@ async fn check_health(
     status: &mut KustomizationStatus,
     last_written: &mut KustomizationStatus,
     applied: &Applied,
+    timeout: std::time::Duration,
 ) -> Result<(), Error> {
     let (ns, name, generation) = (
         obj.namespace().unwrap_or_default(),
@@ -1101,7 +1111,6 @@ async fn check_health(
         return Ok(());
     }
     let was_healthy = conditions::is_true(&status.conditions, HEALTHY);
-    let timeout = reconcile_timeout(obj, parse_duration(&obj.spec.interval).unwrap_or_default());
     let message = format!(
         "Running health checks for revision {} with a timeout of {}",
         applied.revision,
@@ -1119,7 +1128,6 @@ async fn check_health(
         .await
         .map_err(Error::Kube)?;
     *last_written = status.clone();
-    let rules = health_rules(obj)?;
     let manager = ResourceManager::new(applied.client.clone(), FIELD_MANAGER);
     let options = WaitOptions {
         interval: poll_interval(all.len()),
@@ -1128,7 +1136,12 @@ async fn check_health(
     };
     let started = Instant::now();
     let waited = manager
-        .wait_for_set(&all, &rules, options, new_revision(obj, ctx, &applied.revision))
+        .wait_for_set(
+            &all,
+            &applied.rules,
+            options,
+            new_revision(obj, ctx, &applied.revision),
+        )
         .await;
     let elapsed = format_duration(started.elapsed());
     match waited {
