@@ -94,7 +94,7 @@ pub async fn run_with(client: Client, args: Args, on_ready: impl FnOnce(Bound)) 
         metrics: manager.metrics.clone(),
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
-        http: provider::http_client(None)?,
+        http: provider::http_client()?,
         folds: Default::default(),
     });
     let events =

@@ -38,16 +38,15 @@ pub enum Error {
     Send(String),
 }
 
-/// An HTTP client for providers, trusting `ca` (PEM) besides the platform's roots when given.
-pub fn http_client(ca: Option<&[u8]>) -> anyhow::Result<reqwest::Client> {
+/// A client builder for providers, with the TLS crypto provider installed.
+fn client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder();
-    if let Some(pem) = ca {
-        for cert in reqwest::Certificate::from_pem_bundle(pem)? {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    Ok(builder.build()?)
+    reqwest::Client::builder()
+}
+
+/// The HTTP client of providers without TLS or proxy settings of their own.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(client_builder().build()?)
 }
 
 /// What a delivery needs, the Provider's Secret resolved.
@@ -82,8 +81,7 @@ impl Target {
             return None;
         }
         let build = || -> anyhow::Result<reqwest::Client> {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let mut builder = reqwest::Client::builder();
+            let mut builder = client_builder();
             if let Some(pem) = &self.ca {
                 for cert in reqwest::Certificate::from_pem_bundle(pem)? {
                     builder = builder.add_root_certificate(cert);

@@ -35,7 +35,7 @@ fn event() -> FluxEvent {
 #[tokio::test]
 async fn each_provider_delivers_its_documented_payload() {
     let (base, seen) = recorder().await;
-    let http = http_client(None).unwrap();
+    let http = http_client().unwrap();
     let target = |type_: &str, address: String| Target {
         type_: type_.into(),
         address,
@@ -135,7 +135,7 @@ async fn a_proxy_carries_the_delivery() {
         proxy: Some((proxy, Some(("user".into(), "pass".into())))),
         ..Default::default()
     };
-    send(&http_client(None).unwrap(), &t, &event()).await.unwrap();
+    send(&http_client().unwrap(), &t, &event()).await.unwrap();
     assert_eq!(seen.lock().unwrap()[0].0, "/hook");
 }
 
@@ -148,7 +148,7 @@ async fn a_dead_endpoint_is_retried_then_reported() {
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let err = send(&http_client(None).unwrap(), &t, &event())
+    let err = send(&http_client().unwrap(), &t, &event())
         .await
         .unwrap_err()
         .to_string();
