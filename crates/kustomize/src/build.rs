@@ -198,11 +198,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             });
         }
         let target = inside(root, &dir.join(entry), &origin)?;
-        if target.is_dir() {
-            resources.extend(load_dir(root, &target, walk, false)?);
-        } else {
-            resources.extend(load_file(&target, walk.decrypt)?);
-        }
+        resources.extend(load_resource(root, &target, walk)?);
     }
     for entry in &kustomization.components {
         if is_remote(entry) {
@@ -361,11 +357,7 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     walk.vars.extend(k.vars.iter().cloned());
     for entry in k.resources.iter().chain(&k.bases) {
         let target = inside(root, &dir.join(entry), &file)?;
-        if target.is_dir() {
-            accumulated.extend(load_dir(root, &target, walk, false)?);
-        } else {
-            accumulated.extend(load_file(&target, walk.decrypt)?);
-        }
+        accumulated.extend(load_resource(root, &target, walk)?);
     }
     for entry in &k.components {
         let target = inside(root, &dir.join(entry), &file)?;
@@ -374,6 +366,15 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     walk.dirs.pop();
     run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
     transform_level(root, dir, &file, &k, accumulated, walk.decrypt)
+}
+
+/// A `resources` entry: a nested kustomization directory, or a file of objects.
+fn load_resource(root: &Path, target: &Path, walk: &mut Walk<'_>) -> Result<Vec<Res>> {
+    if target.is_dir() {
+        load_dir(root, target, walk, false)
+    } else {
+        load_file(target, walk.decrypt)
+    }
 }
 
 fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res>> {
