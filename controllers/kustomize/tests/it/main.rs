@@ -233,6 +233,15 @@ fn applied(obj: &Kustomization, revision_suffix: &str) -> bool {
     })
 }
 
+/// Whether `obj` attempted the revision ending in `revision` and is not Ready.
+fn failed_at(obj: &Kustomization, revision: &str) -> bool {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.last_attempted_revision.as_deref())
+        .is_some_and(|r| r.ends_with(revision))
+        && ready(obj).is_some_and(|r| r.0 == "False")
+}
+
 fn ready(obj: &Kustomization) -> Option<(String, String, String)> {
     let c = conditions::get(&obj.status.as_ref()?.conditions, "Ready")?;
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
@@ -654,14 +663,7 @@ async fn post_build_substitutes_variables_and_a_watched_config_map_change_reappl
         "a variable nobody sets",
     );
     request_fleet(&h, "broken").await;
-    let obj = wait_until(&h, "vars", "the strict failure", |o| {
-        o.status
-            .as_ref()
-            .and_then(|s| s.last_attempted_revision.as_deref())
-            .is_some_and(|r| r.ends_with(&broken))
-            && ready(o).is_some_and(|r| r.0 == "False")
-    })
-    .await;
+    let obj = wait_until(&h, "vars", "the strict failure", |o| failed_at(o, &broken)).await;
     let (_, reason, message) = ready(&obj).unwrap();
     assert_eq!(reason, "BuildFailed");
     assert_eq!(

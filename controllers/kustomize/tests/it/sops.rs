@@ -91,14 +91,7 @@ async fn encrypted_secrets_and_generator_files_are_decrypted_while_building() {
     let tampered = read("algorithms/age.yaml").replace("name: age", "name: age-tampered");
     let broken = h.repo.commit(&[("sops/age.yaml", &tampered)], "tampered");
     request_fleet(&h, "tampered").await;
-    let obj = wait_until(&h, "sops", "the MAC failure", |o| {
-        o.status
-            .as_ref()
-            .and_then(|s| s.last_attempted_revision.as_deref())
-            .is_some_and(|r| r.ends_with(&broken))
-            && ready(o).is_some_and(|r| r.0 == "False")
-    })
-    .await;
+    let obj = wait_until(&h, "sops", "the MAC failure", |o| failed_at(o, &broken)).await;
     let (_, reason, message) = ready(&obj).unwrap();
     assert_eq!(reason, "BuildFailed");
     assert!(
