@@ -1,12 +1,13 @@
 //! Credentials from a GitRepository's `secretRef`, with Flux's keys: `username`/`password` (HTTP basic),
-//! `bearerToken`, `identity` (+ `password` as its passphrase) and `known_hosts` (SSH). SSH host keys are
-//! always checked against `known_hosts`; there is no trust-on-first-use.
+//! `bearerToken`, `identity` (+ `password` as its passphrase) and `known_hosts` (SSH), `ca.crt` and
+//! `tls.crt`/`tls.key` (HTTPS, see [`crate::tls`]). SSH host keys are always checked against
+//! `known_hosts`; there is no trust-on-first-use.
 
 use std::collections::BTreeMap;
 
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 
-use crate::{Error, Result, known_hosts};
+use crate::{Error, Result, known_hosts, tls::Tls};
 
 /// Credentials for one remote. Never printed: `Debug` shows which keys are set, not their values.
 #[derive(Clone, Default)]
@@ -21,6 +22,8 @@ pub struct Auth {
     pub identity: Option<String>,
     /// SSH known_hosts lines.
     pub known_hosts: Option<String>,
+    /// HTTPS CA and client certificate.
+    pub tls: Tls,
 }
 
 impl std::fmt::Debug for Auth {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for Auth {
             .field("bearer_token", &self.bearer_token.is_some())
             .field("identity", &self.identity.is_some())
             .field("known_hosts", &self.known_hosts.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -96,12 +100,19 @@ impl Auth {
                 .map(|v| String::from_utf8_lossy(v).to_string())
                 .filter(|v| !v.is_empty())
         };
+        let bytes = |k: &str| data.get(k).filter(|v| !v.is_empty()).cloned();
         Self {
             username: get("username"),
             password: get("password"),
             bearer_token: get("bearerToken"),
             identity: get("identity"),
             known_hosts: get("known_hosts"),
+            tls: Tls {
+                // NB: `caFile` is the key Flux read before `ca.crt`, still accepted
+                ca: bytes("ca.crt").or_else(|| bytes("caFile")),
+                cert: bytes("tls.crt"),
+                key: bytes("tls.key"),
+            },
         }
     }
 
@@ -124,6 +135,11 @@ impl Auth {
                 if self.username.is_some() != self.password.is_some() {
                     return Err(missing(
                         "both 'username' and 'password' are required for basic auth",
+                    ));
+                }
+                if self.tls.cert.is_some() != self.tls.key.is_some() {
+                    return Err(missing(
+                        "both 'tls.crt' and 'tls.key' are required for a client certificate",
                     ));
                 }
             }

@@ -12,7 +12,9 @@ use std::{
 use git2::{Direction, FetchOptions, ObjectType, ProxyOptions, Repository};
 use sha2::{Digest, Sha256};
 
-use crate::{Auth, Error, Reference, Resolved, Result, auth::RemoteUrl, reference::commit_revision};
+use crate::{
+    Auth, Error, Reference, Resolved, Result, auth::RemoteUrl, reference::commit_revision, tls::Bridge,
+};
 
 /// How to talk to a remote.
 #[derive(Clone, Copy, Debug)]
@@ -74,26 +76,37 @@ impl Cache {
             .clone()
     }
 
-    fn proxy(opts: &Options<'_>) -> ProxyOptions<'static> {
+    fn proxy(opts: &Options<'_>, bridge: Option<&Bridge>) -> ProxyOptions<'static> {
         let mut proxy = ProxyOptions::new();
-        if let Some(url) = opts.proxy {
+        // NB: with a bridge, the bridge goes through the proxy; libgit2 talks to loopback
+        if let (Some(url), None) = (opts.proxy, bridge) {
             proxy.url(url);
         }
         proxy
     }
 
+    /// A TLS bridge when the remote is HTTPS with a CA or client certificate of its own.
+    fn bridge(opts: &Options<'_>) -> Result<Option<Bridge>> {
+        if opts.url.starts_with("https://") && opts.auth.tls.is_set() {
+            Bridge::start(opts.url, &opts.auth.tls, opts.proxy).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The refs the remote advertises, `(name, oid)`, peeled tags as `name^{}`.
     pub fn ls_remote(&self, opts: Options<'_>) -> Result<Vec<(String, String)>> {
         let url = RemoteUrl::parse(opts.url)?;
-        let mut remote = git2::Remote::create_detached(opts.url)
+        let bridge = Self::bridge(&opts)?;
+        let mut remote = git2::Remote::create_detached(bridge.as_ref().map_or(opts.url, |b| &b.url))
             .map_err(git_err(format!("invalid URL '{}'", opts.url)))?;
         let connection = remote
             .connect_auth(
                 Direction::Fetch,
                 Some(opts.auth.callbacks(&url)),
-                Some(Self::proxy(&opts)),
+                Some(Self::proxy(&opts, bridge.as_ref())),
             )
-            .map_err(|e| classify(e, opts.url, "unable to list remote refs"))?;
+            .map_err(|e| classify(e, opts.url, bridge.as_ref(), "unable to list remote refs"))?;
         let heads = connection
             .list()
             .map_err(git_err("listing remote refs"))?
@@ -124,24 +137,26 @@ impl Cache {
         callbacks.transfer_progress(move |_| Instant::now() < deadline);
         let headers = opts.auth.headers();
         let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let bridge = Self::bridge(&opts)?;
         let mut fetch = FetchOptions::new();
         fetch
             .remote_callbacks(callbacks)
-            .proxy_options(Self::proxy(&opts))
+            .proxy_options(Self::proxy(&opts, bridge.as_ref()))
             .custom_headers(&header_refs)
             .prune(git2::FetchPrune::On);
         let mut remote = repo
-            .remote_anonymous(opts.url)
+            .remote_anonymous(bridge.as_ref().map_or(opts.url, |b| &b.url))
             .map_err(git_err(format!("invalid URL '{}'", opts.url)))?;
         let refspecs = reference.refspecs();
         remote.fetch(&refspecs, Some(&mut fetch), None).map_err(|e| {
             if Instant::now() >= deadline {
                 Error::Timeout(opts.timeout)
             } else {
-                classify(e, opts.url, "unable to fetch")
+                classify(e, opts.url, bridge.as_ref(), "unable to fetch")
             }
         })?;
         drop(remote);
+        drop(bridge);
         match reference {
             Reference::Commit { sha, branch } => {
                 let oid = git2::Oid::from_str(sha)
@@ -301,8 +316,15 @@ fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
     Ok(heads)
 }
 
-/// Maps libgit2's failure to an auth error where that is what it is, with the URL for context.
-fn classify(e: git2::Error, url: &str, what: &str) -> Error {
+/// Maps libgit2's failure to an auth error where that is what it is, with the URL for context; through a
+/// TLS bridge, the bridge's own failure (an untrusted certificate, say) is the error.
+fn classify(e: git2::Error, url: &str, bridge: Option<&Bridge>, what: &str) -> Error {
+    if let Some(message) = bridge.and_then(Bridge::failure) {
+        return Error::Tls {
+            url: url.to_string(),
+            message,
+        };
+    }
     let msg = e.message().to_lowercase();
     if e.code() == git2::ErrorCode::Certificate || msg.contains("hostkey") {
         return Error::Auth {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod known_hosts;
 pub mod reference;
+pub mod tls;
 pub mod verify;
 
 pub use self::{
@@ -55,6 +56,14 @@ pub enum Error {
     /// A signature is missing, invalid, or made by a key not in the Secret (reason `VerificationError`).
     #[error("{0}")]
     Verification(String),
+    /// The HTTPS connection failed (an untrusted certificate, a refused client certificate).
+    #[error("TLS connection to '{url}' failed: {message}")]
+    Tls {
+        /// The repository.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// The operation took longer than the timeout.
     #[error("timeout after {0:?} talking to the Git server")]
     Timeout(std::time::Duration),

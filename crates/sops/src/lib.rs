@@ -2,9 +2,11 @@
 //! `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` value with AES-256-GCM (the path of keys as additional
 //! data), `encrypted_regex`/`unencrypted_regex`/`encrypted_suffix`/`unencrypted_suffix`, and the MAC
 //! (SHA-512 over every value in document order, encrypted with the last-modified time as additional
-//! data) verified before anything is returned. Formats: YAML, JSON, dotenv, INI; keys: age (X25519) and
-//! OpenPGP. Not yet: the binary format, post-quantum age.
+//! data) verified before anything is returned. Formats: YAML, JSON, dotenv, INI, binary; keys: age
+//! (X25519 and post-quantum ML-KEM-768 + X25519) and OpenPGP.
 #![warn(missing_docs)]
+
+mod pq;
 
 use std::io::Read;
 
@@ -47,22 +49,27 @@ pub enum Error {
 #[derive(Default)]
 pub struct Keys {
     age: Vec<age::x25519::Identity>,
+    age_pq: Vec<pq::Identity>,
     pgp: Vec<pgp::composed::SignedSecretKey>,
 }
 
 impl Keys {
-    /// Adds the age identities (`AGE-SECRET-KEY-…` lines; comments ignored) of `text`.
+    /// Adds the age identities (`AGE-SECRET-KEY-…` X25519 and `AGE-SECRET-KEY-PQ-…` post-quantum
+    /// lines; comments ignored) of `text`.
     pub fn add_age(&mut self, text: &str) -> Result<usize, String> {
         let mut n = 0;
         for line in text
             .lines()
             .map(str::trim)
-            // NB: post-quantum identities cannot decrypt here (see `Error::Unsupported`): skipped
-            .filter(|l| l.starts_with("AGE-SECRET-KEY-") && !l.starts_with("AGE-SECRET-KEY-PQ-"))
+            .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
         {
-            let id: age::x25519::Identity =
-                line.parse().map_err(|e: &str| format!("invalid age key: {e}"))?;
-            self.age.push(id);
+            if line.starts_with("AGE-SECRET-KEY-PQ-") {
+                self.age_pq.push(pq::Identity::parse(line)?);
+            } else {
+                let id: age::x25519::Identity =
+                    line.parse().map_err(|e: &str| format!("invalid age key: {e}"))?;
+                self.age.push(id);
+            }
             n += 1;
         }
         Ok(n)
@@ -94,7 +101,9 @@ fn meta_str<'a>(sops: &'a Value, key: &str) -> Option<&'a str> {
 
 /// The data key, from the first age stanza an identity opens.
 fn data_key(sops: &Value, keys: &Keys) -> Result<Vec<u8>, Error> {
-    let identities: Vec<&dyn age::Identity> = keys.age.iter().map(|i| i as &dyn age::Identity).collect();
+    let identities: Vec<&dyn age::Identity> = (keys.age.iter().map(|i| i as &dyn age::Identity))
+        .chain(keys.age_pq.iter().map(|i| i as &dyn age::Identity))
+        .collect();
     for stanza in sops.get("age").and_then(Value::as_sequence).into_iter().flatten() {
         let Some(enc) = stanza.get("enc").and_then(Value::as_str) else {
             continue;
@@ -129,10 +138,23 @@ fn data_key(sops: &Value, keys: &Keys) -> Result<Vec<u8>, Error> {
         .flatten()
         .filter_map(|s| s.get("recipient").and_then(Value::as_str))
         .collect();
-    if !age_recipients.is_empty() && age_recipients.iter().all(|r| r.starts_with("age1pq")) {
-        return Err(Error::Unsupported(
-            "post-quantum (age1pq…, ML-KEM): the age crate decrypts X25519 stanzas only".into(),
-        ));
+    // NB: `age1<plugin>1…` recipients (YubiKey, TPM, …) need a plugin binary, which a controller lacks
+    let plugin = |r: &&str| {
+        let hrp = &r[..r.rfind('1').unwrap_or(0)];
+        hrp.strip_prefix("age1")
+            .filter(|p| *p != "pq")
+            .map(str::to_string)
+    };
+    if let Some(name) = age_recipients.iter().find_map(&plugin)
+        && age_recipients.iter().all(|r| plugin(r).is_some())
+        && sops
+            .get("pgp")
+            .and_then(Value::as_sequence)
+            .is_none_or(|s| s.is_empty())
+    {
+        return Err(Error::Unsupported(format!(
+            "age plugin recipient (age1{name}1…): decrypting needs the age-plugin-{name} binary"
+        )));
     }
     let types: Vec<&str> = ["age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault"]
         .into_iter()
@@ -779,7 +801,7 @@ mod tests {
     }
 
     #[test]
-    fn post_quantum_age_is_refused_clearly() {
+    fn post_quantum_age_decrypts_with_its_hybrid_key_only() {
         let (Some(doc), Some(key)) = (
             fixture("flux/controller/testdata/sops/algorithms/age-pq.yaml"),
             fixture("flux/controller/testdata/sops/keys/age-pq.txt"),
@@ -787,17 +809,44 @@ mod tests {
             return;
         };
         let mut keys = Keys::default();
-        assert_eq!(keys.add_age(&key), Ok(0), "the PQ identity is skipped");
+        assert_eq!(keys.add_age(&key), Ok(1));
         let doc: Value = serde_yaml::from_str(&doc).unwrap();
-        let err = decrypt_document(&doc, &keys).unwrap_err().to_string();
+        let plain = decrypt_document(&doc, &keys).unwrap();
+        assert_eq!(plain["metadata"]["name"], "age-pq");
+        let value = plain["stringData"]["key"].as_str().unwrap();
+        assert!(!value.is_empty() && !value.starts_with("ENC["), "{value}");
+
+        // another hybrid key (any 32-byte seed is one) or an X25519 key opens nothing
+        let mut other = Keys::default();
+        let seed =
+            bech32::encode::<bech32::Bech32>(bech32::Hrp::parse("age-secret-key-pq-").unwrap(), &[7; 32])
+                .unwrap()
+                .to_uppercase();
+        assert_eq!(other.add_age(&seed), Ok(1));
+        other
+            .add_age(&fixture("flux/controller/testdata/sops/keys/age.txt").unwrap())
+            .unwrap();
+        assert_eq!(decrypt_document(&doc, &other), Err(Error::NoKey("age".into())));
+        assert!(Keys::default().add_age("AGE-SECRET-KEY-PQ-1QQQQ").is_err());
+    }
+
+    #[test]
+    fn age_plugin_recipients_are_named_as_unsupported() {
+        let Some(doc) = fixture("flux/controller/testdata/sops/algorithms/age.yaml") else {
+            return;
+        };
+        let mut doc: Value = serde_yaml::from_str(&doc).unwrap();
+        doc["sops"]["age"][0]["recipient"] =
+            Value::String("age1yubikey1qgg72x2qfk9wg3wh0qg9u0v7l5dkq4jx69fv80p6wdus3ftg6flwg5dz2dp".into());
+        let err = decrypt_document(&doc, &Keys::default()).unwrap_err().to_string();
         assert!(
-            err.starts_with("unsupported age recipient type: post-quantum"),
+            err.starts_with("unsupported age recipient type: age plugin recipient (age1yubikey1…)"),
             "{err}"
         );
     }
 
     /// A copy of the fixture tree without `remote` (it needs the network), as the fixtures' README says.
-    fn root_without_remote(dir: &std::path::Path, drop_pq: bool) -> tempfile::TempDir {
+    fn root_without_remote(dir: &std::path::Path) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         for entry in ["algorithms", "envs", "files", "patches", "inside", "component"] {
             let to = tmp.path().join(entry);
@@ -807,13 +856,6 @@ mod tests {
                 std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
             }
         }
-        if drop_pq {
-            let k = tmp.path().join("algorithms/kustomization.yaml");
-            let text = std::fs::read_to_string(&k)
-                .unwrap()
-                .replace("  - age-pq.yaml\n", "");
-            std::fs::write(k, text).unwrap();
-        }
         let root = std::fs::read_to_string(dir.join("kustomization.yaml"))
             .unwrap()
             .replace("  - remote\n", "");
@@ -822,7 +864,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fixture_root_builds_without_remote_and_names_post_quantum_age_as_unsupported() {
+    fn the_fixture_root_builds_without_remote_with_every_secret_decrypted() {
         let Some(dir) = fixtures().map(|d| d.join("flux/controller/testdata/sops")) else {
             return;
         };
@@ -834,33 +876,45 @@ mod tests {
         keys.add_pgp(&std::fs::read_to_string(dir.join("keys/pgp.asc")).unwrap())
             .unwrap();
         let decryptor = Decryptor::new(keys);
-        let whole = root_without_remote(&dir, false);
-        let err = driftless_kustomize::build_with(whole.path(), std::path::Path::new("."), Some(&decryptor))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("age-pq.yaml") && err.contains("unsupported age recipient type"),
-            "{err}"
-        );
-        let rest = root_without_remote(&dir, true);
+        let root = root_without_remote(&dir);
         let objects =
-            driftless_kustomize::build_with(rest.path(), std::path::Path::new("."), Some(&decryptor))
+            driftless_kustomize::build_with(root.path(), std::path::Path::new("."), Some(&decryptor))
                 .unwrap();
-        let names: Vec<&str> = objects
-            .iter()
-            .filter_map(|o| o["metadata"]["name"].as_str())
-            .collect();
-        for want in [
+        // what Flux's own decryption test expects of these fixtures
+        let value = |name: &str, key: &str| {
+            let o = objects
+                .iter()
+                .find(|o| o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("{name} missing"));
+            if let Some(v) = o["stringData"][key].as_str() {
+                return v.to_string();
+            }
+            let v = o["data"][key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has no {key}"));
+            match o["kind"].as_str() {
+                Some("Secret") => {
+                    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).unwrap()).unwrap()
+                }
+                _ => v.to_string(),
+            }
+        };
+        for name in [
             "sops-algo-age",
+            "sops-algo-age-pq",
             "sops-algo-pgp",
+            "sops-algo-vault",
+            "sops-component",
             "sops-envs-secret",
             "sops-files-secret",
-            "sops-patches-secret",
             "sops-inside-secret",
-            "sops-component",
+            "sops-envs-configmap",
+            "sops-files-configmap",
         ] {
-            assert!(names.contains(&want), "{want} missing from {names:?}");
+            assert_eq!(value(name, "key"), "value", "{name}");
         }
+        assert_eq!(value("sops-patches-secret", "key"), "merge1");
+        assert_eq!(value("sops-patches-secret", "merge2"), "merge2");
         let text = serde_json::to_string(&objects).unwrap();
         assert!(!text.contains("ENC["), "something stayed encrypted");
     }

@@ -520,7 +520,7 @@ impl ResourceManager {
                 .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition");
             if stage(&group[0]) > 0 && crds && !crds_waited {
                 self.wait_for_crds(&objects).await;
-                kinds = self.resolve(gvks()).await?;
+                kinds = self.resolve_defined(&objects, gvks()).await?;
                 crds_waited = true;
             }
             let live = self.live_objects(&kinds, group).await?;
@@ -618,6 +618,33 @@ impl ResourceManager {
             })
             .collect();
         in_parallel(lookups, self.concurrency).await
+    }
+
+    /// Resolves `gvks` once the CRDs of `objects` are established: discovery can lag a moment behind
+    /// the Established condition, so a kind one of those CRDs defines is asked for again (for up to
+    /// ten seconds) until the server serves it.
+    async fn resolve_defined(&self, objects: &[Value], gvks: Vec<GroupVersionKind>) -> Result<Kinds, Error> {
+        let defined: std::collections::HashSet<(&str, &str)> = objects
+            .iter()
+            .filter(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
+            .map(|o| {
+                (
+                    str_at(o, &["spec", "group"]),
+                    str_at(o, &["spec", "names", "kind"]),
+                )
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let kinds = self.resolve(gvks.clone()).await?;
+            let missing = gvks.iter().any(|g| {
+                defined.contains(&(g.group.as_str(), g.kind.as_str())) && kinds.resolve_gvk(g).is_none()
+            });
+            if !missing || tokio::time::Instant::now() >= deadline {
+                return Ok(kinds);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn wait_for_crds(&self, objects: &[Value]) {

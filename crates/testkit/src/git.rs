@@ -262,9 +262,10 @@ impl GitDaemon {
 }
 
 /// `git http-backend` behind lighttpd, with basic auth, serving a [`RepoRoot`] on
-/// `http://127.0.0.1:<port>/git/<name>.git`.
+/// `http://127.0.0.1:<port>/git/<name>.git`, or over HTTPS ([`GitHttp::start_tls`]).
 pub struct GitHttp {
     port: u16,
+    scheme: &'static str,
     /// The user basic auth accepts.
     pub username: String,
     /// Its password.
@@ -276,6 +277,27 @@ pub struct GitHttp {
 impl GitHttp {
     /// Starts it with the credentials `username`/`password`.
     pub fn start(root: &RepoRoot, username: &str, password: &str) -> Self {
+        Self::start_with(root, username, password, None)
+    }
+
+    /// Starts it over HTTPS with `pki`'s server certificate; with `client_certs`, a client certificate
+    /// signed by `pki`'s CA is required.
+    pub fn start_tls(
+        root: &RepoRoot,
+        username: &str,
+        password: &str,
+        pki: &crate::pki::Pki,
+        client_certs: bool,
+    ) -> Self {
+        Self::start_with(root, username, password, Some((pki, client_certs)))
+    }
+
+    fn start_with(
+        root: &RepoRoot,
+        username: &str,
+        password: &str,
+        tls: Option<(&crate::pki::Pki, bool)>,
+    ) -> Self {
         let port = free_port();
         let dir = tempfile::Builder::new()
             .prefix("driftless-lighttpd-")
@@ -284,8 +306,26 @@ impl GitHttp {
         let users = dir.path().join("users");
         fs::write(&users, format!("{username}:{password}\n")).expect("a users file");
         let backend = tool("git-http-backend");
+        let tls_conf = match tls {
+            None => String::new(),
+            Some((pki, client_certs)) => {
+                let mut c = format!(
+                    "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\nssl.pemfile = \"{}\"\nssl.privkey = \"{}\"\n",
+                    pki.path("server.crt").display(),
+                    pki.path("server.key").display()
+                );
+                if client_certs {
+                    c += &format!(
+                        "ssl.ca-file = \"{}\"\nssl.verifyclient.activate = \"enable\"\nssl.verifyclient.enforce = \"enable\"\n",
+                        pki.path("ca.crt").display()
+                    );
+                }
+                c
+            }
+        };
         let conf = format!(
             r#"server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv")
+{tls_conf}
 server.bind = "127.0.0.1"
 server.port = {port}
 server.document-root = "{root}"
@@ -313,6 +353,7 @@ $HTTP["url"] =~ "^/git/" {{
         );
         Self {
             port,
+            scheme: if tls.is_some() { "https" } else { "http" },
             username: username.into(),
             password: password.into(),
             _dir: dir,
@@ -322,7 +363,7 @@ $HTTP["url"] =~ "^/git/" {{
 
     /// The URL of the repository `name` (without credentials).
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/git/{name}.git", self.port)
+        format!("{}://127.0.0.1:{}/git/{name}.git", self.scheme, self.port)
     }
 }
 

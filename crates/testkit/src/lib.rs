@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod git;
+pub mod pki;
 pub mod registry;
 
 use std::{

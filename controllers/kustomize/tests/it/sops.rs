@@ -1,6 +1,7 @@
 //! SOPS decryption end to end, on the files the real sops wrote (`../shared/fixtures/sops`, Flux's
-//! kustomize-controller fixtures): age and OpenPGP Secrets, encrypted env and binary files read by
-//! generators, the global age key of `--sops-age-secret`, and a tampered file that applies nothing.
+//! kustomize-controller fixtures): the whole fixture tree (age X25519 and post-quantum, OpenPGP, env and
+//! binary generator files, patches, nested values, components), the global age key of
+//! `--sops-age-secret`, and a tampered file that applies nothing.
 
 use super::*;
 
@@ -9,8 +10,37 @@ fn fixtures() -> Option<std::path::PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// The fixture tree as Flux's own decryption test uses it, without `remote` (it needs the network):
+/// `(path in the repository, content)` under `sops/`, and the global key's folder under `global/`.
+fn fixture_tree(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let folders = [
+        "algorithms",
+        "envs",
+        "files",
+        "patches",
+        "inside",
+        "component",
+        "global",
+    ];
+    for folder in folders {
+        for f in std::fs::read_dir(dir.join(folder)).unwrap() {
+            let path = f.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let at = match folder {
+                "global" => format!("global/{name}"),
+                _ => format!("sops/{folder}/{name}"),
+            };
+            files.push((at, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    let root = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+    files.push(("sops/kustomization.yaml".into(), root.replace("  - remote\n", "")));
+    files
+}
+
 #[tokio::test]
-async fn encrypted_secrets_and_generator_files_are_decrypted_while_building() {
+async fn the_fixture_tree_applies_the_secrets_flux_applies() {
     let Some(dir) = fixtures() else {
         eprintln!("SKIPPED: ../shared/fixtures is absent (a user's clone); CI always has it");
         return;
@@ -18,78 +48,107 @@ async fn encrypted_secrets_and_generator_files_are_decrypted_while_building() {
     let h = start_with("ks-sops", &["--sops-age-secret=sops-global"]).await;
     let n = h.ns.name().to_string();
     let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
-    let head = h.repo.commit(
-        &[
-            (
-                "sops/kustomization.yaml",
-                "resources:\n- age.yaml\n- pgp.yaml\n- vault.yaml\n- global.yaml\n- envs\n- files\n",
-            ),
-            ("sops/age.yaml", &read("algorithms/age.yaml")),
-            ("sops/pgp.yaml", &read("algorithms/pgp.yaml")),
-            ("sops/vault.yaml", &read("algorithms/vault.yaml")),
-            ("sops/global.yaml", &read("global/secret.yaml")),
-            ("sops/envs/kustomization.yaml", &read("envs/kustomization.yaml")),
-            ("sops/envs/env.env", &read("envs/env.env")),
-            ("sops/files/kustomization.yaml", &read("files/kustomization.yaml")),
-            ("sops/files/file.txt", &read("files/file.txt")),
-        ],
-        "encrypted manifests",
-    );
+    let tree = fixture_tree(&dir);
+    let files: Vec<(&str, &str)> = tree.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let head = h.repo.commit(&files, "encrypted manifests");
     request_fleet(&h, "sops").await;
     let admin = cluster().client().await;
-    let keys = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sops-keys"},
-        "stringData": {"identity.agekey": read("keys/age.txt"), "identity.asc": read("keys/pgp.asc")}});
-    Api::<Secret>::namespaced(admin.clone(), &n)
-        .patch("sops-keys", &PatchParams::apply("t"), &Patch::Apply(&keys))
-        .await
-        .unwrap();
-    let global = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sops-global"},
-        "stringData": {"global.agekey": read("keys/age-global.txt")}});
-    Api::<Secret>::namespaced(admin.clone(), &n)
-        .patch("sops-global", &PatchParams::apply("t"), &Patch::Apply(&global))
-        .await
-        .unwrap();
-    create(
-        &h,
-        "sops",
-        KustomizationSpec {
-            target_namespace: Some(n.clone()),
-            decryption: Some(driftless_api::kustomize::Decryption {
-                provider: "sops".into(),
-                secret_ref: Some(LocalObjectReference {
-                    name: "sops-keys".into(),
-                }),
-                ..Default::default()
-            }),
-            ..spec("./sops", true)
-        },
-    )
-    .await;
-    wait_until(&h, "sops", "the decrypted apply", |o| applied(o, &head)).await;
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &n);
-    let mut found = 0;
-    for s in secrets.list(&Default::default()).await.unwrap().items {
-        let name = s.metadata.name.clone().unwrap_or_default();
-        if !["age", "pgp", "global-age-secret", "envs-secret", "files-secret"].contains(&name.as_str()) {
-            continue;
-        }
-        found += 1;
-        for (k, v) in s.data.unwrap_or_default() {
-            let text = String::from_utf8_lossy(&v.0).to_string();
-            assert!(
-                !text.contains("ENC[") && !text.is_empty(),
-                "{name}/{k} is not decrypted: {text}"
-            );
-        }
+    // the Kustomization's own keys: age (X25519 and post-quantum) and OpenPGP; the global key is
+    // `--sops-age-secret`'s, read from the runtime namespace
+    let keys = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sops-keys"},
+        "stringData": {"age.agekey": read("keys/age.txt"), "age-pq.agekey": read("keys/age-pq.txt"),
+            "pgp.asc": read("keys/pgp.asc"), "sops.vault-token": "secret"}});
+    let global = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sops-global"},
+        "stringData": {"identity.agekey": read("keys/age-global.txt")}});
+    for (name, secret) in [("sops-keys", keys), ("sops-global", global)] {
+        secrets
+            .patch(name, &PatchParams::apply("t"), &Patch::Apply(&secret))
+            .await
+            .unwrap();
     }
-    assert_eq!(found, 5, "the age, pgp, global, env-file and binary-file Secrets");
+    let decryption = |secret: Option<&str>| {
+        Some(driftless_api::kustomize::Decryption {
+            provider: "sops".into(),
+            secret_ref: secret.map(|name| LocalObjectReference { name: name.into() }),
+            ..Default::default()
+        })
+    };
+    for (name, path, secret) in [
+        ("sops", "./sops", Some("sops-keys")),
+        ("global", "./global", None),
+    ] {
+        let spec = KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            decryption: decryption(secret),
+            ..spec(path, true)
+        };
+        create(&h, name, spec).await;
+    }
+    wait_until(&h, "sops", "the decrypted apply", |o| applied(o, &head)).await;
+    wait_until(&h, "global", "the apply with the global key", |o| {
+        applied(o, &head)
+    })
+    .await;
+
+    // what Flux's own decryption test expects of this tree
+    let text = |s: &Secret, key: &str| {
+        let data = s.data.clone().unwrap_or_default();
+        String::from_utf8(data.get(key).unwrap_or_else(|| panic!("no {key}")).0.clone()).unwrap()
+    };
+    let names = [
+        "sops-algo-age",
+        "sops-algo-age-pq",
+        "sops-algo-pgp",
+        "sops-algo-vault",
+        "sops-component",
+        "sops-envs-secret",
+        "sops-files-secret",
+        "sops-inside-secret",
+    ];
+    let mut versions = Vec::new();
+    for name in names {
+        let s = secrets.get(name).await.unwrap();
+        assert_eq!(text(&s, "key"), "value", "{name}");
+        versions.push(s.metadata.resource_version);
+    }
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &n);
-    let env_cm = cms.get("envs-configmap").await.unwrap().data.unwrap();
-    assert!(!env_cm["key"].contains("ENC["));
+    for name in ["sops-envs-configmap", "sops-files-configmap"] {
+        let data = cms.get(name).await.unwrap().data.unwrap_or_default();
+        assert_eq!(data.get("key").map(String::as_str), Some("value"), "{name}");
+    }
+    let patched = secrets.get("sops-patches-secret").await.unwrap();
+    assert_eq!(
+        (text(&patched, "key"), text(&patched, "merge2")),
+        ("merge1".into(), "merge2".into())
+    );
+    let global = secrets.get("global-age-secret").await.unwrap();
+    assert_eq!(text(&global, "key"), "global-value");
+
+    // reconciling the same revision again leaves the decrypted Secrets unwritten
+    let kustomizations = Api::<Kustomization>::namespaced(admin.clone(), &n);
+    let request = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "again"}}});
+    kustomizations
+        .patch("sops", &PatchParams::default(), &Patch::Merge(&request))
+        .await
+        .unwrap();
+    wait_until(&h, "sops", "the requested reconcile", |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.reconcile_request.last_handled_reconcile_at.as_deref() == Some("again"))
+            && applied(o, &head)
+    })
+    .await;
+    for (name, version) in names.iter().zip(versions) {
+        let now = secrets.get(name).await.unwrap().metadata.resource_version;
+        assert_eq!(now, version, "{name} was written again");
+    }
 
     // a file changed after encryption: the MAC check fails the build and nothing is applied
     let tampered = read("algorithms/age.yaml").replace("name: age", "name: age-tampered");
-    let broken = h.repo.commit(&[("sops/age.yaml", &tampered)], "tampered");
+    let broken = h
+        .repo
+        .commit(&[("sops/algorithms/age.yaml", &tampered)], "tampered");
     request_fleet(&h, "tampered").await;
     let obj = wait_until(&h, "sops", "the MAC failure", |o| failed_at(o, &broken)).await;
     let (_, reason, message) = ready(&obj).unwrap();
@@ -99,7 +158,7 @@ async fn encrypted_secrets_and_generator_files_are_decrypted_while_building() {
         "{message}"
     );
     assert!(
-        secrets.get_opt("age-tampered").await.unwrap().is_none(),
+        secrets.get_opt("sops-algo-age-tampered").await.unwrap().is_none(),
         "a tampered Secret was applied"
     );
 }

@@ -661,3 +661,56 @@ async fn submodules_are_included_when_recurse_submodules_is_set() {
         ".gitmodules is excluded by default, the submodule's files are in"
     );
 }
+
+#[tokio::test]
+async fn https_with_the_secrets_ca_and_client_certificate_becomes_ready_and_a_wrong_ca_says_so() {
+    use driftless_testkit::pki::Pki;
+    let h = start("git-https").await;
+    let root = RepoRoot::default();
+    let first = root.repo("fleet").commit(&[("a.yaml", "1")], "first");
+    let pki = Pki::new();
+    let server = GitHttp::start_tls(&root, "flux", "s3cret", &pki, true);
+    let url = server.url("fleet");
+    let tls = |ca: &Pki| {
+        json!({"username": "flux", "password": "s3cret", "ca.crt": ca.pem("ca.crt"),
+            "tls.crt": pki.pem("client.crt"), "tls.key": pki.pem("client.key")})
+    };
+    secret(&h, "tls", tls(&pki)).await;
+    create(&h, "fleet", spec(&url, "main", Some("tls"), "1h")).await;
+    let rev = format!("main@sha1:{first}");
+    let good = wait_until(&h, "fleet", "Ready over HTTPS", |o| is_ready_at(o, &rev)).await;
+    let artifact = good.status.clone().unwrap().artifact.unwrap();
+
+    // a CA that did not sign the server's certificate: what failed, and the last artifact stays
+    let other = Pki::new();
+    secret(&h, "tls", tls(&other)).await;
+    request_reconcile(&h, "fleet", "other-ca").await;
+    let failed = wait_until(&h, "fleet", "the TLS failure", |o| {
+        ready(o).is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(
+        message.contains("TLS connection to") && message.contains("invalid peer certificate"),
+        "{message}"
+    );
+    assert!(!message.contains("BEGIN"), "no PEM in status: {message}");
+    assert_eq!(failed.status.unwrap().artifact, Some(artifact));
+
+    // a client certificate without its key: the Secret is what to fix
+    secret(
+        &h,
+        "half",
+        json!({"ca.crt": pki.pem("ca.crt"), "tls.crt": pki.pem("client.crt")}),
+    )
+    .await;
+    create(&h, "half", spec(&url, "main", Some("half"), "1h")).await;
+    let half = wait_until(&h, "half", "the incomplete Secret", |o| {
+        ready(o).is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&half).unwrap();
+    assert_eq!(reason, "AuthenticationFailed");
+    assert!(message.contains("'tls.crt' and 'tls.key'"), "{message}");
+}

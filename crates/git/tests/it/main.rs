@@ -242,3 +242,80 @@ fn submodules_are_fetched_with_the_parents_credentials_when_asked() {
         "https://other/x.git"
     );
 }
+
+#[test]
+fn https_with_the_secrets_ca_and_client_certificate_fetches_and_anything_else_is_refused() {
+    use driftless_git::tls::Tls;
+    use driftless_testkit::pki::Pki;
+    let root = RepoRoot::default();
+    let head = root.repo("fleet").commit(&[("a.yaml", "a: 1\n")], "first");
+    let pki = Pki::new();
+    let server = GitHttp::start_tls(&root, "flux", "s3cret", &pki, true);
+    let url = server.url("fleet");
+    assert!(url.starts_with("https://"), "{url}");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let with = |ca: Option<String>, client: Option<&Pki>| Auth {
+        tls: Tls {
+            ca: ca.map(String::into_bytes),
+            cert: client.map(|p| p.pem("client.crt").into_bytes()),
+            key: client.map(|p| p.pem("client.key").into_bytes()),
+        },
+        ..http_auth(&server)
+    };
+    let main = Reference::Branch("main".into());
+
+    // the Secret's CA and a client certificate it signed: ls-remote, fetch and checkout work
+    let good = with(Some(pki.pem("ca.crt")), Some(&pki));
+    let heads = cache.ls_remote(opts(&url, &good)).unwrap();
+    assert!(heads.iter().any(|(_, oid)| *oid == head), "{heads:?}");
+    let fetched = cache.fetch(opts(&url, &good), &main).unwrap();
+    assert_eq!(fetched.revision, format!("main@sha1:{head}"));
+    let out = tempfile::tempdir().unwrap();
+    cache.checkout(&url, &fetched, out.path(), None, None).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("a.yaml")).unwrap(),
+        "a: 1\n"
+    );
+
+    // no CA: the platform's roots do not trust the server
+    let err = cache.fetch(opts(&url, &http_auth(&server)), &main).unwrap_err();
+    assert!(!matches!(err, Error::Auth { .. }), "{err}");
+    // another CA: the server's certificate is refused, and the message says so
+    let other = Pki::new();
+    let err = cache
+        .fetch(opts(&url, &with(Some(other.pem("ca.crt")), Some(&pki))), &main)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("TLS connection to '{url}' failed")) && err.contains("certificate"),
+        "{err}"
+    );
+    // the right CA without a client certificate, or with one the server's CA did not sign
+    for client in [None, Some(&other)] {
+        let err = cache
+            .fetch(opts(&url, &with(Some(pki.pem("ca.crt")), client)), &main)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("TLS connection to"), "{err}");
+    }
+    // a certificate without its key is a spec error that names both keys
+    let half = Auth {
+        tls: Tls {
+            cert: Some(pki.pem("client.crt").into_bytes()),
+            ..Default::default()
+        },
+        ..good.clone()
+    };
+    let err = cache.fetch(opts(&url, &half), &main).unwrap_err().to_string();
+    assert!(err.contains("'tls.crt' and 'tls.key'"), "{err}");
+    // wrong credentials through the bridge are still an authentication failure
+    let wrong = Auth {
+        password: Some("wrong".into()),
+        ..good.clone()
+    };
+    assert!(matches!(
+        cache.fetch(opts(&url, &wrong), &main).unwrap_err(),
+        Error::Auth { .. }
+    ));
+}

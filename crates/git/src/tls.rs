@@ -1,0 +1,239 @@
+//! HTTPS with a custom CA (`ca.crt`) or a client certificate (`tls.crt` + `tls.key`).
+//!
+//! libgit2 verifies TLS against the process's CA store only and cannot present a client certificate, and
+//! registering a custom transport with it needs `unsafe`. So for a remote with such settings a
+//! [`Bridge`] listens on a random loopback port for the duration of one operation: libgit2 speaks plain
+//! HTTP to it, and the bridge forwards every request to the real remote over TLS (rustls, through reqwest)
+//! with the Secret's CA trusted besides the platform's and its client certificate presented. It forwards
+//! to that one remote only, and the proxy of `proxySecretRef` is used by the bridge, not by libgit2.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderName, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::{Error, Result};
+
+/// TLS settings of a remote, as PEM.
+#[derive(Clone, Default)]
+pub struct Tls {
+    /// CA certificates trusted besides the platform's (`ca.crt`).
+    pub ca: Option<Vec<u8>>,
+    /// The client certificate chain (`tls.crt`).
+    pub cert: Option<Vec<u8>>,
+    /// The client certificate's private key (`tls.key`).
+    pub key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca", &self.ca.is_some())
+            .field("cert", &self.cert.is_some())
+            .field("key", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl Tls {
+    /// Whether any setting is given (a bridge is needed).
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    fn client(&self, proxy: Option<&str>) -> Result<reqwest::Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let invalid = |what: &str, e: reqwest::Error| Error::Invalid(format!("invalid {what}: {e}"));
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .no_proxy();
+        if let Some(pem) = &self.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| invalid("'ca.crt'", e))?;
+            if certs.is_empty() {
+                return Err(Error::Invalid(
+                    "invalid 'ca.crt': no PEM certificate in it".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = cert.clone();
+                pem.push(b'\n');
+                pem.extend_from_slice(key);
+                let identity =
+                    reqwest::Identity::from_pem(&pem).map_err(|e| invalid("'tls.crt'/'tls.key' pair", e))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Invalid(
+                    "both 'tls.crt' and 'tls.key' are required for a client certificate".into(),
+                ));
+            }
+        }
+        if let Some(url) = proxy {
+            let proxy = reqwest::Proxy::all(url).map_err(|e| invalid("proxy", e))?;
+            builder = builder.proxy(proxy);
+        }
+        builder.build().map_err(|e| invalid("TLS settings", e))
+    }
+}
+
+/// What the forwarding handler shares.
+struct Forward {
+    /// `https://host[:port]` of the remote.
+    origin: String,
+    client: reqwest::Client,
+    /// The first failure talking to the remote (a TLS error, a refused connection), for the error message.
+    failure: Mutex<Option<String>>,
+}
+
+/// A loopback HTTP → HTTPS forwarder to one remote, stopped when dropped.
+pub(crate) struct Bridge {
+    /// The URL libgit2 uses instead of the remote's.
+    pub(crate) url: String,
+    shared: Arc<Forward>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// Starts a bridge to the `https://` remote `url` with `tls`, through `proxy` when given.
+    pub(crate) fn start(url: &str, tls: &Tls, proxy: Option<&str>) -> Result<Self> {
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| Error::Invalid(format!("TLS settings apply to https:// URLs, not '{url}'")))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (user, host) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, authority),
+        };
+        let shared = Arc::new(Forward {
+            origin: format!("https://{host}"),
+            client: tls.client(proxy)?,
+            failure: Mutex::default(),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| Error::Io {
+                context: "binding the TLS bridge".into(),
+                source,
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = axum::Router::new().fallback(forward).with_state(shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("git-tls-bridge".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the TLS bridge");
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            })
+            .map_err(|source| Error::Io {
+                context: "starting the TLS bridge".into(),
+                source,
+            })?;
+        let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+        Ok(Self {
+            url: format!("http://{user}127.0.0.1:{port}{path}"),
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The first failure talking to the remote, if any.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().expect("bridge failure").clone()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Headers that belong to one connection, not to the request or response.
+const HOP_BY_HOP: [HeaderName; 5] = [
+    header::HOST,
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+async fn forward(State(shared): State<Arc<Forward>>, request: Request) -> Response {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let mut outgoing = shared
+        .client
+        .request(request.method().clone(), format!("{}{path}", shared.origin));
+    for (name, value) in request.headers() {
+        if !HOP_BY_HOP.contains(name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
+    match outgoing.body(body).send().await {
+        Ok(response) => {
+            let mut out = Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                if !HOP_BY_HOP.contains(name) && name != header::CONTENT_LENGTH {
+                    out = out.header(name, value);
+                }
+            }
+            out.body(Body::from_stream(response.bytes_stream()))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
+        Err(e) => {
+            let message = error_chain(&e);
+            shared
+                .failure
+                .lock()
+                .expect("bridge failure")
+                .get_or_insert(message.clone());
+            (StatusCode::BAD_GATEWAY, message).into_response()
+        }
+    }
+}
+
+/// An error with its causes, `a: b: c` (reqwest's own message hides the TLS reason in its sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
+    message
+}
