@@ -11,7 +11,7 @@ use driftless_git::Cache;
 use driftless_runtime::{
     error::RetryPolicy,
     events::Recorder,
-    flags::{ControllerArgs, EventsArgs, LeaderElectionArgs, LogArgs, duration},
+    flags::{ControllerArgs, EventsArgs, FeatureGates, LeaderElectionArgs, LogArgs, duration},
     manager::Manager,
     metrics::Metrics,
 };
@@ -62,7 +62,22 @@ pub struct Args {
     pub log: LogArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub azure: gitrepository::provider::AzureArgs,
+    /// Feature gates, `Name=true,…` as Flux's: `ObjectLevelWorkloadIdentity` (`spec.serviceAccountName`
+    /// for the `azure` provider) acts; Flux's other source-controller gates are accepted and have no
+    /// effect.
+    #[arg(long = "feature-gates", default_value = "")]
+    pub feature_gates: FeatureGates,
 }
+
+/// Flux's source-controller feature gates.
+pub const FEATURE_GATES: [&str; 4] = [
+    "ObjectLevelWorkloadIdentity",
+    "OptimizedGitClones",
+    "CacheSecretsAndConfigMaps",
+    "StoreArtifactInKubernetes",
+];
 
 /// What every reconcile gets: cheap clones.
 pub struct Context {
@@ -80,6 +95,12 @@ pub struct Context {
     pub retry: RetryPolicy,
     /// The controller flags.
     pub config: ControllerArgs,
+    /// Tokens issued by providers (GitHub App, Azure workload identity), reused until they near expiry.
+    pub tokens: Arc<gitrepository::provider::Tokens>,
+    /// Whether `spec.serviceAccountName` may name the identity a provider uses (`ObjectLevelWorkloadIdentity`).
+    pub object_level_identity: bool,
+    /// The controller's Azure workload identity.
+    pub azure: gitrepository::provider::AzureArgs,
 }
 
 /// Runs source-controller until SIGTERM, with the client of the environment (in-cluster or kubeconfig).
@@ -94,6 +115,9 @@ pub async fn run_with(
     args: Args,
     on_ready: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    args.feature_gates
+        .check(&FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
     let mut manager = Manager::start(CONTROLLER_NAME, client.clone(), &args.controller, &args.leader).await?;
     let listener = tokio::net::TcpListener::bind(driftless_runtime::server::listen_addr(
         &args.storage.storage_addr,
@@ -141,6 +165,9 @@ pub async fn run_with(
         metrics: manager.metrics.clone(),
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
+        tokens: Arc::default(),
+        object_level_identity: args.feature_gates.enabled("ObjectLevelWorkloadIdentity", false),
+        azure: args.azure.clone(),
     });
     tokio::select! {
         _ = gitrepository::run(ctx) => {}

@@ -45,7 +45,9 @@ impl Tls {
         self.ca.is_some() || self.cert.is_some() || self.key.is_some()
     }
 
-    fn client(&self, proxy: Option<&str>) -> Result<reqwest::Client> {
+    /// An HTTP client trusting `ca` besides the platform's CAs and presenting the client certificate, through
+    /// `proxy` when given (also for API calls a provider makes to the Git host).
+    pub fn http_client(&self, proxy: Option<&str>) -> Result<reqwest::Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let invalid = |what: &str, e: reqwest::Error| Error::Invalid(format!("invalid {what}: {e}"));
         let mut builder = reqwest::Client::builder()
@@ -117,7 +119,7 @@ impl Bridge {
         };
         let shared = Arc::new(Forward {
             origin: format!("https://{host}"),
-            client: tls.client(proxy)?,
+            client: tls.http_client(proxy)?,
             failure: Mutex::default(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0")

@@ -292,6 +292,14 @@ impl GitHttp {
         Self::start_with(root, username, password, Some((pki, client_certs)))
     }
 
+    /// Starts it requiring `Authorization: Bearer <token>` instead of basic auth (others get 403).
+    pub fn start_bearer(root: &RepoRoot, token: &str) -> Self {
+        let mut server = Self::start_with(root, "", token, None);
+        server.username.clear();
+        server
+    }
+
+    /// Basic auth with `username`/`password`; with an empty `username`, `password` is a bearer token.
     fn start_with(
         root: &RepoRoot,
         username: &str,
@@ -323,8 +331,19 @@ impl GitHttp {
                 c
             }
         };
+        let access = if username.is_empty() {
+            format!(
+                "$REQUEST_HEADER[\"Authorization\"] != \"Bearer {password}\" {{\n    url.access-deny = (\"\")\n  }}"
+            )
+        } else {
+            format!(
+                "auth.backend = \"plain\"\n  auth.backend.plain.userfile = \"{}\"\n  \
+                 auth.require = (\"/git/\" => (\"method\" => \"basic\", \"realm\" => \"git\", \"require\" => \"valid-user\"))",
+                users.display()
+            )
+        };
         let conf = format!(
-            r#"server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv")
+            r#"server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv")
 {tls_conf}
 server.bind = "127.0.0.1"
 server.port = {port}
@@ -334,15 +353,12 @@ alias.url = ("/git/" => "{backend}/")
 $HTTP["url"] =~ "^/git/" {{
   cgi.assign = ("" => "")
   setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" => "1")
-  auth.backend = "plain"
-  auth.backend.plain.userfile = "{users}"
-  auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+  {access}
 }}
 "#,
             root = root.path().display(),
             dir = dir.path().display(),
             backend = backend.display(),
-            users = users.display(),
         );
         let conf_path = dir.path().join("lighttpd.conf");
         fs::write(&conf_path, conf).expect("a lighttpd config");

@@ -126,3 +126,15 @@ impl Default for Pki {
         Self::new()
     }
 }
+
+/// A new RSA key pair, `(private key in PKCS#1 PEM, public key PEM)`, as a GitHub App's.
+pub fn rsa_key_pair() -> (String, String) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    openssl(dir.path(), &["genrsa", "-traditional", "-out", "key.pem", "2048"]);
+    openssl(
+        dir.path(),
+        &["rsa", "-in", "key.pem", "-pubout", "-out", "pub.pem"],
+    );
+    let read = |f: &str| fs::read_to_string(dir.path().join(f)).expect("a PEM file");
+    (read("key.pem"), read("pub.pem"))
+}

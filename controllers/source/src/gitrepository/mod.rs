@@ -2,6 +2,7 @@
 //! that need the cluster or the network (`fetch_*`, `apply_status`) are kept apart from the pure ones
 //! (`plan`, `compute_status`). A failure keeps the last artifact in status and in storage.
 
+pub mod provider;
 mod steps;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -62,6 +63,17 @@ pub enum Error {
     /// The spec cannot work: only a change helps.
     #[error("{0}")]
     InvalidSpec(String),
+    /// The provider (GitHub App, Azure workload identity) issued no credentials.
+    #[error("failed to get credentials from the '{provider}' provider: {message}")]
+    Provider {
+        /// `github` or `azure`.
+        provider: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The spec needs a feature gate that is off.
+    #[error("{0}")]
+    FeatureGateDisabled(String),
     /// Signature verification was asked for and could not be done or failed.
     #[error("{0}")]
     Verification(String),
@@ -83,7 +95,10 @@ pub enum Error {
 impl ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
-            Error::GetSecret { .. } | Error::Authenticate(_) => reasons::AUTHENTICATION_FAILED,
+            Error::GetSecret { .. } | Error::Authenticate(_) | Error::Provider { .. } => {
+                reasons::AUTHENTICATION_FAILED
+            }
+            Error::FeatureGateDisabled(_) => reasons::FEATURE_GATE_DISABLED,
             Error::Checkout(_) | Error::Kube(_) | Error::Finalizer(_) => reasons::GIT_OPERATION_FAILED,
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
             Error::Verification(_) => reasons::VERIFICATION_ERROR,
@@ -94,7 +109,7 @@ impl ReconcileError for Error {
 
     fn class(&self) -> ErrorClass {
         match self {
-            Error::InvalidSpec(_) => ErrorClass::Stalled,
+            Error::InvalidSpec(_) | Error::FeatureGateDisabled(_) => ErrorClass::Stalled,
             _ => ErrorClass::Transient,
         }
     }

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use tracing::debug;
 
-use super::{Error, KIND};
+use super::{Error, KIND, provider};
 use crate::Context;
 
 /// What a successful run did.
@@ -45,16 +45,19 @@ pub async fn run(
 
     // source
     let url = RemoteUrl::parse(&obj.spec.url).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let auth = match &obj.spec.secret_ref {
-        Some(r) => {
-            let data = fetch_secret(ctx, &ns, &r.name).await?;
-            let auth = Auth::from_secret(&data);
-            auth.validate(&url, &format!("{ns}/{}", r.name))
-                .map_err(Error::Authenticate)?;
+    let secret = match &obj.spec.secret_ref {
+        Some(r) => Some((fetch_secret(ctx, &ns, &r.name).await?, format!("{ns}/{}", r.name))),
+        None => None,
+    };
+    let mut auth = match &secret {
+        Some((data, name)) => {
+            let auth = Auth::from_secret(data);
+            auth.validate(&url, name).map_err(Error::Authenticate)?;
             auth
         }
         None => Auth::default(),
     };
+    provider_credentials(obj, ctx, &ns, secret.as_ref(), &mut auth).await?;
     let proxy = match &obj.spec.proxy_secret_ref {
         Some(r) => Some(proxy_url(
             &fetch_secret(ctx, &ns, &r.name).await?,
@@ -376,6 +379,70 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
             copy_dir(&entry.path(), &to.join(entry.file_name()))?;
         } else if kind.is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces static credentials with those `spec.provider` issues: a GitHub App installation token (basic
+/// auth as `x-access-token`), an Azure DevOps token by workload identity (bearer).
+async fn provider_credentials(
+    obj: &GitRepository,
+    ctx: &Context,
+    ns: &str,
+    secret: Option<&(BTreeMap<String, Vec<u8>>, String)>,
+    auth: &mut Auth,
+) -> Result<(), Error> {
+    use driftless_api::source::GitProvider;
+    use provider::{AzureIdentity, GITHUB_TOKEN_USER};
+    let kind = obj.spec.provider.unwrap_or_default();
+    if obj.spec.service_account_name.is_some() && kind != GitProvider::Azure {
+        return Err(Error::InvalidSpec(
+            "spec.serviceAccountName is only supported with the 'azure' provider".into(),
+        ));
+    }
+    match kind {
+        GitProvider::Generic => {}
+        GitProvider::Github => {
+            let (data, name) = secret.ok_or_else(|| {
+                Error::InvalidSpec(
+                    "the 'github' provider needs spec.secretRef with the GitHub App's githubAppID, \
+                     githubAppInstallationID and githubAppPrivateKey"
+                        .into(),
+                )
+            })?;
+            let token = provider::github_token(data, name, &auth.tls, &ctx.tokens)
+                .await
+                .map_err(|message| Error::Provider {
+                    provider: "github",
+                    message,
+                })?;
+            auth.username = Some(GITHUB_TOKEN_USER.into());
+            auth.password = Some(token);
+        }
+        GitProvider::Azure => {
+            let identity = match &obj.spec.service_account_name {
+                Some(_) if !ctx.object_level_identity => {
+                    return Err(Error::FeatureGateDisabled(
+                        "to use spec.serviceAccountName for provider authentication please enable the \
+                         ObjectLevelWorkloadIdentity feature gate in the controller"
+                            .into(),
+                    ));
+                }
+                Some(name) => AzureIdentity::ServiceAccount {
+                    client: &ctx.client,
+                    namespace: ns,
+                    name,
+                },
+                None => AzureIdentity::Controller,
+            };
+            let token = provider::azure_token(identity, &ctx.azure, &ctx.tokens)
+                .await
+                .map_err(|message| Error::Provider {
+                    provider: "azure",
+                    message,
+                })?;
+            auth.bearer_token = Some(token);
         }
     }
     Ok(())

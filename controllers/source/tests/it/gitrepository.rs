@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Harness, start};
 
-fn spec(url: &str, branch: &str, secret: Option<&str>, interval: &str) -> GitRepositorySpec {
+pub(crate) fn spec(url: &str, branch: &str, secret: Option<&str>, interval: &str) -> GitRepositorySpec {
     GitRepositorySpec {
         url: url.into(),
         interval: interval.into(),
@@ -32,7 +32,7 @@ fn spec(url: &str, branch: &str, secret: Option<&str>, interval: &str) -> GitRep
     }
 }
 
-async fn create(h: &Harness, name: &str, spec: GitRepositorySpec) {
+pub(crate) async fn create(h: &Harness, name: &str, spec: GitRepositorySpec) {
     let obj = GitRepository::new(name, spec);
     h.api
         .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&obj))
@@ -40,7 +40,7 @@ async fn create(h: &Harness, name: &str, spec: GitRepositorySpec) {
         .unwrap();
 }
 
-async fn secret(h: &Harness, name: &str, data: serde_json::Value) {
+pub(crate) async fn secret(h: &Harness, name: &str, data: serde_json::Value) {
     let api: Api<Secret> = Api::namespaced(cluster().client().await, h.ns.name());
     let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
     api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
@@ -49,7 +49,7 @@ async fn secret(h: &Harness, name: &str, data: serde_json::Value) {
 }
 
 /// Waits until `pred` holds for the object, or panics with its last status.
-async fn wait_until(
+pub(crate) async fn wait_until(
     h: &Harness,
     name: &str,
     what: &str,
@@ -70,19 +70,19 @@ async fn wait_until(
     }
 }
 
-fn ready(obj: &GitRepository) -> Option<(String, String, String)> {
+pub(crate) fn ready(obj: &GitRepository) -> Option<(String, String, String)> {
     let c = conditions::get(&obj.status.as_ref()?.conditions, READY)?;
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-fn is_ready_at(obj: &GitRepository, revision: &str) -> bool {
+pub(crate) fn is_ready_at(obj: &GitRepository, revision: &str) -> bool {
     obj.status.as_ref().is_some_and(|s| {
         conditions::is_ready(&s.conditions, obj.metadata.generation)
             && s.artifact.as_ref().is_some_and(|a| a.revision == revision)
     })
 }
 
-async fn request_reconcile(h: &Harness, name: &str, at: &str) {
+pub(crate) async fn request_reconcile(h: &Harness, name: &str, at: &str) {
     let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: at}}});
     h.api
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -2,6 +2,7 @@
 //! `config/` (so the RBAC there is proven enough), against real Git servers on loopback.
 
 mod gitrepository;
+mod provider;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -31,6 +32,11 @@ impl Drop for Harness {
 }
 
 pub async fn start(prefix: &str) -> Harness {
+    start_with(prefix, &[]).await
+}
+
+/// [`start`] with more flags.
+pub async fn start_with(prefix: &str, flags: &[&str]) -> Harness {
     driftless_runtime::telemetry::init(&driftless_runtime::flags::LogArgs {
         log_level: driftless_runtime::flags::LogLevel::Info,
         log_encoding: driftless_runtime::flags::LogEncoding::Console,
@@ -40,19 +46,23 @@ pub async fn start(prefix: &str) -> Harness {
     let ns = cluster().namespace(prefix).await;
     let storage = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let args = Args::parse_from([
-        "source-controller".to_string(),
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--health-addr=127.0.0.1:0".into(),
-        "--storage-addr=127.0.0.1:0".into(),
-        format!("--storage-path={}", storage.path().display()),
-        format!("--git-cache-path={}", cache.path().display()),
-        "--watch-all-namespaces=false".into(),
-        format!("--runtime-namespace={}", ns.name()),
-        "--min-retry-delay=200ms".into(),
-        "--max-retry-delay=2s".into(),
-        "--artifact-retention-ttl=1h".into(),
-    ]);
+    let args = Args::parse_from(
+        [
+            "source-controller".to_string(),
+            "--metrics-addr=127.0.0.1:0".into(),
+            "--health-addr=127.0.0.1:0".into(),
+            "--storage-addr=127.0.0.1:0".into(),
+            format!("--storage-path={}", storage.path().display()),
+            format!("--git-cache-path={}", cache.path().display()),
+            "--watch-all-namespaces=false".into(),
+            format!("--runtime-namespace={}", ns.name()),
+            "--min-retry-delay=200ms".into(),
+            "--max-retry-delay=2s".into(),
+            "--artifact-retention-ttl=1h".into(),
+        ]
+        .into_iter()
+        .chain(flags.iter().map(|f| f.to_string())),
+    );
     let client = cluster().client_as(SERVICE_ACCOUNT).await;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {

@@ -56,6 +56,8 @@ pub mod reasons {
     pub const URL_INVALID: &str = "URLInvalid";
     /// Authentication with the source failed.
     pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
+    /// The spec needs a controller feature gate that is off.
+    pub const FEATURE_GATE_DISABLED: &str = "FeatureGateDisabled";
     /// Verification of the source failed.
     pub const VERIFICATION_ERROR: &str = "VerificationError";
     /// A storage operation failed.

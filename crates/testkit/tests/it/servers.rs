@@ -41,6 +41,47 @@ fn git_http_serves_with_basic_auth_only() {
 }
 
 #[test]
+fn git_http_with_a_bearer_token_serves_that_token_only() {
+    let root = RepoRoot::default();
+    let sha = root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let server = GitHttp::start_bearer(&root, "t0ken");
+    let url = server.url("fleet");
+    let header = |value: &str| {
+        vec![
+            ("GIT_CONFIG_COUNT", "1".to_string()),
+            ("GIT_CONFIG_KEY_0", "http.extraHeader".to_string()),
+            ("GIT_CONFIG_VALUE_0", format!("Authorization: {value}")),
+        ]
+    };
+    let (ok, out) = ls_remote(&url, &header("Bearer t0ken"));
+    assert!(ok && out.contains(&sha), "{out}");
+    for refused in ["Bearer other", "Basic Zmx1eDpzM2NyZXQ="] {
+        let (ok, out) = ls_remote(&url, &header(refused));
+        assert!(!ok, "{refused} must be refused: {out}");
+    }
+    let (ok, _) = ls_remote(&url, &[]);
+    assert!(!ok, "anonymous access must be refused");
+}
+
+#[test]
+fn git_https_needs_the_ca_and_a_client_certificate() {
+    let root = RepoRoot::default();
+    let sha = root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let pki = driftless_testkit::pki::Pki::new();
+    let server = GitHttp::start_tls(&root, "flux", "s3cret", &pki, true);
+    let url = server.url("fleet").replace("https://", "https://flux:s3cret@");
+    let ca = ("GIT_SSL_CAINFO", pki.path("ca.crt").display().to_string());
+    let cert = ("GIT_SSL_CERT", pki.path("client.crt").display().to_string());
+    let key = ("GIT_SSL_KEY", pki.path("client.key").display().to_string());
+    let (ok, out) = ls_remote(&url, &[ca.clone(), cert, key]);
+    assert!(ok && out.contains(&sha), "{out}");
+    let (ok, out) = ls_remote(&url, &[ca]);
+    assert!(!ok, "a missing client certificate must be refused: {out}");
+    let (ok, out) = ls_remote(&url, &[]);
+    assert!(!ok, "an unknown CA must be refused: {out}");
+}
+
+#[test]
 fn git_ssh_serves_with_the_client_key_and_known_hosts() {
     let root = RepoRoot::default();
     let repo = root.repo("fleet");

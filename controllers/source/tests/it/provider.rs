@@ -1,0 +1,308 @@
+//! `spec.provider`: credentials a GitHub App or an Azure workload identity issues. GitHub's and Azure AD's
+//! token endpoints are out of reach here, so each test runs a small stand-in that checks what a real one
+//! checks (the app's RS256 JWT against its public key; the client-credentials form with the federated
+//! token) and issues a token the real Git server (lighttpd + git http-backend) then requires.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use driftless_api::source::{GitProvider, GitRepositorySpec};
+use driftless_testkit::{
+    git::{GitHttp, RepoRoot},
+    pki::rsa_key_pair,
+};
+use serde_json::{Value, json};
+
+use super::{
+    gitrepository::{create, is_ready_at, ready, request_reconcile, secret, spec, wait_until},
+    start, start_with,
+};
+
+/// Serves `router` on a loopback port; returns its base URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+/// GitHub's app endpoints: the bearer must be an RS256 JWT the app's key signed, issued by its ID and
+/// valid ten minutes at most; installation 42 belongs to `driftless-org`.
+#[derive(Clone)]
+struct GitHub {
+    public_key: String,
+    app_id: String,
+    token: String,
+    issued: Arc<AtomicUsize>,
+}
+
+impl GitHub {
+    fn check(&self, headers: &HeaderMap) -> Result<(), (StatusCode, Json<Value>)> {
+        let refuse = |m: &str| (StatusCode::UNAUTHORIZED, Json(json!({"message": m})));
+        let jwt = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| refuse("A JSON web token could not be decoded"))?;
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            iat: u64,
+            exp: u64,
+            iss: String,
+        }
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(self.public_key.as_bytes()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+        let claims = jsonwebtoken::decode::<Claims>(jwt, &key, &validation)
+            .map_err(|_| refuse("A JSON web token could not be decoded"))?
+            .claims;
+        if claims.iss != self.app_id || claims.exp.saturating_sub(claims.iat) > 600 {
+            return Err(refuse("'Expiration time' claim ('exp') is too far in the future"));
+        }
+        Ok(())
+    }
+}
+
+async fn access_token(
+    State(gh): State<GitHub>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Err(refused) = gh.check(&headers) {
+        return refused;
+    }
+    if id != "42" {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"})));
+    }
+    gh.issued.fetch_add(1, Ordering::SeqCst);
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    (
+        StatusCode::CREATED,
+        Json(json!({"token": gh.token, "expires_at": expires.to_rfc3339()})),
+    )
+}
+
+async fn installations(State(gh): State<GitHub>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    match gh.check(&headers) {
+        Err(refused) => refused,
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!([{"id": 7, "account": {"login": "someone-else"}},
+                {"id": 42, "account": {"login": "driftless-org"}}])),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_github_app_installation_token_fetches_and_is_reused_until_it_expires() {
+    let h = start("git-github").await;
+    let (private_key, public_key) = rsa_key_pair();
+    let gh = GitHub {
+        public_key,
+        app_id: "4242".into(),
+        token: "ghs_driftlessInstallationToken".into(),
+        issued: Arc::default(),
+    };
+    let base = serve(
+        Router::new()
+            .route("/api/v3/app/installations/{id}/access_tokens", post(access_token))
+            .route("/api/v3/app/installations", get(installations))
+            .with_state(gh.clone()),
+    )
+    .await;
+    let root = RepoRoot::default();
+    let head = root.repo("fleet").commit(&[("a.yaml", "1")], "first");
+    let server = GitHttp::start(&root, "x-access-token", &gh.token);
+    let url = server.url("fleet");
+    let app = |installation: Value| {
+        let mut data = json!({"githubAppID": "4242", "githubAppPrivateKey": private_key,
+            "githubAppBaseURL": format!("{base}/api/v3")});
+        data.as_object_mut()
+            .unwrap()
+            .extend(installation.as_object().unwrap().clone());
+        data
+    };
+    let github = |secret: &str| GitRepositorySpec {
+        provider: Some(GitProvider::Github),
+        ..spec(&url, "main", Some(secret), "1h")
+    };
+    secret(&h, "by-id", app(json!({"githubAppInstallationID": "42"}))).await;
+    secret(
+        &h,
+        "by-owner",
+        app(json!({"githubAppInstallationOwner": "driftless-org"})),
+    )
+    .await;
+    create(&h, "by-id", github("by-id")).await;
+    create(&h, "by-owner", github("by-owner")).await;
+    let rev = format!("main@sha1:{head}");
+    for name in ["by-id", "by-owner"] {
+        wait_until(&h, name, "Ready with an installation token", |o| {
+            is_ready_at(o, &rev)
+        })
+        .await;
+    }
+    assert_eq!(gh.issued.load(Ordering::SeqCst), 2, "one token per installation");
+
+    // the next reconcile reuses the token
+    request_reconcile(&h, "by-id", "again").await;
+    wait_until(&h, "by-id", "the requested reconcile", |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.reconcile_request.last_handled_reconcile_at.as_deref() == Some("again"))
+    })
+    .await;
+    assert_eq!(
+        gh.issued.load(Ordering::SeqCst),
+        2,
+        "a cached token was requested again"
+    );
+
+    // an installation the app does not have, and a Secret without the key: what to fix
+    let cases = [
+        (
+            "other",
+            app(json!({"githubAppInstallationID": "7"})),
+            "refused the app (404 Not Found): Not Found",
+        ),
+        (
+            "no-key",
+            json!({"githubAppID": "4242", "githubAppInstallationID": "42"}),
+            "'githubAppPrivateKey' is required",
+        ),
+    ];
+    for (name, data, says) in cases {
+        secret(&h, name, data).await;
+        create(&h, name, github(name)).await;
+        let failed = wait_until(&h, name, "the provider failure", |o| {
+            ready(o).is_some_and(|(status, _, _)| status == "False")
+        })
+        .await;
+        let (_, reason, message) = ready(&failed).unwrap();
+        assert_eq!(reason, "AuthenticationFailed", "{name}");
+        assert!(
+            message.starts_with("failed to get credentials from the 'github' provider")
+                && message.contains(says),
+            "{name}: {message}"
+        );
+        assert!(!message.contains("BEGIN"), "no key in status: {message}");
+    }
+}
+
+/// Azure AD's token endpoint for one tenant: a client-credentials grant whose assertion is the
+/// federated token, for the client ID, asking for Azure DevOps' scope.
+#[derive(Clone)]
+struct AzureAd {
+    client_id: String,
+    assertion: String,
+    access_token: String,
+}
+
+async fn azure_token(
+    State(ad): State<AzureAd>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    let valid = field("grant_type") == "client_credentials"
+        && field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        && field("scope") == "499b84ac-1321-427f-aa17-267ca6975798/.default"
+        && field("client_id") == ad.client_id
+        && field("client_assertion") == ad.assertion;
+    if !valid {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": "invalid_client", "error_description": "AADSTS700213: No matching federated identity record found"}),
+            ),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": ad.access_token})),
+    )
+}
+
+#[tokio::test]
+async fn azure_workload_identity_gives_a_bearer_token_and_object_level_identity_needs_its_gate() {
+    let ad = AzureAd {
+        client_id: "5f3c2a1e-client".into(),
+        assertion: "federated.projected.token".into(),
+        access_token: "eyJ0eXAiOiJKV1Qi.azure-devops".into(),
+    };
+    let authority = serve(
+        Router::new()
+            .route("/tenant-1/oauth2/v2.0/token", post(azure_token))
+            .with_state(ad.clone()),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, &ad.assertion).unwrap();
+    let flags = [
+        format!("--azure-authority-host={authority}/"),
+        format!("--azure-federated-token-file={}", token_file.display()),
+        format!("--azure-client-id={}", ad.client_id),
+        "--azure-tenant-id=tenant-1".into(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let h = start_with("git-azure", &flags).await;
+    let root = RepoRoot::default();
+    let head = root.repo("fleet").commit(&[("a.yaml", "1")], "first");
+    let server = GitHttp::start_bearer(&root, &ad.access_token);
+    let azure = GitRepositorySpec {
+        provider: Some(GitProvider::Azure),
+        ..spec(&server.url("fleet"), "main", None, "1h")
+    };
+    create(&h, "fleet", azure.clone()).await;
+    let rev = format!("main@sha1:{head}");
+    wait_until(&h, "fleet", "Ready with the workload identity", |o| {
+        is_ready_at(o, &rev)
+    })
+    .await;
+
+    // a ServiceAccount of the object's own needs ObjectLevelWorkloadIdentity, as in Flux
+    let own = GitRepositorySpec {
+        service_account_name: Some("tenant".into()),
+        ..azure
+    };
+    create(&h, "own", own).await;
+    let failed = wait_until(&h, "own", "the feature gate refusal", |o| {
+        ready(o).is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).unwrap();
+    assert_eq!(reason, "FeatureGateDisabled");
+    assert_eq!(
+        message,
+        "to use spec.serviceAccountName for provider authentication please enable the \
+         ObjectLevelWorkloadIdentity feature gate in the controller"
+    );
+}
+
+#[tokio::test]
+async fn a_service_account_name_needs_the_azure_provider() {
+    let h = start("git-sa").await;
+    let wrong = GitRepositorySpec {
+        service_account_name: Some("tenant".into()),
+        ..spec("https://example.com/repo.git", "main", None, "1h")
+    };
+    create(&h, "wrong", wrong).await;
+    let failed = wait_until(&h, "wrong", "the spec refusal", |o| {
+        ready(o).is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).unwrap();
+    assert_eq!(reason, "InvalidSpec");
+    assert!(
+        message.contains("only supported with the 'azure' provider"),
+        "{message}"
+    );
+}
