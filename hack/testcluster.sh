@@ -14,7 +14,8 @@
 # controller applies (core/v1, apps/v1, batch/v1, rbac, coordination, networking, …) as hidden CRDs whose
 # schemas come from client-go's typed-apply schema, so server-side apply merges lists as kube-apiserver does.
 # RBAC is enforced; the kubeconfig's token is a system:masters admin that may impersonate ServiceAccounts.
-# etcd 3.5 comes from sid's etcd-server .deb. No controllers run: nothing creates Pods or writes status.
+# ServiceAccount tokens (TokenRequest, `kubectl create token`) are issued and checked by TokenReview
+# (hack/testcluster/tokens.go), for workload identity tests. etcd 3.5 comes from sid's etcd-server .deb. No controllers run: nothing creates Pods or writes status.
 #
 # Cache: ${XDG_CACHE_HOME:-~/.cache}/driftless/testcluster (rebuilt only when its inputs change).
 # Env: DRIFTLESS_TC_PORT (API port; default 6443 for "default", a free port otherwise),
@@ -165,7 +166,7 @@ resolve_gomod() {
 # checked: when sid's sources move so that a patch no longer applies, the build stops and says which one.
 write_overlay() {
   mkdir -p $MOD/overlay
-  cp $SRCDIR/main.go $SRCDIR/rbac.go $MOD/
+  cp $SRCDIR/main.go $SRCDIR/rbac.go $SRCDIR/tokens.go $MOD/
   cp $SRCDIR/zz_builtin.go $MOD/overlay/zz_builtin.go
   # client-go's structured-merge-diff schema of all built-in types, embedded by main.go
   sed -n '/^var schemaYAML = typed.YAMLObject(`/,/^`)$/p' $GOSRC/k8s.io/client-go/applyconfigurations/internal/internal.go \
@@ -215,7 +216,7 @@ build() {
          GOCACHE=$CACHE/gocache GOMODCACHE=$CACHE/gomodcache CGO_ENABLED=0 GOWORK=off
   mkdir -p $MOD $CACHE/bin && cd $MOD
   write_overlay
-  local modstamp; modstamp=$( (cat $CACHE/gocode.stamp; sed -n '/^import (/,/^)/p' main.go rbac.go overlay/zz_builtin.go) | sha256sum | cut -c1-16)
+  local modstamp; modstamp=$( (cat $CACHE/gocode.stamp; sed -n '/^import (/,/^)/p' main.go rbac.go tokens.go overlay/zz_builtin.go) | sha256sum | cut -c1-16)
   if [ ! -f go.mod ] || [ "$(cat go.mod.stamp 2>/dev/null)" != "$modstamp" ]; then
     log "resolving go.mod against the Debian sources (offline)"
     resolve_gomod

@@ -659,6 +659,10 @@ func run(c *cobra.Command, o *options.CustomResourceDefinitionsServerOptions) er
 				authzHandler.ServeHTTP(w, r)
 				return
 			}
+			if r.URL.Path == "/apis/authentication.k8s.io/v1/tokenreviews" {
+				serveTokenReview(w, r)
+				return
+			}
 			builtin.ServeHTTP(w, r)
 		}
 	})
@@ -711,6 +715,7 @@ func run(c *cobra.Command, o *options.CustomResourceDefinitionsServerOptions) er
 				time.Sleep(100 * time.Millisecond)
 			}
 		}
+		setTokenClient(dc)
 		go namespaceController(hc, dc, kinds)
 		return nil
 	})
@@ -893,6 +898,10 @@ func builtinCompat(next http.Handler, kinds []builtinKind) http.Handler {
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(js)), int64(len(js))
 			r.Header.Set("Content-Type", "application/json")
 			r.Header.Del("Content-Length")
+		}
+		if ri.APIGroup == "" && ri.Resource == "serviceaccounts" && ri.Subresource == "token" {
+			serveTokenRequest(w, r, ri, fail)
+			return
 		}
 		gvk, known := kindOf[schema.GroupVersionResource{Group: ri.APIGroup, Version: ri.APIVersion, Resource: ri.Resource}]
 		if ri.Verb != "patch" || ct != "application/strategic-merge-patch+json" || !known {

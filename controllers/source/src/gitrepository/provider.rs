@@ -19,6 +19,7 @@ use std::{
 };
 
 use driftless_git::tls::Tls;
+use driftless_runtime::error::api_message;
 use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
 use kube::Api;
 use serde::Deserialize;
@@ -281,7 +282,7 @@ pub async fn azure_token(
             let sa = accounts
                 .get_opt(name)
                 .await
-                .map_err(|e| format!("reading ServiceAccount '{namespace}/{name}': {e}"))?
+                .map_err(|e| format!("reading ServiceAccount '{namespace}/{name}': {}", api_message(&e)))?
                 .ok_or_else(|| format!("ServiceAccount '{namespace}/{name}' not found"))?;
             let annotation = |k: &str| {
                 sa.metadata
@@ -312,7 +313,12 @@ pub async fn azure_token(
             let issued: TokenRequest = accounts
                 .create_subresource("token", name, &Default::default(), &request)
                 .await
-                .map_err(|e| format!("requesting a token for ServiceAccount '{namespace}/{name}': {e}"))?;
+                .map_err(|e| {
+                    format!(
+                        "requesting a token for ServiceAccount '{namespace}/{name}': {}",
+                        api_message(&e)
+                    )
+                })?;
             let token = issued
                 .status
                 .and_then(|s| s.token)

@@ -202,8 +202,44 @@ async fn a_github_app_installation_token_fetches_and_is_reused_until_it_expires(
 #[derive(Clone)]
 struct AzureAd {
     client_id: String,
-    assertion: String,
+    assertion: Assertion,
     access_token: String,
+}
+
+/// What makes an assertion valid.
+#[derive(Clone)]
+enum Assertion {
+    /// The controller's federated token file holds exactly this.
+    Exact(String),
+    /// A ServiceAccount token the cluster vouches for (TokenReview), for this subject and Azure's audience,
+    /// as Azure AD checks one against the cluster's issuer.
+    Reviewed {
+        client: kube::Client,
+        subject: Arc<std::sync::Mutex<String>>,
+    },
+}
+
+impl Assertion {
+    async fn valid(&self, token: &str) -> bool {
+        match self {
+            Assertion::Exact(want) => token == want,
+            Assertion::Reviewed { client, subject } => {
+                use k8s_openapi::api::authentication::v1::TokenReview;
+                let review: TokenReview = serde_json::from_value(json!({
+                    "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "spec": {"token": token, "audiences": ["api://AzureADTokenExchange"]}}))
+                .unwrap();
+                let reviewed = kube::Api::<TokenReview>::all(client.clone())
+                    .create(&Default::default(), &review)
+                    .await
+                    .unwrap();
+                let status = reviewed.status.unwrap_or_default();
+                let want = subject.lock().unwrap().clone();
+                status.authenticated == Some(true)
+                    && status.user.and_then(|u| u.username).as_deref() == Some(want.as_str())
+            }
+        }
+    }
 }
 
 async fn azure_token(
@@ -215,7 +251,7 @@ async fn azure_token(
         && field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         && field("scope") == "499b84ac-1321-427f-aa17-267ca6975798/.default"
         && field("client_id") == ad.client_id
-        && field("client_assertion") == ad.assertion;
+        && ad.assertion.valid(field("client_assertion")).await;
     if !valid {
         return (
             StatusCode::BAD_REQUEST,
@@ -232,9 +268,10 @@ async fn azure_token(
 
 #[tokio::test]
 async fn azure_workload_identity_gives_a_bearer_token_and_object_level_identity_needs_its_gate() {
+    let federated = "federated.projected.token";
     let ad = AzureAd {
         client_id: "5f3c2a1e-client".into(),
-        assertion: "federated.projected.token".into(),
+        assertion: Assertion::Exact(federated.into()),
         access_token: "eyJ0eXAiOiJKV1Qi.azure-devops".into(),
     };
     let authority = serve(
@@ -245,7 +282,7 @@ async fn azure_workload_identity_gives_a_bearer_token_and_object_level_identity_
     .await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("azure-identity-token");
-    std::fs::write(&token_file, &ad.assertion).unwrap();
+    std::fs::write(&token_file, federated).unwrap();
     let flags = [
         format!("--azure-authority-host={authority}/"),
         format!("--azure-federated-token-file={}", token_file.display()),
@@ -284,6 +321,75 @@ async fn azure_workload_identity_gives_a_bearer_token_and_object_level_identity_
         message,
         "to use spec.serviceAccountName for provider authentication please enable the \
          ObjectLevelWorkloadIdentity feature gate in the controller"
+    );
+}
+
+#[tokio::test]
+async fn object_level_workload_identity_exchanges_the_service_accounts_own_token() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let subject = Arc::new(std::sync::Mutex::new(String::new()));
+    let ad = AzureAd {
+        client_id: "tenant-client".into(),
+        assertion: Assertion::Reviewed {
+            client: driftless_testkit::cluster::cluster().client().await,
+            subject: subject.clone(),
+        },
+        access_token: "eyJ0eXAiOiJKV1Qi.tenant-devops".into(),
+    };
+    let authority = serve(
+        Router::new()
+            .route("/tenant-2/oauth2/v2.0/token", post(azure_token))
+            .with_state(ad.clone()),
+    )
+    .await;
+    let flags = [
+        format!("--azure-authority-host={authority}/"),
+        "--feature-gates=ObjectLevelWorkloadIdentity=true".into(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let h = start_with("git-own", &flags).await;
+    *subject.lock().unwrap() = format!("system:serviceaccount:{}:tenant", h.ns.name());
+    let accounts: kube::Api<ServiceAccount> =
+        kube::Api::namespaced(driftless_testkit::cluster::cluster().client().await, h.ns.name());
+    for (name, annotations) in [
+        (
+            "tenant",
+            json!({"azure.workload.identity/client-id": "tenant-client",
+                "azure.workload.identity/tenant-id": "tenant-2"}),
+        ),
+        ("bare", json!({})),
+    ] {
+        let sa: ServiceAccount = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "annotations": annotations}}))
+        .unwrap();
+        accounts.create(&Default::default(), &sa).await.unwrap();
+    }
+    let root = RepoRoot::default();
+    let head = root.repo("fleet").commit(&[("a.yaml", "1")], "first");
+    let server = GitHttp::start_bearer(&root, &ad.access_token);
+    let with = |account: &str| GitRepositorySpec {
+        provider: Some(GitProvider::Azure),
+        service_account_name: Some(account.into()),
+        ..spec(&server.url("fleet"), "main", None, "1h")
+    };
+    create(&h, "tenant", with("tenant")).await;
+    let rev = format!("main@sha1:{head}");
+    wait_until(&h, "tenant", "Ready with the tenant's identity", |o| {
+        is_ready_at(o, &rev)
+    })
+    .await;
+
+    // a ServiceAccount without the client ID annotation says what to add
+    create(&h, "bare", with("bare")).await;
+    let failed = wait_until(&h, "bare", "the missing annotation", |o| {
+        ready(o).is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).unwrap();
+    assert_eq!(reason, "AuthenticationFailed");
+    assert!(
+        message.contains("has no azure.workload.identity/client-id annotation"),
+        "{message}"
     );
 }
 
