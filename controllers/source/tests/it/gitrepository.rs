@@ -70,6 +70,17 @@ pub(crate) async fn wait_until(
     }
 }
 
+/// Waits until `name` is not Ready (`what` names the failure for the timeout message); returns the
+/// Ready reason and message.
+pub(crate) async fn failed(h: &Harness, name: &str, what: &str) -> (String, String) {
+    let obj = wait_until(h, name, what, |o| {
+        ready(o).is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&obj).unwrap();
+    (reason, message)
+}
+
 pub(crate) fn ready(obj: &GitRepository) -> Option<(String, String, String)> {
     let c = conditions::get(&obj.status.as_ref()?.conditions, READY)?;
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
@@ -685,18 +696,15 @@ async fn https_with_the_secrets_ca_and_client_certificate_becomes_ready_and_a_wr
     let other = Pki::new();
     secret(&h, "tls", tls(&other)).await;
     request_reconcile(&h, "fleet", "other-ca").await;
-    let failed = wait_until(&h, "fleet", "the TLS failure", |o| {
-        ready(o).is_some_and(|(status, _, _)| status == "False")
-    })
-    .await;
-    let (_, reason, message) = ready(&failed).unwrap();
+    let (reason, message) = failed(&h, "fleet", "the TLS failure").await;
     assert_eq!(reason, "GitOperationFailed");
     assert!(
         message.contains("TLS connection to") && message.contains("invalid peer certificate"),
         "{message}"
     );
     assert!(!message.contains("BEGIN"), "no PEM in status: {message}");
-    assert_eq!(failed.status.unwrap().artifact, Some(artifact));
+    let status = h.api.get("fleet").await.unwrap().status.unwrap();
+    assert_eq!(status.artifact, Some(artifact), "the last artifact stays");
 
     // a client certificate without its key: the Secret is what to fix
     secret(
@@ -706,11 +714,7 @@ async fn https_with_the_secrets_ca_and_client_certificate_becomes_ready_and_a_wr
     )
     .await;
     create(&h, "half", spec(&url, "main", Some("half"), "1h")).await;
-    let half = wait_until(&h, "half", "the incomplete Secret", |o| {
-        ready(o).is_some_and(|(status, _, _)| status == "False")
-    })
-    .await;
-    let (_, reason, message) = ready(&half).unwrap();
+    let (reason, message) = failed(&h, "half", "the incomplete Secret").await;
     assert_eq!(reason, "AuthenticationFailed");
     assert!(message.contains("'tls.crt' and 'tls.key'"), "{message}");
 }

@@ -22,7 +22,7 @@ use driftless_testkit::{
 use serde_json::{Value, json};
 
 use super::{
-    gitrepository::{create, is_ready_at, ready, request_reconcile, secret, spec, wait_until},
+    gitrepository::{create, failed, is_ready_at, request_reconcile, secret, spec, wait_until},
     start, start_with,
 };
 
@@ -182,11 +182,7 @@ async fn a_github_app_installation_token_fetches_and_is_reused_until_it_expires(
     for (name, data, says) in cases {
         secret(&h, name, data).await;
         create(&h, name, github(name)).await;
-        let failed = wait_until(&h, name, "the provider failure", |o| {
-            ready(o).is_some_and(|(status, _, _)| status == "False")
-        })
-        .await;
-        let (_, reason, message) = ready(&failed).unwrap();
+        let (reason, message) = failed(&h, name, "the provider failure").await;
         assert_eq!(reason, "AuthenticationFailed", "{name}");
         assert!(
             message.starts_with("failed to get credentials from the 'github' provider")
@@ -311,11 +307,7 @@ async fn azure_workload_identity_gives_a_bearer_token_and_object_level_identity_
         ..azure
     };
     create(&h, "own", own).await;
-    let failed = wait_until(&h, "own", "the feature gate refusal", |o| {
-        ready(o).is_some_and(|(status, _, _)| status == "False")
-    })
-    .await;
-    let (_, reason, message) = ready(&failed).unwrap();
+    let (reason, message) = failed(&h, "own", "the feature gate refusal").await;
     assert_eq!(reason, "FeatureGateDisabled");
     assert_eq!(
         message,
@@ -381,11 +373,7 @@ async fn object_level_workload_identity_exchanges_the_service_accounts_own_token
 
     // a ServiceAccount without the client ID annotation says what to add
     create(&h, "bare", with("bare")).await;
-    let failed = wait_until(&h, "bare", "the missing annotation", |o| {
-        ready(o).is_some_and(|(status, _, _)| status == "False")
-    })
-    .await;
-    let (_, reason, message) = ready(&failed).unwrap();
+    let (reason, message) = failed(&h, "bare", "the missing annotation").await;
     assert_eq!(reason, "AuthenticationFailed");
     assert!(
         message.contains("has no azure.workload.identity/client-id annotation"),
@@ -401,11 +389,7 @@ async fn a_service_account_name_needs_the_azure_provider() {
         ..spec("https://example.com/repo.git", "main", None, "1h")
     };
     create(&h, "wrong", wrong).await;
-    let failed = wait_until(&h, "wrong", "the spec refusal", |o| {
-        ready(o).is_some_and(|(status, _, _)| status == "False")
-    })
-    .await;
-    let (_, reason, message) = ready(&failed).unwrap();
+    let (reason, message) = failed(&h, "wrong", "the spec refusal").await;
     assert_eq!(reason, "InvalidSpec");
     assert!(
         message.contains("only supported with the 'azure' provider"),
