@@ -230,6 +230,16 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// The client that acts for `obj`: the cluster of `spec.kubeConfig` when set, impersonating
 /// `spec.serviceAccountName` (or, locally, `--default-service-account`) when set; else the controller's.
+/// A resource manager writing through `client`, resolving kinds through the controller's cache when
+/// `obj` targets this cluster (a remote cluster serves kinds of its own).
+fn resource_manager(obj: &Kustomization, ctx: &Context, client: kube::Client) -> ResourceManager {
+    let manager = ResourceManager::new(client, FIELD_MANAGER);
+    match obj.spec.kube_config {
+        None => manager.with_kind_cache(ctx.kinds.clone()),
+        Some(_) => manager,
+    }
+}
+
 async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Client, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let default_sa = (!ctx.config.default_service_account.is_empty() && obj.spec.kube_config.is_none())
@@ -483,7 +493,7 @@ async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, E
             .map(|i| i.entries)
             .unwrap_or_default();
         let client = target_client(&obj, &ctx).await?;
-        let manager = ResourceManager::new(client, FIELD_MANAGER);
+        let manager = resource_manager(&obj, &ctx, client);
         let changes = manager
             .prune(&old, &[])
             .await
@@ -994,7 +1004,7 @@ async fn run_steps(
         (NAME_LABEL.to_string(), obj.name_any()),
         (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
     ]);
-    let manager = ResourceManager::new(client.clone(), FIELD_MANAGER)
+    let manager = resource_manager(obj, ctx, client.clone())
         .with_force(obj.spec.force.unwrap_or(false))
         .with_overridden_managers(&ctx.override_managers)
         .with_verified(ctx.verified.clone());
@@ -1128,7 +1138,7 @@ async fn check_health(
         .await
         .map_err(Error::Kube)?;
     *last_written = status.clone();
-    let manager = ResourceManager::new(applied.client.clone(), FIELD_MANAGER);
+    let manager = resource_manager(obj, ctx, applied.client.clone());
     let options = WaitOptions {
         interval: poll_interval(all.len()),
         timeout,

@@ -98,6 +98,8 @@ pub struct Context {
     pub fail_fast: bool,
     /// Objects verified unchanged, shared by every reconcile (see [`driftless_ssa::Verified`]).
     pub verified: Arc<driftless_ssa::Verified>,
+    /// Kinds this cluster serves, shared by every reconcile against it (not by remote clusters').
+    pub kinds: Arc<driftless_ssa::KindCache>,
     /// `--sops-age-secret`.
     pub sops_age_secret: String,
 }
@@ -143,6 +145,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         additive_cel_dependency_check: args.feature_gates.enabled("AdditiveCELDependencyCheck", false),
         fail_fast: !args.feature_gates.enabled("DisableFailFastBehavior", false),
         verified: Default::default(),
+        kinds: Arc::new(driftless_ssa::KindCache::new(std::time::Duration::from_secs(600))),
         sops_age_secret: args.sops_age_secret.clone(),
     });
     tokio::select! {

@@ -287,6 +287,52 @@ async fn in_parallel<T>(futures: Vec<BoxFuture<'_, Result<T, Error>>>, n: usize)
     futures::stream::iter(futures).buffered(n).try_collect().await
 }
 
+/// Kinds one cluster served recently, shared across reconciles: a kind found is not asked for again for
+/// the cache's time to live; kinds not found are asked for every time (a CRD may appear at any moment),
+/// and a kind the server no longer knows (a 404 on an object of it) is forgotten at once. Use one cache
+/// per cluster (impersonation does not change what a cluster serves; a remote cluster does).
+#[derive(Debug)]
+pub struct KindCache {
+    ttl: Duration,
+    found: std::sync::Mutex<
+        std::collections::HashMap<GroupVersionKind, (ApiResource, ApiCapabilities, tokio::time::Instant)>,
+    >,
+}
+
+impl KindCache {
+    /// An empty cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            found: Default::default(),
+        }
+    }
+
+    fn get(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, ApiCapabilities)> {
+        let found = self.found.lock().expect("kind cache");
+        let (ar, caps, at) = found.get(gvk)?;
+        (at.elapsed() < self.ttl).then(|| (ar.clone(), caps.clone()))
+    }
+
+    fn put(&self, gvk: GroupVersionKind, resolved: (ApiResource, ApiCapabilities)) {
+        let now = tokio::time::Instant::now();
+        self.found
+            .lock()
+            .expect("kind cache")
+            .insert(gvk, (resolved.0, resolved.1, now));
+    }
+
+    /// Forgets `gvk` (its CRD went away or changed).
+    pub fn forget(&self, gvk: &GroupVersionKind) {
+        self.found.lock().expect("kind cache").remove(gvk);
+    }
+
+    /// Whether `gvk` is cached and fresh.
+    pub fn contains(&self, gvk: &GroupVersionKind) -> bool {
+        self.get(gvk).is_some()
+    }
+}
+
 /// Resolved kinds: what the API server serves for each wanted kind.
 pub(crate) struct Kinds(std::collections::HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>);
 
@@ -353,6 +399,7 @@ pub struct ResourceManager {
     overridden: Vec<String>,
     concurrency: usize,
     verified: Option<std::sync::Arc<Verified>>,
+    kinds: Option<std::sync::Arc<KindCache>>,
 }
 
 /// What a manager last found or made unchanged: per object, the hash of the desired object and the
@@ -417,7 +464,14 @@ impl ResourceManager {
             overridden: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
             verified: None,
+            kinds: None,
         }
+    }
+
+    /// Resolves kinds through `cache` (shared across reconciles against the same cluster).
+    pub fn with_kind_cache(mut self, cache: std::sync::Arc<KindCache>) -> Self {
+        self.kinds = Some(cache);
+        self
     }
 
     /// Remembers verified objects in `verified` (shared across reconciles), so an object nobody changed
@@ -448,12 +502,32 @@ impl ResourceManager {
         self
     }
 
+    /// Forgets a cached kind when the server answers 404 for it: its CRD may be gone or no longer serve
+    /// that version (an object missing is not an error: lookups ask for it optionally).
+    fn forget_if_gone(&self, gvk: &GroupVersionKind, e: &kube::Error) {
+        if let (Some(cache), kube::Error::Api(status)) = (&self.kinds, e)
+            && status.code == 404
+        {
+            cache.forget(gvk);
+        }
+    }
+
     /// Resolves the kinds of `gvks` (one discovery request per kind, in parallel): unknown kinds are
     /// absent from the result. Cheaper than a full discovery, which asks every API group.
     async fn resolve(&self, gvks: impl IntoIterator<Item = GroupVersionKind>) -> Result<Kinds, Error> {
         let mut wanted: Vec<GroupVersionKind> = gvks.into_iter().collect();
         wanted.sort_by(|a, b| (&a.group, &a.version, &a.kind).cmp(&(&b.group, &b.version, &b.kind)));
         wanted.dedup();
+        let mut cached = std::collections::HashMap::new();
+        if let Some(cache) = &self.kinds {
+            wanted.retain(|gvk| match cache.get(gvk) {
+                Some(resolved) => {
+                    cached.insert(gvk.clone(), resolved);
+                    false
+                }
+                None => true,
+            });
+        }
         let lookups: Vec<BoxFuture<'_, Result<_, Error>>> = wanted
             .into_iter()
             .map(|gvk| {
@@ -469,7 +543,13 @@ impl ResourceManager {
             })
             .collect();
         let found: Vec<_> = in_parallel(lookups, self.concurrency).await?;
-        Ok(Kinds(found.into_iter().flatten().collect()))
+        for (gvk, resolved) in found.into_iter().flatten() {
+            if let Some(cache) = &self.kinds {
+                cache.put(gvk.clone(), resolved.clone());
+            }
+            cached.insert(gvk, resolved);
+        }
+        Ok(Kinds(cached))
     }
 
     fn api(&self, ar: &ApiResource, caps: &ApiCapabilities, namespace: &str) -> Api<DynamicObject> {
@@ -573,10 +653,13 @@ impl ResourceManager {
             let mut found = std::collections::HashMap::new();
             let mut params = kube::api::ListParams::default().limit(500);
             loop {
-                let page = api.list(&params).await.map_err(|e| Error::Api {
-                    id: format!("{}/{ns}", gvk.kind),
-                    action: "list",
-                    message: api_message(&e),
+                let page = api.list(&params).await.map_err(|e| {
+                    self.forget_if_gone(&gvk, &e);
+                    Error::Api {
+                        id: format!("{}/{ns}", gvk.kind),
+                        action: "list",
+                        message: api_message(&e),
+                    }
                 })?;
                 for item in page.items {
                     let name = item.metadata.name.clone().unwrap_or_default();
@@ -608,10 +691,13 @@ impl ResourceManager {
                     api.get_opt(name)
                         .await
                         .map(|live| live.map(|l| serde_json::to_value(l).expect("objects serialise")))
-                        .map_err(|e| Error::Api {
-                            id: subject(o),
-                            action: "get",
-                            message: api_message(&e),
+                        .map_err(|e| {
+                            self.forget_if_gone(&gvk, &e);
+                            Error::Api {
+                                id: subject(o),
+                                action: "get",
+                                message: api_message(&e),
+                            }
                         })
                 }
                 .boxed()
@@ -726,7 +812,10 @@ impl ResourceManager {
                     step: Step::Recreate,
                 });
             }
-            Err(e) => return Err(fail("dry-run")(e)),
+            Err(e) => {
+                self.forget_if_gone(&gvk, &e);
+                return Err(fail("dry-run")(e));
+            }
         };
         let step = match &existing {
             Some(live) if takeover.is_none() && comparable(live) == comparable(&dry) => {

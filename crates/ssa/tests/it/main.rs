@@ -449,3 +449,47 @@ async fn waiting_reads_custom_resources_with_cel_fails_fast_times_out_and_cancel
         .unwrap_err();
     assert_eq!(err, WaitError::Canceled("a new revision".into()));
 }
+
+#[tokio::test]
+async fn the_kind_cache_remembers_served_kinds_and_forgets_one_that_went_away() {
+    use driftless_ssa::KindCache;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let ns = cluster().namespace("ssa-kinds").await;
+    let n = ns.name();
+    let group = format!("{}.driftless.test", driftless_testkit::suffix());
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("gadgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"kind": "Gadget", "plural": "gadgets"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let gadget = json!({"apiVersion": format!("{group}/v1"), "kind": "Gadget",
+        "metadata": {"name": "g", "namespace": n}, "spec": {"size": 1}});
+    let gvk = kube::core::GroupVersionKind::gvk(&group, "v1", "Gadget");
+    let cache = std::sync::Arc::new(KindCache::new(std::time::Duration::from_secs(600)));
+    let manager =
+        ResourceManager::new(cluster().client().await, "kustomize-controller").with_kind_cache(cache.clone());
+    manager
+        .apply_all(&[crd.clone(), gadget.clone()], &BTreeMap::new())
+        .await
+        .unwrap();
+    assert!(cache.contains(&gvk), "a served kind is remembered");
+
+    // the CRD goes: the next apply fails, and the kind is forgotten rather than trusted again
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster().client().await);
+    crds.delete(&format!("gadgets.{group}"), &Default::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while manager
+        .apply_all(std::slice::from_ref(&gadget), &BTreeMap::new())
+        .await
+        .is_ok()
+    {
+        assert!(std::time::Instant::now() < deadline, "the kind is still served");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(!cache.contains(&gvk), "a kind that went away is forgotten");
+    // and comes back with its CRD
+    manager.apply_all(&[crd, gadget], &BTreeMap::new()).await.unwrap();
+    assert!(cache.contains(&gvk));
+}
