@@ -301,7 +301,7 @@ async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Clien
 
 /// Evaluates a `readyExpr`: `self` is the Kustomization, `dep` its dependency.
 fn ready_expr(expr: &str, this: &Kustomization, dep: &Kustomization) -> Result<bool, String> {
-    let program = driftless_runtime::cel::compile(expr)?;
+    let program = driftless_runtime::cel::compiled(expr)?;
     let (this, dep) = (
         serde_json::to_value(this).map_err(|e| e.to_string())?,
         serde_json::to_value(dep).map_err(|e| e.to_string())?,

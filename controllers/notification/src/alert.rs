@@ -49,6 +49,23 @@ fn glob(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// Compiled inclusion/exclusion regexes, by pattern (events arrive far more often than Alerts change);
+/// emptied when it reaches 1024 patterns. Failures are not remembered.
+fn compiled_regex(pattern: &str) -> Result<regex::Regex, String> {
+    static CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(r) = CACHE.lock().expect("regex cache").get(pattern) {
+        return Ok(r.clone());
+    }
+    let r = regex::Regex::new(pattern).map_err(|e| format!("invalid regex '{pattern}': {e}"))?;
+    let mut cache = CACHE.lock().expect("regex cache");
+    if cache.len() >= 1024 {
+        cache.clear();
+    }
+    cache.insert(pattern.to_string(), r.clone());
+    Ok(r)
+}
+
 /// The Alert's filters other than sources: suspend, severity, inclusion and exclusion lists. An invalid
 /// regex is an error naming it.
 pub fn passes(alert: &Alert, event: &FluxEvent) -> Result<bool, String> {
@@ -62,7 +79,7 @@ pub fn passes(alert: &Alert, event: &FluxEvent) -> Result<bool, String> {
     if event.severity == Severity::Trace {
         return Ok(false);
     }
-    let compile = |r: &String| regex::Regex::new(r).map_err(|e| format!("invalid regex '{r}': {e}"));
+    let compile = |r: &String| compiled_regex(r);
     if let Some(include) = spec.inclusion_list.as_ref().filter(|l| !l.is_empty()) {
         let mut any = false;
         for r in include {

@@ -548,7 +548,7 @@ fn filtered_in(
     req: &serde_json::Value,
 ) -> Result<bool, String> {
     for f in filters {
-        let program = driftless_runtime::cel::compile(f)?;
+        let program = driftless_runtime::cel::compiled(f)?;
         if !driftless_runtime::cel::eval_bool(&program, &[("res", res), ("req", req)])? {
             return Ok(false);
         }

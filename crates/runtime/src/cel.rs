@@ -31,6 +31,28 @@ pub fn compile(expr: &str) -> Result<cel::Program, String> {
     cel::Program::compile(expr).map_err(|e| e.to_string())
 }
 
+/// Programs compiled by [`compiled`], by expression; emptied when it reaches [`CACHED`] entries.
+static PROGRAMS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Arc<cel::Program>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How many compiled expressions [`compiled`] keeps.
+const CACHED: usize = 1024;
+
+/// [`compile`], remembered: expressions come from specs and are evaluated again and again (every hook a
+/// Receiver takes, every dependency check), so each is compiled once. Failures are not remembered.
+pub fn compiled(expr: &str) -> Result<Arc<cel::Program>, String> {
+    if let Some(p) = PROGRAMS.lock().expect("CEL cache").get(expr) {
+        return Ok(p.clone());
+    }
+    let program = Arc::new(compile(expr)?);
+    let mut cache = PROGRAMS.lock().expect("CEL cache");
+    if cache.len() >= CACHED {
+        cache.clear();
+    }
+    cache.insert(expr.to_string(), program.clone());
+    Ok(program)
+}
+
 /// Runs `program` with `vars` and requires a boolean.
 pub fn eval_bool(program: &cel::Program, vars: &[(&str, &Value)]) -> Result<bool, String> {
     let mut ctx = cel::Context::default();
@@ -48,6 +70,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn compiled_programs_are_reused_and_failures_are_not_kept() {
+        let a = compiled("res.metadata.name == 'cached'").unwrap();
+        let b = compiled("res.metadata.name == 'cached'").unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "compiled once");
+        assert_eq!(
+            eval_bool(&b, &[("res", &json!({"metadata": {"name": "cached"}}))]),
+            Ok(true)
+        );
+        assert!(compiled("res.metadata.name ==").is_err());
+        assert!(
+            compiled("res.metadata.name ==").is_err(),
+            "a failure is reported every time"
+        );
+    }
 
     #[test]
     fn objects_are_variables_and_results_must_be_booleans() {
