@@ -41,7 +41,7 @@ if [ $status = 0 ]; then
 fi
 
 if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi
-# the second instance the remote-cluster tests start (controllers/kustomize tests/it/tenancy.rs)
+# the second instance the remote-cluster tests start (tests/e2e/tests/kustomize/tenancy.rs)
 [ -n "${DRIFTLESS_KEEP_CLUSTER:-}" ] || hack/testcluster.sh stop remote >/dev/null 2>&1 || true
 step "done (exit $status)"
 exit $status

@@ -7,17 +7,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clap::Parser;
 use driftless_api::{
     kustomize::{CrossNamespaceSourceReference, Kustomization, KustomizationSpec},
     meta::{LocalObjectReference, RECONCILE_REQUEST_ANNOTATION},
     notification::{Receiver, ReceiverResource, ReceiverSpec},
-    source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
+    source::{GitRepository, GitRepositorySpec},
 };
-use driftless_testkit::{
-    cluster::{TestNamespace, cluster},
-    git::{GitHttp, Repo, RepoRoot},
-};
+use driftless_e2e::Fleet;
+use driftless_testkit::cluster::{TestNamespace, cluster};
 use hmac::{Hmac, KeyInit, Mac};
 use k8s_openapi::api::core::v1::{ConfigMap, Event as KubeEvent, Secret};
 use kube::{
@@ -55,11 +52,10 @@ struct Harness {
     events: String,
     receivers: String,
     head: String,
-    repo: Repo,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _storage: tempfile::TempDir,
-    _root: RepoRoot,
-    _server: GitHttp,
+    /// The Git repository `fleet` and its GitRepository.
+    fleet: Fleet,
 }
 
 impl Drop for Harness {
@@ -74,17 +70,6 @@ async fn start(prefix: &str) -> Harness {
     cluster().install_crds().await;
     cluster().apply_kustomization("config/default");
     let ns = cluster().namespace(prefix).await;
-    let common = |name: &str| {
-        vec![
-            name.to_string(),
-            "--metrics-addr=127.0.0.1:0".into(),
-            "--health-addr=127.0.0.1:0".into(),
-            "--watch-all-namespaces=false".into(),
-            format!("--runtime-namespace={}", ns.name()),
-            "--min-retry-delay=200ms".into(),
-            "--max-retry-delay=2s".into(),
-        ]
-    };
     // a stand-in for Google's tokeninfo endpoint: the ID token "google-signed" is valid
     let tokeninfo = axum::Router::new().route(
         "/tokeninfo",
@@ -107,102 +92,22 @@ async fn start(prefix: &str) -> Harness {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tokeninfo_url = format!("http://{}/tokeninfo", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, tokeninfo).await.unwrap() });
-    let mut args = common("notification-controller");
-    args.extend([
-        "--events-addr=127.0.0.1:0".to_string(),
-        "--receiverAddr=127.0.0.1:0".into(),
-        format!("--gcr-tokeninfo-url={tokeninfo_url}"),
-    ]);
-    let client = cluster()
-        .client_as("system:serviceaccount:flux-system:notification-controller")
-        .await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let notification = tokio::spawn(async move {
-        notification_controller::run_with(
-            client,
-            notification_controller::Args::parse_from(args),
-            move |b| {
-                let _ = tx.send(b);
-            },
-        )
-        .await
-        .unwrap()
-    });
-    let bound = rx.await.unwrap();
+    let (bound, notification) =
+        driftless_e2e::notification(ns.name(), &[format!("--gcr-tokeninfo-url={tokeninfo_url}")]).await;
     let events = format!("http://{}/", bound.events);
-
     let storage = tempfile::tempdir().unwrap();
-    let mut source_args = common("source-controller");
-    source_args.extend([
-        "--storage-addr=127.0.0.1:0".to_string(),
-        format!("--storage-path={}", storage.path().display()),
-        format!("--events-addr={events}"),
-    ]);
-    let client = cluster()
-        .client_as("system:serviceaccount:flux-system:source-controller")
-        .await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let source = tokio::spawn(async move {
-        source_controller::run_with(
-            client,
-            source_controller::Args::parse_from(source_args),
-            move |a| {
-                let _ = tx.send(a);
-            },
-        )
-        .await
-        .unwrap()
-    });
-    rx.await.unwrap();
-    let mut kustomize_args = common("kustomize-controller");
-    kustomize_args.push(format!("--events-addr={events}"));
-    let config = cluster()
-        .config_as("system:serviceaccount:flux-system:kustomize-controller")
-        .await;
-    let kustomize = tokio::spawn(async move {
-        kustomize_controller::run_with(config, kustomize_controller::Args::parse_from(kustomize_args))
-            .await
-            .unwrap()
-    });
-
-    let root = RepoRoot::default();
-    let repo = root.repo("fleet");
-    let head = repo.commit(&[("apps/cm.yaml", CM)], "settings");
-    let server = GitHttp::start(&root, "flux", "s3cret");
-    let admin = cluster().client().await;
-    put::<Secret>(
-        ns.name(),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
-        "stringData": {"username": "flux", "password": "s3cret"}}),
-    )
-    .await;
-    let git = GitRepository::new(
-        "fleet",
-        GitRepositorySpec {
-            url: server.url("fleet"),
-            interval: "1h".into(),
-            reference: Some(GitRepositoryRef {
-                branch: Some("main".into()),
-                ..Default::default()
-            }),
-            secret_ref: Some(LocalObjectReference { name: "auth".into() }),
-            ..Default::default()
-        },
-    );
-    Api::<GitRepository>::namespaced(admin.clone(), ns.name())
-        .patch("fleet", &PatchParams::apply("t"), &Patch::Apply(&git))
-        .await
-        .unwrap();
+    let events_flag = [format!("--events-addr={events}")];
+    let (_, source) = driftless_e2e::source(ns.name(), storage.path(), &events_flag).await;
+    let kustomize = driftless_e2e::kustomize(ns.name(), &events_flag).await;
+    let fleet = Fleet::start(ns.name(), &[("apps/cm.yaml", CM)]).await;
     Harness {
         ns,
         events,
         receivers: format!("http://{}", bound.receivers),
-        head,
-        repo,
+        head: fleet.head.clone(),
         tasks: vec![notification, source, kustomize],
         _storage: storage,
-        _root: root,
-        _server: server,
+        fleet,
     }
 }
 
@@ -340,6 +245,7 @@ async fn a_signed_push_reconciles_at_once_and_the_events_reach_slack() {
 
     // a push: the commit, then the hook, signed as GitHub signs it
     let pushed = h
+        .fleet
         .repo
         .commit(&[("apps/extra.yaml", &CM.replace("settings", "extra"))], "extra");
     let http = reqwest::Client::new();

@@ -3,17 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use driftless_api::{
     kustomize::{CrossNamespaceSourceReference, Kustomization, KustomizationSpec},
     meta::{LocalObjectReference, RECONCILE_REQUEST_ANNOTATION},
-    source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
+    source::{GitRepository, GitRepositorySpec},
 };
+use driftless_e2e::Fleet;
 use driftless_runtime::conditions;
-use driftless_testkit::{
-    cluster::{TestNamespace, cluster},
-    git::{GitHttp, Repo, RepoRoot},
-};
+use driftless_testkit::cluster::{TestNamespace, cluster};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Secret},
@@ -36,9 +33,8 @@ struct Harness {
     head: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _storage: tempfile::TempDir,
-    _root: RepoRoot,
-    repo: Repo,
-    _server: GitHttp,
+    /// The Git repository `fleet` and its GitRepository.
+    fleet: Fleet,
 }
 
 impl Drop for Harness {
@@ -80,79 +76,15 @@ async fn start_with(prefix: &str, kustomize_flags: &[&str]) -> Harness {
     let (events_url, events) = event_sink().await;
     cluster().apply_kustomization("config/default");
     let ns = cluster().namespace(prefix).await;
-    let common = |name: &str| {
-        vec![
-            name.to_string(),
-            "--metrics-addr=127.0.0.1:0".into(),
-            "--health-addr=127.0.0.1:0".into(),
-            "--watch-all-namespaces=false".into(),
-            format!("--runtime-namespace={}", ns.name()),
-            "--min-retry-delay=200ms".into(),
-            "--max-retry-delay=2s".into(),
-        ]
-    };
     let storage = tempfile::tempdir().unwrap();
-    let mut source_args = common("source-controller");
-    source_args.extend([
-        "--storage-addr=127.0.0.1:0".to_string(),
-        format!("--storage-path={}", storage.path().display()),
-    ]);
-    let source_client = cluster()
-        .client_as("system:serviceaccount:flux-system:source-controller")
-        .await;
-    let kustomize_config = cluster()
-        .config_as("system:serviceaccount:flux-system:kustomize-controller")
-        .await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let source = tokio::spawn(async move {
-        source_controller::run_with(
-            source_client,
-            source_controller::Args::parse_from(source_args),
-            move |a| {
-                let _ = tx.send(a);
-            },
-        )
-        .await
-        .unwrap()
-    });
-    rx.await.unwrap();
-    let mut kustomize_args = common("kustomize-controller");
-    kustomize_args.push(format!("--events-addr={events_url}"));
-    kustomize_args.extend(kustomize_flags.iter().map(|f| f.to_string()));
-    let kustomize_args = kustomize_controller::Args::parse_from(kustomize_args);
-    let kustomize = tokio::spawn(async move {
-        kustomize_controller::run_with(kustomize_config, kustomize_args)
-            .await
-            .unwrap()
-    });
-
-    let root = RepoRoot::default();
-    let repo = root.repo("fleet");
-    let head = repo.commit(&[("apps/app.yaml", APP), ("apps/cm.yaml", CM)], "app");
-    let server = GitHttp::start(&root, "flux", "s3cret");
-    let admin = cluster().client().await;
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"}, "stringData": {"username": "flux", "password": "s3cret"}});
-    Api::<Secret>::namespaced(admin.clone(), ns.name())
-        .patch("auth", &PatchParams::apply("t"), &Patch::Apply(&secret))
-        .await
-        .unwrap();
-    let git = GitRepository::new(
-        "fleet",
-        GitRepositorySpec {
-            url: server.url("fleet"),
-            interval: "1h".into(),
-            reference: Some(GitRepositoryRef {
-                branch: Some("main".into()),
-                ..Default::default()
-            }),
-            secret_ref: Some(LocalObjectReference { name: "auth".into() }),
-            ..Default::default()
-        },
-    );
-    let gits = Api::<GitRepository>::namespaced(admin, ns.name());
-    gits.patch("fleet", &PatchParams::apply("t"), &Patch::Apply(&git))
-        .await
-        .unwrap();
+    let events_flag = format!("--events-addr={events_url}");
+    let (_, source) = driftless_e2e::source(ns.name(), storage.path(), &[]).await;
+    let mut flags = vec![events_flag];
+    flags.extend(kustomize_flags.iter().map(|f| f.to_string()));
+    let kustomize = driftless_e2e::kustomize(ns.name(), &flags).await;
+    let fleet = Fleet::start(ns.name(), &[("apps/app.yaml", APP), ("apps/cm.yaml", CM)]).await;
+    let head = fleet.head.clone();
+    let gits = Api::<GitRepository>::namespaced(cluster().client().await, ns.name());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !gits
         .get("fleet")
@@ -174,9 +106,7 @@ async fn start_with(prefix: &str, kustomize_flags: &[&str]) -> Harness {
         head,
         tasks: vec![source, kustomize],
         _storage: storage,
-        _root: root,
-        repo,
-        _server: server,
+        fleet,
     }
 }
 
@@ -348,7 +278,7 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
     }
 
     // a push that removes a file: applied without waiting for the 1h intervals, the ConfigMap pruned
-    let removed = h.repo.remove(&["apps/cm.yaml"], "drop settings");
+    let removed = h.fleet.repo.remove(&["apps/cm.yaml"], "drop settings");
     request_fleet(&h, "push").await;
     let pushed = wait_until(&h, "apps", "the push applied", |o| applied(o, &removed)).await;
     let history = pushed.status.unwrap().history.unwrap();
@@ -363,7 +293,7 @@ async fn a_push_is_applied_drift_is_reverted_and_removed_files_are_pruned() {
     assert!(cms.get_opt("settings").await.unwrap().is_none(), "pruned");
 
     // a build error: Ready=False, nothing pruned, the last applied revision kept
-    let broken = h.repo.commit(
+    let broken = h.fleet.repo.commit(
         &[(
             "apps/broken.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
@@ -433,7 +363,7 @@ async fn a_missing_source_waits_and_prune_false_keeps_objects() {
     )
     .await;
     wait_until(&h, "keep", "applied", |o| applied(o, &head)).await;
-    let removed = h.repo.remove(&["apps/cm.yaml"], "drop settings");
+    let removed = h.fleet.repo.remove(&["apps/cm.yaml"], "drop settings");
     request_fleet(&h, "push").await;
     wait_until(&h, "keep", "the push applied", |o| applied(o, &removed)).await;
     let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
@@ -578,7 +508,7 @@ where
 async fn post_build_substitutes_variables_and_a_watched_config_map_change_reapplies_at_once() {
     let h = start_with("ks-vars", &["--feature-gates=StrictPostBuildSubstitutions=true"]).await;
     let n = h.ns.name().to_string();
-    let head = h.repo.commit(&[("vars/app.yaml", VARS_APP)], "variables");
+    let head = h.fleet.repo.commit(&[("vars/app.yaml", VARS_APP)], "variables");
     request_fleet(&h, "vars").await;
     let watch = json!({"reconcile.fluxcd.io/watch": "Enabled"});
     put_vars::<ConfigMap>(
@@ -655,7 +585,7 @@ async fn post_build_substitutes_variables_and_a_watched_config_map_change_reappl
     }
 
     // strict mode: a variable without a value fails the build, and nothing is applied or pruned
-    let broken = h.repo.commit(
+    let broken = h.fleet.repo.commit(
         &[(
             "vars/app.yaml",
             &VARS_APP.replace("region: ${REGION:=eu}", "region: ${UNSET}"),
@@ -718,6 +648,7 @@ async fn an_oci_repository_whose_artifact_changes_triggers_its_kustomizations() 
     wait_until(&h, "from-oci", "the first apply", |o| applied(o, &h.head)).await;
 
     let second = h
+        .fleet
         .repo
         .commit(&[("apps/extra.yaml", &CM.replace("settings", "extra"))], "extra");
     request_fleet(&h, "second").await;
@@ -748,7 +679,7 @@ async fn a_git_revert_rolls_back_prune_disabled_is_kept_and_deleting_the_source_
     wait_until(&h, "apps", "the first apply", |o| applied(o, &h.head)).await;
     let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
 
-    let scaled = h.repo.commit(
+    let scaled = h.fleet.repo.commit(
         &[("apps/app.yaml", &APP.replace("replicas: 2", "replicas: 4"))],
         "scale up",
     );
@@ -756,7 +687,7 @@ async fn a_git_revert_rolls_back_prune_disabled_is_kept_and_deleting_the_source_
     wait_until(&h, "apps", "the scale-up", |o| applied(o, &scaled)).await;
     assert_eq!(deployments.get("web").await.unwrap().spec.replicas, Some(4));
 
-    let reverted = h.repo.revert_last();
+    let reverted = h.fleet.repo.revert_last();
     request_fleet(&h, "revert").await;
     wait_until(&h, "apps", "the revert", |o| applied(o, &reverted)).await;
     assert_eq!(
@@ -771,11 +702,12 @@ async fn a_git_revert_rolls_back_prune_disabled_is_kept_and_deleting_the_source_
         "name: kept\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled",
     );
     let added = h
+        .fleet
         .repo
         .commit(&[("apps/kept.yaml", &kept)], "a ConfigMap that must stay");
     request_fleet(&h, "kept").await;
     wait_until(&h, "apps", "the kept ConfigMap", |o| applied(o, &added)).await;
-    let removed = h.repo.remove(&["apps/kept.yaml"], "drop it from Git");
+    let removed = h.fleet.repo.remove(&["apps/kept.yaml"], "drop it from Git");
     request_fleet(&h, "drop-kept").await;
     let obj = wait_until(&h, "apps", "its removal", |o| applied(o, &removed)).await;
     let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);

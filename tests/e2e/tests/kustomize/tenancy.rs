@@ -44,7 +44,7 @@ async fn a_tenant_applies_in_its_namespace_and_reaching_elsewhere_applies_nothin
     tenant(&n).await;
     let in_ns =
         |name: &str, ns: &str| CM.replace("name: settings\n", &format!("name: {name}\n  namespace: {ns}\n"));
-    let head = h.repo.commit(
+    let head = h.fleet.repo.commit(
         &[
             ("tenant/ok.yaml", &in_ns("mine", &n)),
             ("reach/mine.yaml", &in_ns("mine-too", &n)),

@@ -50,6 +50,7 @@ async fn wait_reports_health_fails_fast_and_a_new_revision_cancels_the_wait() {
     let h = start("ks-health").await;
     let n = h.ns.name().to_string();
     let first = h
+        .fleet
         .repo
         .commit(&[("health/web.yaml", &deployment("web", "nginx:1", ""))], "web");
     request_fleet(&h, "web").await;
@@ -84,6 +85,7 @@ async fn wait_reports_health_fails_fast_and_a_new_revision_cancels_the_wait() {
 
     // a rollout past its deadline fails the check at once, not at the timeout
     let second = h
+        .fleet
         .repo
         .commit(&[("health/web.yaml", &deployment("web", "nginx:2", ""))], "web 2");
     request_fleet(&h, "web-2").await;
@@ -108,6 +110,7 @@ async fn wait_reports_health_fails_fast_and_a_new_revision_cancels_the_wait() {
 
     // while a check waits, a newer revision cancels it and is applied at once
     let third = h
+        .fleet
         .repo
         .commit(&[("health/web.yaml", &deployment("web", "nginx:3", ""))], "web 3");
     request_fleet(&h, "web-3").await;
@@ -116,6 +119,7 @@ async fn wait_reports_health_fails_fast_and_a_new_revision_cancels_the_wait() {
     })
     .await;
     let fourth = h
+        .fleet
         .repo
         .commit(&[("health/web.yaml", &deployment("web", "nginx:4", ""))], "web 4");
     request_fleet(&h, "web-4").await;
@@ -145,7 +149,7 @@ async fn wait_reports_health_fails_fast_and_a_new_revision_cancels_the_wait() {
 async fn a_dependent_waits_for_its_dependency_and_starts_when_it_becomes_ready() {
     let h = start_with("ks-deps", &["--requeue-dependency=1h"]).await;
     let n = h.ns.name().to_string();
-    let head = h.repo.commit(
+    let head = h.fleet.repo.commit(
         &[
             ("db/db.yaml", &deployment("db", "postgres:16", "")),
             ("app/app.yaml", &CM.replace("settings", "app")),
@@ -288,7 +292,7 @@ async fn sync_waves_apply_in_order_each_healthy_before_the_next() {
         "name: settings\n",
         &format!("name: early\n{}", wave("driftless.io/wave", "-1")),
     );
-    let head = h.repo.commit(
+    let head = h.fleet.repo.commit(
         &[
             ("waves/db.yaml", &deployment("db", "postgres:16", "")),
             ("waves/early.yaml", &early_cm),
@@ -329,7 +333,7 @@ async fn sync_waves_apply_in_order_each_healthy_before_the_next() {
 async fn health_checks_name_the_objects_to_wait_for() {
     let h = start("ks-checks").await;
     let n = h.ns.name().to_string();
-    let head = h.repo.commit(
+    let head = h.fleet.repo.commit(
         &[
             ("checks/db.yaml", &deployment("db", "postgres:16", "")),
             ("checks/cache.yaml", &deployment("cache", "redis:7", "")),

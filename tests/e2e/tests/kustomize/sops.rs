@@ -50,7 +50,7 @@ async fn the_fixture_tree_applies_the_secrets_flux_applies() {
     let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
     let tree = fixture_tree(&dir);
     let files: Vec<(&str, &str)> = tree.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-    let head = h.repo.commit(&files, "encrypted manifests");
+    let head = h.fleet.repo.commit(&files, "encrypted manifests");
     request_fleet(&h, "sops").await;
     let admin = cluster().client().await;
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &n);
@@ -147,6 +147,7 @@ async fn the_fixture_tree_applies_the_secrets_flux_applies() {
     // a file changed after encryption: the MAC check fails the build and nothing is applied
     let tampered = read("algorithms/age.yaml").replace("name: age", "name: age-tampered");
     let broken = h
+        .fleet
         .repo
         .commit(&[("sops/algorithms/age.yaml", &tampered)], "tampered");
     request_fleet(&h, "tampered").await;

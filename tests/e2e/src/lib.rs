@@ -1,0 +1,154 @@
+//! Controllers started in process against the test cluster, each impersonating its own ServiceAccount from
+//! `config/` (so the RBAC there is what the tests prove), watching one test namespace: what the end-to-end
+//! tests in `tests/` and the benchmarks in `hack/bench/` start, written once.
+
+use clap::Parser;
+use driftless_api::{
+    meta::LocalObjectReference,
+    source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
+};
+use driftless_testkit::{
+    cluster::cluster,
+    git::{GitHttp, Repo, RepoRoot},
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use tokio::task::JoinHandle;
+
+/// The ServiceAccount user a controller runs as.
+pub fn service_account(controller: &str) -> String {
+    format!("system:serviceaccount:flux-system:{controller}")
+}
+
+/// The flags every controller gets: loopback servers, only the namespace `ns` watched (and its runtime
+/// namespace), quick retries.
+pub fn args(controller: &str, ns: &str) -> Vec<String> {
+    vec![
+        controller.to_string(),
+        "--metrics-addr=127.0.0.1:0".into(),
+        "--health-addr=127.0.0.1:0".into(),
+        "--watch-all-namespaces=false".into(),
+        format!("--runtime-namespace={ns}"),
+        "--min-retry-delay=200ms".into(),
+        "--max-retry-delay=2s".into(),
+    ]
+}
+
+/// A source-controller storing into `storage`, with `flags` added; returns its artifact server's address.
+pub async fn source(
+    ns: &str,
+    storage: &std::path::Path,
+    flags: &[String],
+) -> (std::net::SocketAddr, JoinHandle<()>) {
+    let mut argv = args("source-controller", ns);
+    argv.extend([
+        "--storage-addr=127.0.0.1:0".to_string(),
+        format!("--storage-path={}", storage.display()),
+    ]);
+    argv.extend(flags.iter().cloned());
+    let client = cluster().client_as(&service_account("source-controller")).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        source_controller::run_with(client, source_controller::Args::parse_from(argv), move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+        .expect("source-controller runs")
+    });
+    (rx.await.expect("the artifact server starts"), task)
+}
+
+/// A kustomize-controller with `flags` added.
+pub async fn kustomize(ns: &str, flags: &[String]) -> JoinHandle<()> {
+    let mut argv = args("kustomize-controller", ns);
+    argv.extend(flags.iter().cloned());
+    let config = cluster()
+        .config_as(&service_account("kustomize-controller"))
+        .await;
+    let parsed = kustomize_controller::Args::parse_from(argv);
+    tokio::spawn(async move {
+        kustomize_controller::run_with(config, parsed)
+            .await
+            .expect("kustomize-controller runs")
+    })
+}
+
+/// A notification-controller on loopback ports with `flags` added; returns where its servers listen.
+pub async fn notification(ns: &str, flags: &[String]) -> (notification_controller::Bound, JoinHandle<()>) {
+    let mut argv = args("notification-controller", ns);
+    argv.extend([
+        "--events-addr=127.0.0.1:0".to_string(),
+        "--receiverAddr=127.0.0.1:0".into(),
+    ]);
+    argv.extend(flags.iter().cloned());
+    let client = cluster()
+        .client_as(&service_account("notification-controller"))
+        .await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        notification_controller::run_with(
+            client,
+            notification_controller::Args::parse_from(argv),
+            move |b| {
+                let _ = tx.send(b);
+            },
+        )
+        .await
+        .expect("notification-controller runs")
+    });
+    (rx.await.expect("the servers start"), task)
+}
+
+/// A Git repository `fleet` with `files`, served over HTTP with basic auth, and the GitRepository
+/// `fleet` (branch main, interval 1h) in `ns` reading it with the Secret `auth`.
+pub struct Fleet {
+    /// The repository, to commit to.
+    pub repo: Repo,
+    /// The first commit.
+    pub head: String,
+    /// The server.
+    pub server: GitHttp,
+    _root: RepoRoot,
+}
+
+impl Fleet {
+    /// Commits `files`, serves them and creates the Secret and the GitRepository.
+    pub async fn start(ns: &str, files: &[(&str, &str)]) -> Self {
+        let root = RepoRoot::default();
+        let repo = root.repo("fleet");
+        let head = repo.commit(files, "first");
+        let server = GitHttp::start(&root, "flux", "s3cret");
+        let admin = cluster().client().await;
+        let auth = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
+            "stringData": {"username": "flux", "password": "s3cret"}});
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), ns)
+            .patch("auth", &PatchParams::apply("t").force(), &Patch::Apply(&auth))
+            .await
+            .expect("the auth Secret");
+        let git = GitRepository::new(
+            "fleet",
+            GitRepositorySpec {
+                url: server.url("fleet"),
+                interval: "1h".into(),
+                reference: Some(GitRepositoryRef {
+                    branch: Some("main".into()),
+                    ..Default::default()
+                }),
+                secret_ref: Some(LocalObjectReference { name: "auth".into() }),
+                ..Default::default()
+            },
+        );
+        Api::<GitRepository>::namespaced(admin, ns)
+            .patch("fleet", &PatchParams::apply("t").force(), &Patch::Apply(&git))
+            .await
+            .expect("the GitRepository");
+        Self {
+            repo,
+            head,
+            server,
+            _root: root,
+        }
+    }
+}
