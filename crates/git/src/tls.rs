@@ -2,8 +2,8 @@
 //!
 //! libgit2 verifies TLS against the process's CA store only and cannot present a client certificate, and
 //! registering a custom transport with it needs `unsafe`. So for a remote with such settings a
-//! [`Bridge`] listens on a random loopback port for the duration of one operation: libgit2 speaks plain
-//! HTTP to it, and the bridge forwards every request to the real remote over TLS (rustls, through reqwest)
+//! [`Bridge`] listens on a random loopback port for the duration of one operation, under a random first
+//! path segment only that operation knows: libgit2 speaks plain HTTP to it, and the bridge forwards every request to the real remote over TLS (rustls, through reqwest)
 //! with the Secret's CA trusted besides the platform's and its client certificate presented. It forwards
 //! to that one remote only, and the proxy of `proxySecretRef` is used by the bridge, not by libgit2.
 
@@ -92,6 +92,9 @@ impl Tls {
 struct Forward {
     /// `https://host[:port]` of the remote.
     origin: String,
+    /// The random first path segment only libgit2 knows: another local process cannot use the bridge
+    /// (and its client certificate) while it listens.
+    key: String,
     client: reqwest::Client,
     /// The first failure talking to the remote (a TLS error, a refused connection), for the error message.
     failure: Mutex<Option<String>>,
@@ -117,8 +120,14 @@ impl Bridge {
             Some((user, host)) => (Some(user), host),
             None => (None, authority),
         };
+        let key = {
+            use rand::Rng;
+            let bytes: [u8; 16] = rand::rng().random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
         let shared = Arc::new(Forward {
             origin: format!("https://{host}"),
+            key: key.clone(),
             client: tls.http_client(proxy)?,
             failure: Mutex::default(),
         });
@@ -155,7 +164,7 @@ impl Bridge {
             })?;
         let user = user.map(|u| format!("{u}@")).unwrap_or_default();
         Ok(Self {
-            url: format!("http://{user}127.0.0.1:{port}{path}"),
+            url: format!("http://{user}127.0.0.1:{port}/{key}{path}"),
             shared,
             stop: Some(stop),
             thread: Some(thread),
@@ -189,11 +198,15 @@ const HOP_BY_HOP: [HeaderName; 5] = [
 ];
 
 async fn forward(State(shared): State<Arc<Forward>>, request: Request) -> Response {
-    let path = request
+    let Some(path) = request
         .uri()
         .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+        .and_then(|p| p.as_str().strip_prefix('/')?.strip_prefix(shared.key.as_str()))
+        .filter(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+        .map(str::to_string)
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let mut outgoing = shared
         .client
         .request(request.method().clone(), format!("{}{path}", shared.origin));
@@ -238,4 +251,38 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_requests_under_the_bridges_key_are_forwarded() {
+        // NB: nothing listens on the remote's port: a forwarded request fails there, with 502
+        let tls = Tls {
+            ca: None,
+            cert: None,
+            key: None,
+        };
+        let bridge = Bridge::start("https://127.0.0.1:9/git/fleet.git", &tls, None).unwrap();
+        let url = &bridge.url;
+        let base = url.trim_end_matches("/git/fleet.git");
+        let key_segment = base.rsplit('/').next().unwrap();
+        assert_eq!(key_segment.len(), 32, "{url}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let status = |u: String| {
+            let client = client.clone();
+            async move { client.get(u).send().await.unwrap().status().as_u16() }
+        };
+        let root = base.trim_end_matches(key_segment);
+        assert_eq!(status(format!("{root}git/fleet.git/info/refs")).await, 404);
+        assert_eq!(status(format!("{root}{key_segment}x/git/fleet.git")).await, 404);
+        assert_eq!(
+            status(format!("{url}/info/refs?service=git-upload-pack")).await,
+            502
+        );
+        assert!(bridge.failure().is_some_and(|f| f.contains("127.0.0.1:9")));
+    }
 }

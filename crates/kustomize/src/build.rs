@@ -193,7 +193,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             return Err(Error::Invalid {
                 path: origin.display().to_string(),
                 message: format!(
-                    "remote resource '{entry}' refused: remote bases are disabled (--no-remote-bases=true)"
+                    "remote resource '{entry}' refused: remote resources not allowed (--no-remote-bases=true; vendor it into the repository)"
                 ),
             });
         }
@@ -205,7 +205,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             return Err(Error::Invalid {
                 path: origin.display().to_string(),
                 message: format!(
-                    "remote component '{entry}' refused: remote bases are disabled (--no-remote-bases=true)"
+                    "remote component '{entry}' refused: remote resources not allowed (--no-remote-bases=true; vendor it into the repository)"
                 ),
             });
         }

@@ -876,6 +876,14 @@ mod tests {
         keys.add_pgp(&std::fs::read_to_string(dir.join("keys/pgp.asc")).unwrap())
             .unwrap();
         let decryptor = Decryptor::new(keys);
+        // with `remote`, as the fixture is: it needs the network, which builds never use
+        let err = driftless_kustomize::build_with(&dir, std::path::Path::new("."), Some(&decryptor))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("remote/kustomization.yaml") && err.contains("remote resources not allowed"),
+            "{err}"
+        );
         let root = root_without_remote(&dir);
         let objects =
             driftless_kustomize::build_with(root.path(), std::path::Path::new("."), Some(&decryptor))
