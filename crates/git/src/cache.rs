@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use git2::{Direction, FetchOptions, ObjectType, ProxyOptions, Repository};
+use git2::{Direction, FetchOptions, ObjectType, Repository};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -76,18 +76,13 @@ impl Cache {
             .clone()
     }
 
-    fn proxy(opts: &Options<'_>, bridge: Option<&Bridge>) -> ProxyOptions<'static> {
-        let mut proxy = ProxyOptions::new();
-        // NB: with a bridge, the bridge goes through the proxy; libgit2 talks to loopback
-        if let (Some(url), None) = (opts.proxy, bridge) {
-            proxy.url(url);
-        }
-        proxy
-    }
-
-    /// A TLS bridge when the remote is HTTPS with a CA or client certificate of its own.
+    /// A bridge (see [`crate::tls`]) for an HTTP(S) remote that needs a CA or client certificate of its
+    /// own, or a proxy (`proxySecretRef`'s, or the environment's `HTTP(S)_PROXY`/`ALL_PROXY`): libgit2
+    /// verifies TLS against the process's store only, and ignores its proxy option for `http://` URLs
+    /// (it connects to the server directly), so the bridge does both.
     fn bridge(opts: &Options<'_>) -> Result<Option<Bridge>> {
-        if opts.url.starts_with("https://") && opts.auth.tls.is_set() {
+        let http = opts.url.starts_with("https://") || opts.url.starts_with("http://");
+        if http && (opts.auth.tls.is_set() || opts.proxy.is_some() || crate::tls::env_proxy()) {
             Bridge::start(opts.url, &opts.auth.tls, opts.proxy).map(Some)
         } else {
             Ok(None)
@@ -101,11 +96,7 @@ impl Cache {
         let mut remote = git2::Remote::create_detached(bridge.as_ref().map_or(opts.url, |b| &b.url))
             .map_err(git_err(format!("invalid URL '{}'", opts.url)))?;
         let connection = remote
-            .connect_auth(
-                Direction::Fetch,
-                Some(opts.auth.callbacks(&url)),
-                Some(Self::proxy(&opts, bridge.as_ref())),
-            )
+            .connect_auth(Direction::Fetch, Some(opts.auth.callbacks(&url)), None)
             .map_err(|e| classify(e, opts.url, bridge.as_ref(), "unable to list remote refs"))?;
         let heads = connection
             .list()
@@ -141,7 +132,6 @@ impl Cache {
         let mut fetch = FetchOptions::new();
         fetch
             .remote_callbacks(callbacks)
-            .proxy_options(Self::proxy(&opts, bridge.as_ref()))
             .custom_headers(&header_refs)
             .prune(git2::FetchPrune::On);
         let mut remote = repo
@@ -320,7 +310,7 @@ fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
 /// TLS bridge, the bridge's own failure (an untrusted certificate, say) is the error.
 fn classify(e: git2::Error, url: &str, bridge: Option<&Bridge>, what: &str) -> Error {
     if let Some(message) = bridge.and_then(Bridge::failure) {
-        return Error::Tls {
+        return Error::Connection {
             url: url.to_string(),
             message,
         };

@@ -56,9 +56,10 @@ pub enum Error {
     /// A signature is missing, invalid, or made by a key not in the Secret (reason `VerificationError`).
     #[error("{0}")]
     Verification(String),
-    /// The HTTPS connection failed (an untrusted certificate, a refused client certificate).
-    #[error("TLS connection to '{url}' failed: {message}")]
-    Tls {
+    /// The bridge's connection failed (an untrusted certificate, a refused client certificate, a proxy
+    /// that refused or did not answer).
+    #[error("connection to '{url}' failed: {message}")]
+    Connection {
         /// The repository.
         url: String,
         /// Why.

@@ -1,7 +1,8 @@
-//! HTTPS with a custom CA (`ca.crt`) or a client certificate (`tls.crt` + `tls.key`).
+//! HTTPS with a custom CA (`ca.crt`) or a client certificate (`tls.crt` + `tls.key`), and proxies.
 //!
-//! libgit2 verifies TLS against the process's CA store only and cannot present a client certificate, and
-//! registering a custom transport with it needs `unsafe`. So for a remote with such settings a
+//! libgit2 verifies TLS against the process's CA store only, cannot present a client certificate, and
+//! connects to `http://` servers directly even when given a proxy; registering a custom transport with it
+//! needs `unsafe`. So for a remote with such settings or behind a proxy a
 //! [`Bridge`] listens on a random loopback port for the duration of one operation, under a random first
 //! path segment only that operation knows: libgit2 speaks plain HTTP to it, and the bridge forwards every request to the real remote over TLS (rustls, through reqwest)
 //! with the Secret's CA trusted besides the platform's and its client certificate presented. It forwards
@@ -50,9 +51,7 @@ impl Tls {
     pub fn http_client(&self, proxy: Option<&str>) -> Result<reqwest::Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let invalid = |what: &str, e: reqwest::Error| Error::Invalid(format!("invalid {what}: {e}"));
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .no_proxy();
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(10));
         if let Some(pem) = &self.ca {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| invalid("'ca.crt'", e))?;
             if certs.is_empty() {
@@ -80,17 +79,28 @@ impl Tls {
                 ));
             }
         }
+        // NB: without a proxy of its own, the environment's (HTTPS_PROXY, NO_PROXY…) applies
         if let Some(url) = proxy {
             let proxy = reqwest::Proxy::all(url).map_err(|e| invalid("proxy", e))?;
-            builder = builder.proxy(proxy);
+            builder = builder.no_proxy().proxy(proxy);
         }
         builder.build().map_err(|e| invalid("TLS settings", e))
     }
 }
 
+/// Whether the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, in either case), which
+/// the bridge's client honours with `NO_PROXY`, as Flux does.
+pub fn env_proxy() -> bool {
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"].iter().any(|k| {
+        [k.to_string(), k.to_lowercase()]
+            .iter()
+            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+    })
+}
+
 /// What the forwarding handler shares.
 struct Forward {
-    /// `https://host[:port]` of the remote.
+    /// `scheme://host[:port]` of the remote.
     origin: String,
     /// The random first path segment only libgit2 knows: another local process cannot use the bridge
     /// (and its client certificate) while it listens.
@@ -100,7 +110,7 @@ struct Forward {
     failure: Mutex<Option<String>>,
 }
 
-/// A loopback HTTP → HTTPS forwarder to one remote, stopped when dropped.
+/// A loopback HTTP forwarder to one HTTP(S) remote, stopped when dropped.
 pub(crate) struct Bridge {
     /// The URL libgit2 uses instead of the remote's.
     pub(crate) url: String,
@@ -110,11 +120,14 @@ pub(crate) struct Bridge {
 }
 
 impl Bridge {
-    /// Starts a bridge to the `https://` remote `url` with `tls`, through `proxy` when given.
+    /// Starts a bridge to the remote `url` with `tls`, through `proxy` when given (else the environment's).
     pub(crate) fn start(url: &str, tls: &Tls, proxy: Option<&str>) -> Result<Self> {
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| Error::Invalid(format!("TLS settings apply to https:// URLs, not '{url}'")))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(scheme, _)| *scheme == "https" || *scheme == "http")
+            .ok_or_else(|| {
+                Error::Invalid(format!("a bridge serves http:// and https:// URLs, not '{url}'"))
+            })?;
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (user, host) = match authority.rsplit_once('@') {
             Some((user, host)) => (Some(user), host),
@@ -126,7 +139,7 @@ impl Bridge {
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
         let shared = Arc::new(Forward {
-            origin: format!("https://{host}"),
+            origin: format!("{scheme}://{host}"),
             key: key.clone(),
             client: tls.http_client(proxy)?,
             failure: Mutex::default(),

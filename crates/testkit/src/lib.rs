@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod git;
 pub mod pki;
+pub mod proxy;
 pub mod registry;
 
 use std::{

@@ -76,6 +76,7 @@ pub async fn github_token(
     data: &BTreeMap<String, Vec<u8>>,
     secret: &str,
     tls: &Tls,
+    proxy: Option<&str>,
     tokens: &Tokens,
 ) -> Result<String, String> {
     let get = |k: &str| {
@@ -127,7 +128,7 @@ pub async fn github_token(
         &signing,
     )
     .map_err(|e| invalid(&format!("signing the app's token failed: {e}")))?;
-    let client = tls.http_client(None).map_err(|e| e.to_string())?;
+    let client = tls.http_client(proxy).map_err(|e| e.to_string())?;
     let call = |method: reqwest::Method, url: String| {
         client
             .request(method, url)
@@ -253,6 +254,7 @@ pub enum AzureIdentity<'a> {
 pub async fn azure_token(
     identity: AzureIdentity<'_>,
     azure: &AzureArgs,
+    proxy: Option<&str>,
     tokens: &Tokens,
 ) -> Result<String, String> {
     let set = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
@@ -339,10 +341,7 @@ pub async fn azure_token(
         return Ok(token);
     }
     let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| format!("an HTTP client: {e}"))?;
+    let client = Tls::default().http_client(proxy).map_err(|e| e.to_string())?;
     let form = [
         ("client_id", client_id.as_str()),
         ("client_assertion", assertion.as_str()),

@@ -57,7 +57,6 @@ pub async fn run(
         }
         None => Auth::default(),
     };
-    provider_credentials(obj, ctx, &ns, secret.as_ref(), &mut auth).await?;
     let proxy = match &obj.spec.proxy_secret_ref {
         Some(r) => Some(proxy_url(
             &fetch_secret(ctx, &ns, &r.name).await?,
@@ -65,6 +64,7 @@ pub async fn run(
         )?),
         None => None,
     };
+    provider_credentials(obj, ctx, &ns, secret.as_ref(), proxy.as_deref(), &mut auth).await?;
     let keyring = match &obj.spec.verification {
         Some(v) => {
             let data = fetch_secret(ctx, &ns, &v.secret_ref.name).await?;
@@ -298,8 +298,23 @@ fn proxy_url(data: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<String, E
             "invalid proxy secret '{secret}': key 'address' is missing"
         ))
     })?;
+    // NB: userinfo is percent-encoded, so a password with '@' or ':' stays one
+    let encode = |v: &str| {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
     match (get("username"), get("password"), address.split_once("://")) {
-        (Some(u), Some(p), Some((scheme, rest))) => Ok(format!("{scheme}://{u}:{p}@{rest}")),
+        (Some(u), p, Some((scheme, rest))) => Ok(format!(
+            "{scheme}://{}{}@{rest}",
+            encode(&u),
+            p.map(|p| format!(":{}", encode(&p))).unwrap_or_default()
+        )),
         _ => Ok(address),
     }
 }
@@ -385,12 +400,14 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Replaces static credentials with those `spec.provider` issues: a GitHub App installation token (basic
-/// auth as `x-access-token`), an Azure DevOps token by workload identity (bearer).
+/// auth as `x-access-token`), an Azure DevOps token by workload identity (bearer); the provider's API is
+/// reached through `proxy` too.
 async fn provider_credentials(
     obj: &GitRepository,
     ctx: &Context,
     ns: &str,
     secret: Option<&(BTreeMap<String, Vec<u8>>, String)>,
+    proxy: Option<&str>,
     auth: &mut Auth,
 ) -> Result<(), Error> {
     use driftless_api::source::GitProvider;
@@ -411,7 +428,7 @@ async fn provider_credentials(
                         .into(),
                 )
             })?;
-            let token = provider::github_token(data, name, &auth.tls, &ctx.tokens)
+            let token = provider::github_token(data, name, &auth.tls, proxy, &ctx.tokens)
                 .await
                 .map_err(|message| Error::Provider {
                     provider: "github",
@@ -436,7 +453,7 @@ async fn provider_credentials(
                 },
                 None => AzureIdentity::Controller,
             };
-            let token = provider::azure_token(identity, &ctx.azure, &ctx.tokens)
+            let token = provider::azure_token(identity, &ctx.azure, proxy, &ctx.tokens)
                 .await
                 .map_err(|message| Error::Provider {
                     provider: "azure",

@@ -699,7 +699,7 @@ async fn https_with_the_secrets_ca_and_client_certificate_becomes_ready_and_a_wr
     let (reason, message) = failed(&h, "fleet", "the TLS failure").await;
     assert_eq!(reason, "GitOperationFailed");
     assert!(
-        message.contains("TLS connection to") && message.contains("invalid peer certificate"),
+        message.contains("connection to") && message.contains("invalid peer certificate"),
         "{message}"
     );
     assert!(!message.contains("BEGIN"), "no PEM in status: {message}");
@@ -717,4 +717,43 @@ async fn https_with_the_secrets_ca_and_client_certificate_becomes_ready_and_a_wr
     let (reason, message) = failed(&h, "half", "the incomplete Secret").await;
     assert_eq!(reason, "AuthenticationFailed");
     assert!(message.contains("'tls.crt' and 'tls.key'"), "{message}");
+}
+
+#[tokio::test]
+async fn a_proxy_secret_routes_fetches_through_that_proxy() {
+    use driftless_testkit::proxy::Proxy;
+    let h = start("git-proxy").await;
+    let root = RepoRoot::default();
+    let first = root.repo("fleet").commit(&[("a.yaml", "1")], "first");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let proxy = Proxy::start("gate", "k33per");
+    secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
+    secret(
+        &h,
+        "proxy",
+        json!({"address": proxy.url(), "username": "gate", "password": "k33per"}),
+    )
+    .await;
+    secret(&h, "no-address", json!({"username": "gate"})).await;
+    let url = server.url("fleet");
+    let via = |proxy_secret: &str| GitRepositorySpec {
+        proxy_secret_ref: Some(driftless_api::meta::LocalObjectReference {
+            name: proxy_secret.into(),
+        }),
+        ..spec(&url, "main", Some("auth"), "1h")
+    };
+    create(&h, "fleet", via("proxy")).await;
+    let rev = format!("main@sha1:{first}");
+    wait_until(&h, "fleet", "Ready through the proxy", |o| is_ready_at(o, &rev)).await;
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert!(
+        proxy.log().contains(port),
+        "the fetch went around the proxy: {}",
+        proxy.log()
+    );
+
+    create(&h, "broken", via("no-address")).await;
+    let (reason, message) = failed(&h, "broken", "the incomplete proxy Secret").await;
+    assert_eq!(reason, "InvalidSpec");
+    assert!(message.contains("key 'address' is missing"), "{message}");
 }

@@ -288,7 +288,7 @@ fn https_with_the_secrets_ca_and_client_certificate_fetches_and_anything_else_is
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with(&format!("TLS connection to '{url}' failed")) && err.contains("certificate"),
+        err.starts_with(&format!("connection to '{url}' failed")) && err.contains("certificate"),
         "{err}"
     );
     // the right CA without a client certificate, or with one the server's CA did not sign
@@ -297,7 +297,7 @@ fn https_with_the_secrets_ca_and_client_certificate_fetches_and_anything_else_is
             .fetch(opts(&url, &with(Some(pki.pem("ca.crt")), client)), &main)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("TLS connection to"), "{err}");
+        assert!(err.starts_with("connection to"), "{err}");
     }
     // a certificate without its key is a spec error that names both keys
     let half = Auth {
@@ -318,4 +318,71 @@ fn https_with_the_secrets_ca_and_client_certificate_fetches_and_anything_else_is
         cache.fetch(opts(&url, &wrong), &main).unwrap_err(),
         Error::Auth { .. }
     ));
+}
+
+#[test]
+fn a_proxy_carries_http_and_https_fetches_and_a_wrong_one_fails() {
+    use driftless_git::tls::Tls;
+    use driftless_testkit::{pki::Pki, proxy::Proxy};
+    let root = RepoRoot::default();
+    let head = root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let plain = GitHttp::start(&root, "flux", "s3cret");
+    let pki = Pki::new();
+    let tls = GitHttp::start_tls(&root, "flux", "s3cret", &pki, false);
+    let proxy = Proxy::start("gate", "k33per");
+    let through = proxy.url().replace("http://", "http://gate:k33per@");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let main = Reference::Branch("main".into());
+    let via = |url: &str, auth: &Auth, proxy: &str| {
+        cache.fetch(
+            Options {
+                proxy: Some(proxy),
+                ..opts(url, auth)
+            },
+            &main,
+        )
+    };
+
+    // plain HTTP: libgit2 talks to the proxy
+    let url = plain.url("fleet");
+    let fetched = via(&url, &http_auth(&plain), &through).unwrap();
+    assert_eq!(fetched.commit, head);
+    let port = |u: &str| {
+        u.split(':')
+            .nth(2)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert!(proxy.log().contains(&port(&url)), "{}", proxy.log());
+
+    // HTTPS with the Secret's CA: the TLS bridge tunnels through the proxy (CONNECT)
+    let url = tls.url("fleet");
+    let with_ca = Auth {
+        tls: Tls {
+            ca: Some(pki.pem("ca.crt").into_bytes()),
+            ..Default::default()
+        },
+        ..http_auth(&tls)
+    };
+    assert_eq!(via(&url, &with_ca, &through).unwrap().commit, head);
+    assert!(
+        proxy.log().contains(&format!("127.0.0.1:{}", port(&url))),
+        "{}",
+        proxy.log()
+    );
+
+    // wrong proxy credentials, or no proxy listening: the fetch fails rather than going around it
+    let wrong = proxy.url().replace("http://", "http://gate:nope@");
+    let dead = format!("http://127.0.0.1:{}", driftless_testkit::free_port());
+    for bad in [&wrong, &dead] {
+        assert!(
+            via(&plain.url("fleet"), &http_auth(&plain), bad).is_err(),
+            "{bad}"
+        );
+        assert!(via(&url, &with_ca, bad).is_err(), "{bad} (https)");
+    }
 }
