@@ -757,3 +757,101 @@ async fn a_proxy_secret_routes_fetches_through_that_proxy() {
     assert_eq!(reason, "InvalidSpec");
     assert!(message.contains("key 'address' is missing"), "{message}");
 }
+
+#[tokio::test]
+async fn ignore_sparse_checkout_suspend_and_timeout_act_as_in_flux() {
+    let h = start("git-spec").await;
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let first = repo.commit(
+        &[
+            ("deploy/app.yaml", "a: 1\n"),
+            ("deploy/notes.txt", "n\n"),
+            ("deploy/.sourceignore", "*.tmp\n"),
+            ("deploy/cache.tmp", "x\n"),
+            ("deploy/logo.png", "png\n"),
+            ("docs/guide.yaml", "g: 1\n"),
+        ],
+        "first",
+    );
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
+    let url = server.url("fleet");
+
+    // sparse checkout + .sourceignore + spec.ignore (a negation brings a default exclusion back)
+    let shaped = GitRepositorySpec {
+        sparse_checkout: Some(vec!["deploy".into()]),
+        ignore: Some("/deploy/notes.txt\n!/deploy/logo.png\n".into()),
+        ..spec(&url, "main", Some("auth"), "1h")
+    };
+    create(&h, "shaped", shaped).await;
+    let rev = format!("main@sha1:{first}");
+    let obj = wait_until(&h, "shaped", "Ready", |o| is_ready_at(o, &rev)).await;
+    let mut files = files_in(&download(&h, &obj).await);
+    files.sort();
+    assert_eq!(
+        files,
+        ["deploy/.sourceignore", "deploy/app.yaml", "deploy/logo.png"]
+    );
+    let status = obj.status.unwrap();
+    assert_eq!(status.observed_sparse_checkout, Some(vec!["deploy".to_string()]));
+    assert_eq!(
+        status.observed_ignore.as_deref(),
+        Some("/deploy/notes.txt\n!/deploy/logo.png\n")
+    );
+
+    // suspended: neither the interval nor a reconcile request fetches the new commit; resumed, it does
+    let suspended = GitRepositorySpec {
+        suspend: Some(true),
+        ..spec(&url, "main", Some("auth"), "1s")
+    };
+    create(
+        &h,
+        "held",
+        GitRepositorySpec {
+            suspend: None,
+            ..suspended.clone()
+        },
+    )
+    .await;
+    wait_until(&h, "held", "Ready", |o| is_ready_at(o, &rev)).await;
+    create(&h, "held", suspended.clone()).await;
+    let second = repo.commit(&[("deploy/app.yaml", "a: 2\n")], "second");
+    request_reconcile(&h, "held", "while-suspended").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = h.api.get("held").await.unwrap().status.unwrap();
+    assert_eq!(held.artifact.unwrap().revision, rev, "a suspended object fetched");
+    create(
+        &h,
+        "held",
+        GitRepositorySpec {
+            suspend: Some(false),
+            ..suspended
+        },
+    )
+    .await;
+    let rev2 = format!("main@sha1:{second}");
+    wait_until(&h, "held", "the new commit once resumed", |o| {
+        is_ready_at(o, &rev2)
+    })
+    .await;
+
+    // a server that accepts and never answers: the spec's timeout ends the fetch, and says so
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/git/fleet.git", silent.local_addr().unwrap());
+    let slow = GitRepositorySpec {
+        timeout: Some("2s".into()),
+        ..spec(&silent_url, "main", None, "1h")
+    };
+    let started = Instant::now();
+    create(&h, "slow", slow).await;
+    let (reason, message) = failed(&h, "slow", "the timeout").await;
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(message.contains("timeout"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
