@@ -499,8 +499,39 @@ async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, E
             .await
             .map_err(|e| Error::Prune(e.to_string()))?;
         info!(deleted = changes.entries.len(), "garbage collected the inventory");
+        if obj.spec.deletion_policy == Some(DeletionPolicy::WaitForTermination) {
+            wait_for_termination(&obj, &manager, &old).await?;
+        }
     }
     Ok(Action::await_change())
+}
+
+/// `deletionPolicy: WaitForTermination`: the Kustomization goes only once what it deleted is gone
+/// (finalizers done), waiting at most its timeout per attempt; still there, it is an error and the
+/// deletion is tried again.
+async fn wait_for_termination(
+    obj: &Kustomization,
+    manager: &ResourceManager,
+    deleted: &[driftless_api::kustomize::ResourceRef],
+) -> Result<(), Error> {
+    let interval = parse_duration(&obj.spec.interval).unwrap_or(std::time::Duration::from_secs(60));
+    let deadline = tokio::time::Instant::now() + reconcile_timeout(obj, interval);
+    loop {
+        let left = manager
+            .terminating(deleted)
+            .await
+            .map_err(|e| Error::Prune(e.to_string()))?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Prune(format!(
+                "timeout waiting for the termination of: [{}]",
+                left.join(", ")
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 struct Source {

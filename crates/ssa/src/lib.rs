@@ -989,6 +989,41 @@ impl ResourceManager {
         }
         Ok(changes)
     }
+
+    /// The objects of `refs` that still exist and are being deleted (a deletion timestamp, finalizers
+    /// pending), as `Kind/namespace/name`: what a `WaitForTermination` deletion waits for.
+    pub async fn terminating(&self, refs: &[ResourceRef]) -> Result<Vec<String>, Error> {
+        let kinds = self
+            .resolve(refs.iter().filter_map(|r| parse_ref(r).map(|(_, _, gvk)| gvk)))
+            .await?;
+        let mut left = Vec::new();
+        for r in refs {
+            let Some((ns, name, gvk)) = parse_ref(r) else {
+                continue;
+            };
+            let Some((ar, caps)) = kinds.resolve_gvk(&gvk) else {
+                continue;
+            };
+            let subject = if ns.is_empty() {
+                format!("{}/{name}", gvk.kind)
+            } else {
+                format!("{}/{ns}/{name}", gvk.kind)
+            };
+            let live = self
+                .api(&ar, &caps, &ns)
+                .get_opt(&name)
+                .await
+                .map_err(|e| Error::Api {
+                    id: subject.clone(),
+                    action: "get",
+                    message: api_message(&e),
+                })?;
+            if live.is_some_and(|l| l.metadata.deletion_timestamp.is_some()) {
+                left.push(subject);
+            }
+        }
+        Ok(left)
+    }
 }
 
 #[cfg(test)]
