@@ -751,3 +751,122 @@ async fn a_git_revert_rolls_back_prune_disabled_is_kept_and_deleting_the_source_
         "the ConfigMap was deleted"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_kustomization_follows_its_deletion_policy() {
+    use driftless_api::kustomize::DeletionPolicy;
+    let h = start("ks-delete").await;
+    let n = h.ns.name().to_string();
+    let cm = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{extra}data:\n  a: \"1\"\n")
+    };
+    let files = [
+        ("mirror/cm.yaml", cm("mirror", "")),
+        ("kept/cm.yaml", cm("kept", "")),
+        ("orphan/cm.yaml", cm("orphan", "")),
+        ("forced/cm.yaml", cm("forced", "")),
+        (
+            "wait/cm.yaml",
+            cm("held", "  finalizers:\n  - driftless.test/hold\n"),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let head = h.fleet.repo.commit(&files, "deletion cases");
+    request_fleet(&h, "deletion").await;
+    // (Kustomization and path, prune, deletionPolicy, its ConfigMap deleted with it)
+    let cases = [
+        ("mirror", true, None, true),
+        ("kept", false, None, false),
+        ("orphan", true, Some(DeletionPolicy::Orphan), false),
+        ("forced", false, Some(DeletionPolicy::Delete), true),
+        ("wait", true, Some(DeletionPolicy::WaitForTermination), true),
+    ];
+    for (name, prune, policy, _) in cases {
+        let spec = KustomizationSpec {
+            target_namespace: Some(n.clone()),
+            deletion_policy: policy,
+            ..spec(&format!("./{name}"), prune)
+        };
+        create(&h, name, spec).await;
+    }
+    for (name, ..) in cases {
+        wait_until(&h, name, "the apply", |o| applied(o, &head)).await;
+    }
+    let admin = cluster().client().await;
+    let kustomizations: Api<Kustomization> = Api::namespaced(admin.clone(), &n);
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &n);
+    for (name, ..) in cases {
+        kustomizations.delete(name, &Default::default()).await.unwrap();
+    }
+    let gone = async |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while kustomizations.get_opt(name).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "{name} was not deleted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    for (name, _, _, deleted) in cases.iter().filter(|c| c.0 != "wait") {
+        gone(name).await;
+        assert_eq!(
+            cms.get_opt(name).await.unwrap().is_none(),
+            *deleted,
+            "{name}'s ConfigMap after its Kustomization went"
+        );
+    }
+
+    // WaitForTermination: the Kustomization stays while its ConfigMap's finalizer holds it
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(kustomizations.get_opt("wait").await.unwrap().is_some());
+    let held = cms.get("held").await.unwrap();
+    assert!(
+        held.metadata.deletion_timestamp.is_some(),
+        "the held ConfigMap is being deleted"
+    );
+    let release = json!({"metadata": {"finalizers": null}});
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    gone("wait").await;
+    assert!(cms.get_opt("held").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_kustomizations_own_overlay_renames_retags_and_labels() {
+    let h = start("ks-overlay").await;
+    let n = h.ns.name().to_string();
+    let spec: KustomizationSpec = serde_json::from_value(json!({
+        "interval": "1h", "path": "./apps", "prune": true, "targetNamespace": n,
+        "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+        "namePrefix": "pre-", "nameSuffix": "-v2",
+        "images": [{"name": "nginx", "newTag": "1.27"}],
+        "commonMetadata": {"labels": {"team": "blue"}, "annotations": {"owner": "ops"}}
+    }))
+    .unwrap();
+    create(&h, "overlay", spec).await;
+    wait_until(&h, "overlay", "the apply", |o| applied(o, &h.head)).await;
+    let admin = cluster().client().await;
+    let web = Api::<Deployment>::namespaced(admin.clone(), &n)
+        .get("pre-web-v2")
+        .await
+        .unwrap();
+    let meta = &web.metadata;
+    assert_eq!(meta.labels.as_ref().unwrap()["team"], "blue");
+    assert_eq!(meta.annotations.as_ref().unwrap()["owner"], "ops");
+    let spec = web.spec;
+    assert_eq!(
+        spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some("nginx:1.27")
+    );
+    assert_eq!(
+        spec.selector.match_labels.unwrap(),
+        [("app".to_string(), "web".to_string())].into(),
+        "commonMetadata leaves selectors alone"
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(admin, &n)
+            .get_opt("pre-settings-v2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
