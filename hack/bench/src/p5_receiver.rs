@@ -15,12 +15,9 @@ use clap::Parser as _;
 use driftless_api::{
     meta::LocalObjectReference,
     notification::{Receiver, ReceiverResource, ReceiverSpec},
-    source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
+    source::GitRepository,
 };
-use driftless_testkit::{
-    cluster::cluster,
-    git::{GitHttp, RepoRoot},
-};
+use driftless_testkit::cluster::cluster;
 use futures::{StreamExt, TryStreamExt};
 use hmac::{Hmac, KeyInit, Mac};
 use k8s_openapi::api::core::v1::Secret;
@@ -83,21 +80,14 @@ async fn main() -> anyhow::Result<()> {
     let admin = cluster().client().await;
 
     // the Git server and a GitRepository, reconciled by source-controller
-    let root = RepoRoot::default();
-    let repo = root.repo("fleet");
-    repo.commit(
+    let fleet = driftless_e2e::Fleet::start(
+        &n_s,
         &[(
             "app/cm.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
         )],
-        "a",
-    );
-    let server = GitHttp::start(&root, "flux", "s3cret");
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
-        "stringData": {"username": "flux", "password": "s3cret"}});
-    Api::<Secret>::namespaced(admin.clone(), &n_s)
-        .patch("auth", &PatchParams::apply("p5"), &Patch::Apply(&secret))
-        .await?;
+    )
+    .await;
     let token = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "stringData": {"token": TOKEN}});
     Api::<Secret>::namespaced(admin.clone(), &n_s)
         .patch("token", &PatchParams::apply("p5"), &Patch::Apply(&token))
@@ -145,22 +135,7 @@ async fn main() -> anyhow::Result<()> {
         .await
     });
     rx.await?;
-    let git = GitRepository::new(
-        "fleet",
-        GitRepositorySpec {
-            url: server.url("fleet"),
-            interval: "1h".into(),
-            reference: Some(GitRepositoryRef {
-                branch: Some("main".into()),
-                ..Default::default()
-            }),
-            secret_ref: Some(LocalObjectReference { name: "auth".into() }),
-            ..Default::default()
-        },
-    );
     let gits: Api<GitRepository> = Api::namespaced(admin.clone(), &n_s);
-    gits.patch("fleet", &PatchParams::apply("p5"), &Patch::Apply(&git))
-        .await?;
     let receiver = Receiver::new(
         "github",
         ReceiverSpec {
@@ -270,6 +245,6 @@ async fn main() -> anyhow::Result<()> {
     println!("valid-base {base_valid:.0}");
     println!("latency-p50 {:.1}", pct(0.5).as_secs_f64() * 1000.0);
     println!("latency-p99 {:.1}", pct(0.99).as_secs_f64() * 1000.0);
-    drop(server);
+    drop(fleet);
     Ok(())
 }
