@@ -149,18 +149,26 @@ pub async fn github_token(
                 id: u64,
                 account: Account,
             }
-            let list: Vec<Installation> = github_json(
-                call(
-                    reqwest::Method::GET,
-                    format!("{base}/app/installations?per_page=100"),
-                ),
-                &base,
-            )
-            .await?;
-            list.iter()
-                .find(|i| i.account.login.eq_ignore_ascii_case(&owner))
-                .map(|i| i.id.to_string())
-                .ok_or_else(|| format!("the GitHub App {app_id} has no installation for owner '{owner}'"))?
+            // NB: page by page (100 at most each) until the owner's installation or the last page
+            let mut found = None;
+            for page in 1.. {
+                let list: Vec<Installation> = github_json(
+                    call(
+                        reqwest::Method::GET,
+                        format!("{base}/app/installations?per_page=100&page={page}"),
+                    ),
+                    &base,
+                )
+                .await?;
+                found = list
+                    .iter()
+                    .find(|i| i.account.login.eq_ignore_ascii_case(&owner))
+                    .map(|i| i.id.to_string());
+                if found.is_some() || list.len() < 100 {
+                    break;
+                }
+            }
+            found.ok_or_else(|| format!("the GitHub App {app_id} has no installation for owner '{owner}'"))?
         }
         (None, None) => unreachable!("checked above"),
     };

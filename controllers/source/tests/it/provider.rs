@@ -90,15 +90,23 @@ async fn access_token(
     )
 }
 
-async fn installations(State(gh): State<GitHub>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
-    match gh.check(&headers) {
-        Err(refused) => refused,
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!([{"id": 7, "account": {"login": "someone-else"}},
-                {"id": 42, "account": {"login": "driftless-org"}}])),
-        ),
+/// The app's installations, 100 a page as GitHub pages them: the owner's is on page 2.
+async fn installations(
+    State(gh): State<GitHub>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Err(refused) = gh.check(&headers) {
+        return refused;
     }
+    let page = match q.get("page").map(String::as_str) {
+        Some("1") | None => (0..100)
+            .map(|i| json!({"id": 1000 + i, "account": {"login": format!("someone-{i}")}}))
+            .collect(),
+        Some("2") => vec![json!({"id": 42, "account": {"login": "driftless-org"}})],
+        _ => vec![],
+    };
+    (StatusCode::OK, Json(Value::Array(page)))
 }
 
 #[tokio::test]
