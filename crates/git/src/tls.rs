@@ -164,11 +164,21 @@ impl Bridge {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    // NB: stopping lets requests in flight finish, but a connection left open does not
+                    // hold the bridge (and the Git operation dropping it) for more than a few seconds
+                    let (drain, drained) = tokio::sync::oneshot::channel::<()>();
+                    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                        let _ = drained.await;
+                    });
+                    let server = std::future::IntoFuture::into_future(server);
+                    tokio::pin!(server);
+                    tokio::select! {
+                        _ = &mut server => {}
+                        _ = stopped => {
+                            let _ = drain.send(());
+                            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+                        }
+                    }
                 });
             })
             .map_err(|source| Error::Io {
@@ -297,5 +307,31 @@ mod tests {
             502
         );
         assert!(bridge.failure().is_some_and(|f| f.contains("127.0.0.1:9")));
+    }
+
+    #[test]
+    fn a_connection_left_half_open_does_not_hold_the_bridge() {
+        use std::io::Write;
+        let bridge = Bridge::start("http://127.0.0.1:9/fleet.git", &Tls::default(), None).unwrap();
+        let port = bridge
+            .url
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut stuck = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        // a request whose headers never end
+        stuck.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        drop(bridge);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
