@@ -131,6 +131,17 @@ pub async fn run(
         }
     })
     .await?;
+    // a revision the stored artifact is not of: outdated until the new one is stored (a failure below keeps
+    // the condition, as Flux's)
+    if status.artifact.as_ref().map(|a| a.revision.as_str()) != Some(resolved.revision.as_str()) {
+        driftless_runtime::conditions::mark_true(
+            &mut status.conditions,
+            driftless_api::meta::conditions::ARTIFACT_OUTDATED,
+            driftless_api::meta::conditions::reasons::NEW_REVISION,
+            &format!("new upstream revision '{}'", resolved.revision),
+            obj.metadata.generation,
+        );
+    }
     // verify before anything is written
     let mut verified_message = None;
     if let (Some(keyring), Some(mode)) = (keyring, mode) {

@@ -633,6 +633,13 @@ async fn verify_accepts_commits_and_tags_signed_by_a_listed_key_only() {
     })
     .await;
     assert!(ready_message(obj.status.as_ref().unwrap()).contains("no signature"));
+    // the new revision is known and not stored: ArtifactOutdated, as Flux says it
+    let outdated = conditions::get(&obj.status.as_ref().unwrap().conditions, "ArtifactOutdated").unwrap();
+    assert_eq!(
+        (outdated.status.as_str(), outdated.reason.as_str()),
+        ("True", "NewRevision")
+    );
+    assert!(outdated.message.contains(&unsigned), "{}", outdated.message);
 }
 
 fn ready_message(status: &driftless_api::source::GitRepositoryStatus) -> String {
