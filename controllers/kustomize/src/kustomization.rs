@@ -965,9 +965,23 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
         }
         Err(err) => {
             let message = err.to_string();
-            conditions::delete(&mut status.conditions, RECONCILING);
+            // a failure that may pass is retried: Reconciling stays True (ProgressingWithRetry); one
+            // only a spec change helps is Stalled instead
             if err.class() == ErrorClass::Stalled {
+                conditions::delete(&mut status.conditions, RECONCILING);
                 conditions::mark_stalled(&mut status.conditions, err.reason(), &message, generation);
+            } else {
+                let progress = match &status.last_attempted_revision {
+                    Some(revision) => format!("Reconciliation in progress for revision {revision}"),
+                    None => "Reconciliation in progress".to_string(),
+                };
+                conditions::mark_true(
+                    &mut status.conditions,
+                    RECONCILING,
+                    reasons::PROGRESSING_WITH_RETRY,
+                    &progress,
+                    generation,
+                );
             }
             conditions::mark_false(&mut status.conditions, READY, err.reason(), &message, generation);
             ctx.recorder

@@ -712,6 +712,12 @@ async fn https_with_the_secrets_ca_and_client_certificate_becomes_ready_and_a_wr
     assert!(!message.contains("BEGIN"), "no PEM in status: {message}");
     let status = h.api.get("fleet").await.unwrap().status.unwrap();
     assert_eq!(status.artifact, Some(artifact), "the last artifact stays");
+    // a failure that may pass is retried, and says so as Flux does
+    let reconciling = conditions::get(&status.conditions, "Reconciling").unwrap();
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        ("True", "ProgressingWithRetry")
+    );
 
     // a client certificate without its key: the Secret is what to fix
     secret(

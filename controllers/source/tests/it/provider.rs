@@ -403,4 +403,9 @@ async fn a_service_account_name_needs_the_azure_provider() {
         message.contains("only supported with the 'azure' provider"),
         "{message}"
     );
+    // only a spec change helps: Stalled, not retried
+    let status = h.api.get("wrong").await.unwrap().status.unwrap();
+    let has = |t: &str| driftless_runtime::conditions::get(&status.conditions, t).map(|c| c.status.clone());
+    assert_eq!(has("Stalled").as_deref(), Some("True"));
+    assert_eq!(has("Reconciling"), None);
 }

@@ -154,6 +154,13 @@ async fn the_fixture_tree_applies_the_secrets_flux_applies() {
     let obj = wait_until(&h, "sops", "the MAC failure", |o| failed_at(o, &broken)).await;
     let (_, reason, message) = ready(&obj).unwrap();
     assert_eq!(reason, "BuildFailed");
+    let reconciling = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Reconciling"))
+        .expect("a retried failure keeps Reconciling");
+    assert_eq!(reconciling.reason, "ProgressingWithRetry");
+    assert!(reconciling.message.contains(&broken), "{}", reconciling.message);
     assert!(
         message.contains("age.yaml") && message.contains("MAC mismatch"),
         "{message}"
