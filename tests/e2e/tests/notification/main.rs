@@ -626,3 +626,58 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
             .contains("invalid address")
     );
 }
+
+#[tokio::test]
+async fn a_receiver_without_its_secret_is_retried_until_the_secret_appears() {
+    let h = start("nc-token").await;
+    let n = h.ns.name().to_string();
+    let receiver = Receiver::new(
+        "waiting",
+        ReceiverSpec {
+            type_: "generic".into(),
+            secret_ref: Some(LocalObjectReference {
+                name: "late-token".into(),
+            }),
+            resources: vec![ReceiverResource {
+                kind: "GitRepository".into(),
+                name: "fleet".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, &n);
+    receivers
+        .patch("waiting", &PatchParams::apply("t"), &Patch::Apply(&receiver))
+        .await
+        .unwrap();
+    let condition = |r: &Receiver, t: &str| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == t))
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let refused = eventually("TokenNotFound", async || {
+        let r = receivers.get("waiting").await.ok()?;
+        (condition(&r, "Ready")? == ("False".to_string(), "TokenNotFound".to_string())).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        condition(&refused, "Reconciling"),
+        Some(("True".to_string(), "ProgressingWithRetry".to_string())),
+        "a missing Secret is retried"
+    );
+    put::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "late-token"},
+        "stringData": {"token": "late"}}),
+    )
+    .await;
+    let ready = eventually("Ready once the Secret exists", async || {
+        let r = receivers.get("waiting").await.ok()?;
+        (condition(&r, "Ready")?.0 == "True").then_some(r)
+    })
+    .await;
+    assert_eq!(condition(&ready, "Reconciling"), None);
+    assert!(ready.status.unwrap().webhook_path.is_some());
+}
