@@ -126,6 +126,43 @@ where
         .unwrap();
 }
 
+/// A Receiver `name` of `type_` with the token Secret `secret`, for the GitRepository `resource` (a name or
+/// `*`), with `more` spec fields.
+fn receiver(name: &str, type_: &str, secret: &str, resource: &str, more: ReceiverSpec) -> Receiver {
+    Receiver::new(
+        name,
+        ReceiverSpec {
+            type_: type_.into(),
+            secret_ref: Some(LocalObjectReference { name: secret.into() }),
+            resources: vec![ReceiverResource {
+                kind: "GitRepository".into(),
+                name: resource.into(),
+                ..Default::default()
+            }],
+            ..more
+        },
+    )
+}
+
+/// Applies `r` into `ns`; with `wait`, waits for its webhook path and returns it.
+async fn apply_receiver(ns: &str, r: &Receiver, wait: bool) -> Option<String> {
+    let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, ns);
+    let name = r.metadata.name.clone().unwrap();
+    receivers
+        .patch(&name, &PatchParams::apply("t"), &Patch::Apply(r))
+        .await
+        .unwrap();
+    if !wait {
+        return None;
+    }
+    Some(
+        eventually(&format!("the path of receiver {name}"), async || {
+            receivers.get(&name).await.ok()?.status?.webhook_path
+        })
+        .await,
+    )
+}
+
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -184,31 +221,17 @@ async fn a_signed_push_reconciles_at_once_and_the_events_reach_slack() {
     )
     .await;
     cluster().kubectl_apply(&[provider, alert, github, statuses]);
-    let receiver = Receiver::new(
+    let github_receiver = receiver(
         "github",
+        "github",
+        "hook-token",
+        "fleet",
         ReceiverSpec {
-            type_: "github".into(),
             events: Some(vec!["push".into()]),
-            secret_ref: Some(LocalObjectReference {
-                name: "hook-token".into(),
-            }),
-            resources: vec![ReceiverResource {
-                kind: "GitRepository".into(),
-                name: "fleet".into(),
-                ..Default::default()
-            }],
             ..Default::default()
         },
     );
-    let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, &n);
-    receivers
-        .patch("github", &PatchParams::apply("t"), &Patch::Apply(&receiver))
-        .await
-        .unwrap();
-    let path = eventually("the receiver's path", async || {
-        receivers.get("github").await.ok()?.status?.webhook_path
-    })
-    .await;
+    let path = apply_receiver(&n, &github_receiver, true).await.unwrap();
     assert_eq!(
         path,
         format!(
@@ -494,31 +517,17 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
         "stringData": {"token": "t"}}),
     )
     .await;
-    let receiver = Receiver::new(
+    let filtered = receiver(
         "filtered",
+        "generic",
+        "generic-token",
+        "*",
         ReceiverSpec {
-            type_: "generic".into(),
-            secret_ref: Some(LocalObjectReference {
-                name: "generic-token".into(),
-            }),
-            resources: vec![ReceiverResource {
-                kind: "GitRepository".into(),
-                name: "*".into(),
-                ..Default::default()
-            }],
             resource_filter: Some("res.metadata.name == req.repository".into()),
             ..Default::default()
         },
     );
-    let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, &n);
-    receivers
-        .patch("filtered", &PatchParams::apply("t"), &Patch::Apply(&receiver))
-        .await
-        .unwrap();
-    let path = eventually("the filtered receiver's path", async || {
-        receivers.get("filtered").await.ok()?.status?.webhook_path
-    })
-    .await;
+    let path = apply_receiver(&n, &filtered, true).await.unwrap();
     let answer = http
         .post(format!("{}{path}", h.receivers))
         .body(r#"{"repository": "fleet"}"#)
@@ -542,29 +551,8 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
     );
 
     // gcr: Google's ID token checked at tokeninfo, then the Pub/Sub message must be an INSERT
-    let gcr = Receiver::new(
-        "gcr",
-        ReceiverSpec {
-            type_: "gcr".into(),
-            secret_ref: Some(LocalObjectReference {
-                name: "generic-token".into(),
-            }),
-            resources: vec![ReceiverResource {
-                kind: "GitRepository".into(),
-                name: "other".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    );
-    receivers
-        .patch("gcr", &PatchParams::apply("t"), &Patch::Apply(&gcr))
-        .await
-        .unwrap();
-    let gcr_path = eventually("the gcr receiver's path", async || {
-        receivers.get("gcr").await.ok()?.status?.webhook_path
-    })
-    .await;
+    let gcr = receiver("gcr", "gcr", "generic-token", "other", ReceiverSpec::default());
+    let gcr_path = apply_receiver(&n, &gcr, true).await.unwrap();
     let push = |action: &str| {
         let data = base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
@@ -631,26 +619,15 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
 async fn a_receiver_without_its_secret_is_retried_until_the_secret_appears() {
     let h = start("nc-token").await;
     let n = h.ns.name().to_string();
-    let receiver = Receiver::new(
+    let waiting = receiver(
         "waiting",
-        ReceiverSpec {
-            type_: "generic".into(),
-            secret_ref: Some(LocalObjectReference {
-                name: "late-token".into(),
-            }),
-            resources: vec![ReceiverResource {
-                kind: "GitRepository".into(),
-                name: "fleet".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
+        "generic",
+        "late-token",
+        "fleet",
+        ReceiverSpec::default(),
     );
+    apply_receiver(&n, &waiting, false).await;
     let receivers: Api<Receiver> = Api::namespaced(cluster().client().await, &n);
-    receivers
-        .patch("waiting", &PatchParams::apply("t"), &Patch::Apply(&receiver))
-        .await
-        .unwrap();
     let condition = |r: &Receiver, t: &str| {
         r.status
             .as_ref()
