@@ -878,7 +878,15 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
     let timeout = reconcile_timeout(&obj, interval);
     let applied = tokio::time::timeout(
         timeout,
-        run_steps(&obj, &ctx, &mut status, &mut digest, &mut origin, timeout),
+        run_steps(
+            &obj,
+            &ctx,
+            (&api, &mut last_written),
+            &mut status,
+            &mut digest,
+            &mut origin,
+            timeout,
+        ),
     )
     .await
     .unwrap_or_else(|_| {
@@ -1032,6 +1040,7 @@ struct Applied {
 async fn run_steps(
     obj: &Kustomization,
     ctx: &Context,
+    (api, last_written): (&Api<Kustomization>, &mut KustomizationStatus),
     status: &mut KustomizationStatus,
     digest: &mut Option<String>,
     origin: &mut Option<String>,
@@ -1041,6 +1050,20 @@ async fn run_steps(
     status.last_attempted_revision = Some(source.revision.clone());
     origin.clone_from(&source.origin_revision);
     check_dependencies(obj, ctx, &source).await?;
+    // a new revision is in progress until applied (and healthy), as Flux shows it; an unchanged one
+    // writes nothing here, so an idle fleet stays write-free
+    if status.last_applied_revision.as_deref() != Some(source.revision.as_str()) {
+        let message = format!(
+            "Building manifests for revision {} with a timeout of {}",
+            source.revision,
+            format_duration(timeout)
+        );
+        conditions::mark_progressing(&mut status.conditions, &message, obj.metadata.generation);
+        apply_status(api, &obj.name_any(), FIELD_MANAGER, Some(last_written), status)
+            .await
+            .map_err(Error::Kube)?;
+        *last_written = status.clone();
+    }
     let client = target_client(obj, ctx).await?;
     let rules = health_rules(obj)?;
     let objects = build(obj, ctx, &client, &source).await?;

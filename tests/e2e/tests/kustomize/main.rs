@@ -870,3 +870,54 @@ async fn the_kustomizations_own_overlay_renames_retags_and_labels() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn a_new_revision_shows_progress_until_it_is_applied() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let h = start("ks-progress").await;
+    let n = h.ns.name().to_string();
+    create(&h, "apps", from_source(&n, "fleet")).await;
+    wait_until(&h, "apps", "the first apply", |o| applied(o, &h.head)).await;
+
+    // every status the Kustomization goes through, from here on
+    let api: Api<Kustomization> = Api::namespaced(cluster().client().await, &n);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watch = tokio::spawn({
+        let seen = seen.clone();
+        let config = watcher::Config::default().fields("metadata.name=apps");
+        async move {
+            let mut stream = watcher(api, config).applied_objects().boxed();
+            while let Some(Ok(k)) = stream.next().await {
+                if let Some(c) = k
+                    .status
+                    .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+                {
+                    seen.lock().unwrap().push((c.status, c.reason, c.message));
+                }
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = h
+        .fleet
+        .repo
+        .commit(&[("apps/cm.yaml", &CM.replace("blue", "green"))], "green");
+    request_fleet(&h, "green").await;
+    wait_until(&h, "apps", "the new revision", |o| applied(o, &second)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watch.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|(status, reason, message)| status == "Unknown"
+            && reason == "Progressing"
+            && message.starts_with("Building manifests for revision")
+            && message.contains(&second)),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.last()
+            .is_some_and(|(status, _, message)| status == "True" && message.contains(&second)),
+        "{seen:#?}"
+    );
+}
