@@ -973,23 +973,13 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
         }
         Err(err) => {
             let message = err.to_string();
-            // a failure that may pass is retried: Reconciling stays True (ProgressingWithRetry); one
-            // only a spec change helps is Stalled instead
+            let progress = match &status.last_attempted_revision {
+                Some(revision) => format!("Reconciliation in progress for revision {revision}"),
+                None => "Reconciliation in progress".to_string(),
+            };
+            conditions::mark_failed_attempt(&mut status.conditions, err.class(), &progress, generation);
             if err.class() == ErrorClass::Stalled {
-                conditions::delete(&mut status.conditions, RECONCILING);
                 conditions::mark_stalled(&mut status.conditions, err.reason(), &message, generation);
-            } else {
-                let progress = match &status.last_attempted_revision {
-                    Some(revision) => format!("Reconciliation in progress for revision {revision}"),
-                    None => "Reconciliation in progress".to_string(),
-                };
-                conditions::mark_true(
-                    &mut status.conditions,
-                    RECONCILING,
-                    reasons::PROGRESSING_WITH_RETRY,
-                    &progress,
-                    generation,
-                );
             }
             conditions::mark_false(&mut status.conditions, READY, err.reason(), &message, generation);
             ctx.recorder

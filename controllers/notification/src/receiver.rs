@@ -259,17 +259,14 @@ async fn reconcile(obj: Arc<Receiver>, state: Arc<Shared>) -> Result<Action, Err
         Ok(None) => {}
         Err(e) => {
             paths.remove(&ns, &name);
-            // a failure that may pass is retried (Reconciling, ProgressingWithRetry), as Flux writes it
+            conditions::mark_failed_attempt(
+                &mut status.conditions,
+                e.class(),
+                "Reconciliation in progress",
+                generation,
+            );
             if e.class() == ErrorClass::Stalled {
                 conditions::mark_stalled(&mut status.conditions, e.reason(), &e.to_string(), generation);
-            } else {
-                conditions::mark_true(
-                    &mut status.conditions,
-                    RECONCILING,
-                    reasons::PROGRESSING_WITH_RETRY,
-                    "Reconciliation in progress",
-                    generation,
-                );
             }
             conditions::mark_false(
                 &mut status.conditions,

@@ -110,6 +110,21 @@ pub fn mark_reconciling(
     mark_true(conditions, RECONCILING, reason, message, generation);
 }
 
+/// What a failed reconcile leaves of `Reconciling`, as Flux writes it: a failure of `class` that may pass
+/// is retried, so `Reconciling` stays True with reason `ProgressingWithRetry` and `progress`; a stalled one
+/// (only a spec change helps) drops it.
+pub fn mark_failed_attempt(
+    conditions: &mut Vec<Condition>,
+    class: crate::error::ErrorClass,
+    progress: &str,
+    generation: Option<i64>,
+) {
+    match class {
+        crate::error::ErrorClass::Stalled => delete(conditions, RECONCILING),
+        _ => mark_reconciling(conditions, reasons::PROGRESSING_WITH_RETRY, progress, generation),
+    }
+}
+
 /// Marks the object as stalled (`Stalled=True`): only a change of the spec can help.
 pub fn mark_stalled(conditions: &mut Vec<Condition>, reason: &str, message: &str, generation: Option<i64>) {
     mark_true(conditions, STALLED, reason, message, generation);
@@ -206,6 +221,21 @@ mod tests {
         for c in conditions {
             c.last_transition_time = Time("2020-01-01T00:00:00Z".parse().unwrap());
         }
+    }
+
+    #[test]
+    fn a_retried_failure_keeps_reconciling_and_a_stalled_one_drops_it() {
+        use crate::error::ErrorClass;
+        let mut c = Vec::new();
+        mark_progressing(&mut c, "working", Some(1));
+        mark_failed_attempt(&mut c, ErrorClass::Transient, "retrying", Some(1));
+        let r = get(&c, RECONCILING).unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str(), r.message.as_str()),
+            ("True", "ProgressingWithRetry", "retrying")
+        );
+        mark_failed_attempt(&mut c, ErrorClass::Stalled, "unused", Some(1));
+        assert!(get(&c, RECONCILING).is_none());
     }
 
     #[test]

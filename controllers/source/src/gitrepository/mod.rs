@@ -302,24 +302,11 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
         }
         Err(err) => {
             let message = err.to_string();
-            // a failure that may pass is retried: Reconciling stays True (ProgressingWithRetry); one
-            // only a spec change helps is Stalled instead
-            match err.class() {
-                ErrorClass::Stalled => conditions::delete(&mut status.conditions, RECONCILING),
-                _ => {
-                    let progress = match conditions::get(&status.conditions, ARTIFACT_OUTDATED) {
-                        Some(c) if c.status == "True" => format!("building artifact: {}", c.message),
-                        _ => "reconciliation in progress".to_string(),
-                    };
-                    conditions::mark_true(
-                        &mut status.conditions,
-                        RECONCILING,
-                        reasons::PROGRESSING_WITH_RETRY,
-                        &progress,
-                        generation,
-                    );
-                }
-            }
+            let progress = match conditions::get(&status.conditions, ARTIFACT_OUTDATED) {
+                Some(c) if c.status == "True" => format!("building artifact: {}", c.message),
+                _ => "reconciliation in progress".to_string(),
+            };
+            conditions::mark_failed_attempt(&mut status.conditions, err.class(), &progress, generation);
             let condition = failure_condition(err);
             // SourceVerified has positive polarity: a failed verification is SourceVerified=False
             let polarity = if condition == SOURCE_VERIFIED {
