@@ -603,17 +603,20 @@ mod tests {
         Some(std::fs::read_to_string(fixtures()?.join(path)).expect("the fixture"))
     }
 
-    #[test]
-    fn an_age_encrypted_secret_decrypts_and_its_mac_verifies() {
-        let (Some(doc), Some(key)) = (
-            fixture("flux/controller/testdata/sops/algorithms/age.yaml"),
-            fixture("flux/controller/testdata/sops/keys/age.txt"),
-        ) else {
-            return;
-        };
+    /// Flux's `algorithms/<name>.yaml` and the keys of `keys/<key>` (one age identity), when the fixtures are there.
+    fn age_fixture(name: &str, key: &str) -> Option<(Value, Keys)> {
+        let doc = fixture(&format!("flux/controller/testdata/sops/algorithms/{name}.yaml"))?;
+        let key = fixture(&format!("flux/controller/testdata/sops/keys/{key}"))?;
         let mut keys = Keys::default();
         assert_eq!(keys.add_age(&key), Ok(1));
-        let doc: Value = serde_yaml::from_str(&doc).unwrap();
+        Some((serde_yaml::from_str(&doc).unwrap(), keys))
+    }
+
+    #[test]
+    fn an_age_encrypted_secret_decrypts_and_its_mac_verifies() {
+        let Some((doc, keys)) = age_fixture("age", "age.txt") else {
+            return;
+        };
         let plain = decrypt_document(&doc, &keys).unwrap();
         assert!(plain.get("sops").is_none());
         let value = plain["stringData"]["key"].as_str().unwrap();
@@ -802,15 +805,9 @@ mod tests {
 
     #[test]
     fn post_quantum_age_decrypts_with_its_hybrid_key_only() {
-        let (Some(doc), Some(key)) = (
-            fixture("flux/controller/testdata/sops/algorithms/age-pq.yaml"),
-            fixture("flux/controller/testdata/sops/keys/age-pq.txt"),
-        ) else {
+        let Some((doc, keys)) = age_fixture("age-pq", "age-pq.txt") else {
             return;
         };
-        let mut keys = Keys::default();
-        assert_eq!(keys.add_age(&key), Ok(1));
-        let doc: Value = serde_yaml::from_str(&doc).unwrap();
         let plain = decrypt_document(&doc, &keys).unwrap();
         assert_eq!(plain["metadata"]["name"], "age-pq");
         let value = plain["stringData"]["key"].as_str().unwrap();

@@ -582,31 +582,25 @@ async fn bad_events_are_refused_and_broken_providers_neither_crash_nor_block() {
 
     // the Provider without its Secret gets a Kubernetes Event saying so
     let kube_events: Api<KubeEvent> = Api::namespaced(cluster().client().await, &n);
-    let warning = eventually("the Event on the broken Provider", async || {
-        kube_events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| e.involved_object.name.as_deref() == Some("no-secret"))
-    })
-    .await;
+    let event_on = async |name: &str| {
+        eventually(&format!("the Event on Provider {name}"), async || {
+            kube_events
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| e.involved_object.name.as_deref() == Some(name))
+        })
+        .await
+    };
+    let warning = event_on("no-secret").await;
     assert_eq!(warning.reason.as_deref(), Some("ProviderFailed"));
     assert!(
         warning.message.unwrap_or_default().contains("Secret"),
         "the message names the Secret"
     );
-    let bad_address = eventually("the Event on the Provider with a bad address", async || {
-        kube_events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| e.involved_object.name.as_deref() == Some("bad-address"))
-    })
-    .await;
+    let bad_address = event_on("bad-address").await;
     assert!(
         bad_address
             .message
