@@ -79,11 +79,17 @@ impl Cache {
     /// A bridge (see [`crate::tls`]) for an HTTP(S) remote that needs a CA or client certificate of its
     /// own, or a proxy (`proxySecretRef`'s, or the environment's `HTTP(S)_PROXY`/`ALL_PROXY`): libgit2
     /// verifies TLS against the process's store only, and ignores its proxy option for `http://` URLs
-    /// (it connects to the server directly), so the bridge does both.
-    fn bridge(opts: &Options<'_>) -> Result<Option<Bridge>> {
+    /// (it connects to the server directly), so the bridge does both. `ls_remote` also needs one for a
+    /// bearer token (`for_headers`): libgit2 sends custom headers when fetching only.
+    fn bridge(opts: &Options<'_>, for_headers: bool) -> Result<Option<Bridge>> {
         let http = opts.url.starts_with("https://") || opts.url.starts_with("http://");
-        if http && (opts.auth.tls.is_set() || opts.proxy.is_some() || crate::tls::env_proxy()) {
-            Bridge::start(opts.url, &opts.auth.tls, opts.proxy).map(Some)
+        let bearer = opts.auth.bearer_token.as_deref();
+        let needed = opts.auth.tls.is_set()
+            || opts.proxy.is_some()
+            || crate::tls::env_proxy()
+            || (for_headers && bearer.is_some());
+        if http && needed {
+            Bridge::start(opts.url, &opts.auth.tls, opts.proxy, bearer).map(Some)
         } else {
             Ok(None)
         }
@@ -92,7 +98,7 @@ impl Cache {
     /// The refs the remote advertises, `(name, oid)`, peeled tags as `name^{}`.
     pub fn ls_remote(&self, opts: Options<'_>) -> Result<Vec<(String, String)>> {
         let url = RemoteUrl::parse(opts.url)?;
-        let bridge = Self::bridge(&opts)?;
+        let bridge = Self::bridge(&opts, true)?;
         let mut remote = git2::Remote::create_detached(bridge.as_ref().map_or(opts.url, |b| &b.url))
             .map_err(git_err(format!("invalid URL '{}'", opts.url)))?;
         let connection = remote
@@ -128,7 +134,7 @@ impl Cache {
         callbacks.transfer_progress(move |_| Instant::now() < deadline);
         let headers = opts.auth.headers();
         let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-        let bridge = Self::bridge(&opts)?;
+        let bridge = Self::bridge(&opts, false)?;
         let mut fetch = FetchOptions::new();
         fetch
             .remote_callbacks(callbacks)

@@ -7,13 +7,15 @@
 //! path segment only that operation knows: libgit2 speaks plain HTTP to it, and the bridge forwards every request to the real remote over TLS (rustls, through reqwest)
 //! with the Secret's CA trusted besides the platform's and its client certificate presented. It forwards
 //! to that one remote only, and the proxy of `proxySecretRef` is used by the bridge, not by libgit2.
+//! libgit2 cannot send custom headers when it only lists a remote's refs either, so a bearer token
+//! (`bearerToken`, or a provider's token) is added by the bridge to each request that has none.
 
 use std::sync::{Arc, Mutex};
 
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{HeaderName, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -106,6 +108,8 @@ struct Forward {
     /// (and its client certificate) while it listens.
     key: String,
     client: reqwest::Client,
+    /// `Authorization` for requests that come without one (a bearer token), marked sensitive.
+    authorization: Option<HeaderValue>,
     /// The first failure talking to the remote (a TLS error, a refused connection), for the error message.
     failure: Mutex<Option<String>>,
 }
@@ -120,8 +124,14 @@ pub(crate) struct Bridge {
 }
 
 impl Bridge {
-    /// Starts a bridge to the remote `url` with `tls`, through `proxy` when given (else the environment's).
-    pub(crate) fn start(url: &str, tls: &Tls, proxy: Option<&str>) -> Result<Self> {
+    /// Starts a bridge to the remote `url` with `tls`, through `proxy` when given (else the environment's),
+    /// sending `bearer_token` with requests that carry no `Authorization` of their own.
+    pub(crate) fn start(
+        url: &str,
+        tls: &Tls,
+        proxy: Option<&str>,
+        bearer_token: Option<&str>,
+    ) -> Result<Self> {
         let (scheme, rest) = url
             .split_once("://")
             .filter(|(scheme, _)| *scheme == "https" || *scheme == "http")
@@ -138,10 +148,20 @@ impl Bridge {
             let bytes: [u8; 16] = rand::rng().random();
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
+        let authorization = bearer_token
+            .map(|t| {
+                HeaderValue::from_str(&format!("Bearer {t}")).map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+            })
+            .transpose()
+            .map_err(|_| Error::Invalid("the bearer token is not a valid HTTP header value".into()))?;
         let shared = Arc::new(Forward {
             origin: format!("{scheme}://{host}"),
             key: key.clone(),
             client: tls.http_client(proxy)?,
+            authorization,
             failure: Mutex::default(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -238,6 +258,11 @@ async fn forward(State(shared): State<Arc<Forward>>, request: Request) -> Respon
             outgoing = outgoing.header(name, value);
         }
     }
+    if let Some(authorization) = &shared.authorization
+        && !request.headers().contains_key(header::AUTHORIZATION)
+    {
+        outgoing = outgoing.header(header::AUTHORIZATION, authorization.clone());
+    }
     let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
     match outgoing.body(body).send().await {
         Ok(response) => {
@@ -288,7 +313,7 @@ mod tests {
             cert: None,
             key: None,
         };
-        let bridge = Bridge::start("https://127.0.0.1:9/git/fleet.git", &tls, None).unwrap();
+        let bridge = Bridge::start("https://127.0.0.1:9/git/fleet.git", &tls, None, None).unwrap();
         let url = &bridge.url;
         let base = url.trim_end_matches("/git/fleet.git");
         let key_segment = base.rsplit('/').next().unwrap();
@@ -312,7 +337,7 @@ mod tests {
     #[test]
     fn a_connection_left_half_open_does_not_hold_the_bridge() {
         use std::io::Write;
-        let bridge = Bridge::start("http://127.0.0.1:9/fleet.git", &Tls::default(), None).unwrap();
+        let bridge = Bridge::start("http://127.0.0.1:9/fleet.git", &Tls::default(), None, None).unwrap();
         let port = bridge
             .url
             .split(':')

@@ -270,6 +270,7 @@ pub struct GitHttp {
     pub username: String,
     /// Its password.
     pub password: String,
+    access_log: PathBuf,
     _dir: TempDir,
     _server: Server,
 }
@@ -343,8 +344,10 @@ impl GitHttp {
             )
         };
         let conf = format!(
-            r#"server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv")
+            r#"server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv", "mod_accesslog")
 {tls_conf}
+accesslog.filename = "{dir}/access.log"
+accesslog.format = "%r %>s"
 server.bind = "127.0.0.1"
 server.port = {port}
 server.document-root = "{root}"
@@ -370,6 +373,7 @@ $HTTP["url"] =~ "^/git/" {{
         Self {
             port,
             scheme: if tls.is_some() { "https" } else { "http" },
+            access_log: dir.path().join("access.log"),
             username: username.into(),
             password: password.into(),
             _dir: dir,
@@ -380,6 +384,16 @@ $HTTP["url"] =~ "^/git/" {{
     /// The URL of the repository `name` (without credentials).
     pub fn url(&self, name: &str) -> String {
         format!("{}://127.0.0.1:{}/git/{name}.git", self.scheme, self.port)
+    }
+
+    /// The requests served so far, `METHOD /path HTTP/1.1 status` each (lighttpd writes its access log
+    /// in batches: wait for the line you expect before counting others).
+    pub fn requests(&self) -> Vec<String> {
+        fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 

@@ -85,7 +85,6 @@ pub async fn run(
         && ctx.storage.exists(&artifact)
         && observed_matches(obj, status, &includes)
         && status.source_verification_mode == mode
-        && auth.bearer_token.is_none()
         && !matches!(reference, Reference::Commit { .. })
     {
         let heads = blocking(timeout, {

@@ -402,6 +402,17 @@ async fn an_ssh_repository_needs_its_host_in_known_hosts() {
     );
 }
 
+/// When the (only) repository in `h`'s Git cache was last fetched: libgit2 rewrites the bare cache's
+/// FETCH_HEAD on every fetch, even one that brings nothing.
+fn fetch_head(h: &Harness) -> std::time::SystemTime {
+    let repos = std::fs::read_dir(h.cache.path()).unwrap();
+    let repo = repos
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("FETCH_HEAD").exists());
+    let head = repo.expect("a fetched repository").join("FETCH_HEAD");
+    std::fs::metadata(head).unwrap().modified().unwrap()
+}
+
 #[tokio::test]
 async fn the_same_commit_gives_byte_identical_artifacts_and_an_unchanged_one_is_not_repacked() {
     let h = start("git-repro").await;
@@ -428,6 +439,7 @@ async fn the_same_commit_gives_byte_identical_artifacts_and_an_unchanged_one_is_
     // a reconcile request at an unchanged revision: handled, nothing rewritten
     let file = h.storage.path().join(&a1.path);
     let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let fetched = fetch_head(&h);
     request_reconcile(&h, "one", "2024-07-01T00:00:00Z").await;
     let again = wait_until(&h, "one", "the request handled", |o| {
         o.status
@@ -449,6 +461,60 @@ async fn the_same_commit_gives_byte_identical_artifacts_and_an_unchanged_one_is_
         mtime,
         "the file was not rewritten"
     );
+    assert_eq!(fetch_head(&h), fetched, "the unchanged revision was not fetched");
+}
+
+#[tokio::test]
+async fn a_bearer_token_fetches_and_an_unchanged_revision_is_only_listed() {
+    let h = start("git-bearer").await;
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let sha = repo.commit(&[("a.yaml", "a")], "first");
+    let server = GitHttp::start_bearer(&root, "t0ken");
+    secret(&h, "token", json!({"bearerToken": "t0ken"})).await;
+    let rev = format!("main@sha1:{sha}");
+    create(
+        &h,
+        "fleet",
+        spec(&server.url("fleet"), "main", Some("token"), "1h"),
+    )
+    .await;
+    wait_until(&h, "fleet", "Ready", |o| is_ready_at(o, &rev)).await;
+    let lists = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /git/fleet.git/info/refs?service=git-upload-pack "))
+            .filter(|r| r.ends_with(" 200"))
+            .count()
+    };
+
+    // a reconcile request at the same revision: the refs are listed (the bridge sends the token, which
+    // libgit2 cannot when listing), nothing is fetched
+    let (listed, fetched) = (lists(), fetch_head(&h));
+    request_reconcile(&h, "fleet", "2024-07-01T00:00:00Z").await;
+    wait_until(&h, "fleet", "the request handled", |o| {
+        o.status
+            .as_ref()
+            .unwrap()
+            .reconcile_request
+            .last_handled_reconcile_at
+            .as_deref()
+            == Some("2024-07-01T00:00:00Z")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lists() == listed {
+        assert!(Instant::now() < deadline, "{:#?}", server.requests());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fetch_head(&h), fetched, "the unchanged revision was not fetched");
+
+    // a new commit is fetched with the token
+    let next = repo.commit(&[("a.yaml", "b")], "second");
+    request_reconcile(&h, "fleet", "2024-07-01T00:00:01Z").await;
+    let rev = format!("main@sha1:{next}");
+    wait_until(&h, "fleet", "Ready at the new commit", |o| is_ready_at(o, &rev)).await;
 }
 
 #[tokio::test]

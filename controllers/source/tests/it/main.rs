@@ -21,7 +21,8 @@ pub struct Harness {
     pub api: Api<GitRepository>,
     pub storage: TempDir,
     pub artifact_addr: SocketAddr,
-    _cache: TempDir,
+    /// `--git-cache-path`.
+    pub cache: TempDir,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -82,7 +83,7 @@ pub async fn start_with(prefix: &str, flags: &[&str]) -> Harness {
         api,
         storage,
         artifact_addr,
-        _cache: cache,
+        cache,
         task,
     }
 }

@@ -386,3 +386,31 @@ fn a_proxy_carries_http_and_https_fetches_and_a_wrong_one_fails() {
         assert!(via(&url, &with_ca, bad).is_err(), "{bad} (https)");
     }
 }
+
+#[test]
+fn a_bearer_token_lists_refs_and_fetches_and_a_wrong_one_is_refused() {
+    let root = RepoRoot::default();
+    let head = root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let server = GitHttp::start_bearer(&root, "t0ken");
+    let url = server.url("fleet");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let bearer = |token: &str| Auth {
+        bearer_token: Some(token.into()),
+        ..Default::default()
+    };
+    let main = Reference::Branch("main".into());
+
+    // libgit2 sends custom headers when fetching only: listing refs goes through the bridge
+    let heads = cache.ls_remote(opts(&url, &bearer("t0ken"))).unwrap();
+    let listed = main.resolve(&heads).unwrap().unwrap();
+    assert_eq!(listed.revision, format!("main@sha1:{head}"));
+    let fetched = cache.fetch(opts(&url, &bearer("t0ken")), &main).unwrap();
+    assert_eq!(fetched, listed);
+
+    for wrong in [bearer("nope"), Auth::default()] {
+        let err = cache.ls_remote(opts(&url, &wrong)).unwrap_err().to_string();
+        assert!(!err.contains("t0ken") && !err.contains("nope"), "{err}");
+        assert!(cache.fetch(opts(&url, &wrong), &main).is_err());
+    }
+}
