@@ -342,6 +342,68 @@ impl Kinds {
     }
 }
 
+/// Why [`ResourceManager::plan`] could not plan an object, and whether that is final: the object itself
+/// is wrong (400, 422, an unknown kind) rather than missing something an earlier stage may yet write.
+struct Refusal {
+    error: Error,
+    definite: bool,
+}
+
+impl Refusal {
+    fn definite(error: Error) -> Self {
+        Self {
+            error,
+            definite: true,
+        }
+    }
+}
+
+/// What earlier stages are about to write that objects of later stages may need: CRDs (by the group and
+/// kind they define), Namespaces and ClusterRoles, created or changed.
+#[derive(Default)]
+struct Writes {
+    kinds: std::collections::HashSet<(String, String)>,
+    namespaces: std::collections::HashSet<String>,
+    cluster_roles: std::collections::HashSet<String>,
+}
+
+impl Writes {
+    fn record(&mut self, plan: &Plan<'_>) {
+        if matches!(plan.step, Step::Done(_)) {
+            return;
+        }
+        let o = plan.object;
+        let name = str_at(o, &["metadata", "name"]).to_string();
+        match str_at(o, &["kind"]) {
+            "CustomResourceDefinition" => {
+                let defined = (
+                    str_at(o, &["spec", "group"]),
+                    str_at(o, &["spec", "names", "kind"]),
+                );
+                self.kinds.insert((defined.0.to_string(), defined.1.to_string()));
+            }
+            "Namespace" => {
+                self.namespaces.insert(name);
+            }
+            "ClusterRole" => {
+                self.cluster_roles.insert(name);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `o` can only be judged once these writes are done.
+    fn needed_by(&self, o: &Value) -> bool {
+        let kind = str_at(o, &["kind"]);
+        let group = str_at(o, &["apiVersion"]).rsplit_once('/').map_or("", |(g, _)| g);
+        self.kinds.contains(&(group.to_string(), kind.to_string()))
+            || self.namespaces.contains(str_at(o, &["metadata", "namespace"]))
+            || (matches!(kind, "RoleBinding" | "ClusterRoleBinding")
+                && str_at(o, &["roleRef", "kind"]) == "ClusterRole"
+                && self.cluster_roles.contains(str_at(o, &["roleRef", "name"])))
+    }
+}
+
 /// What to do with one object, decided by [`ResourceManager::plan`] before anything is written.
 struct Plan<'a> {
     object: &'a Value,
@@ -590,29 +652,78 @@ impl ResourceManager {
         let mut changes = ChangeSet::default();
         let gvks = || objects.iter().filter_map(|o| gvk_of(o).ok()).collect::<Vec<_>>();
         let mut kinds = self.resolve(gvks()).await?;
-        // NB: a stage is written only once the server accepted a dry-run of every object in it, so an
-        // object it refuses leaves the stage untouched; later stages may need what earlier ones created
-        // (Namespaces, CRDs), so they are checked after those are written
-        let mut crds_waited = false;
-        for group in objects.chunk_by(|a, b| stage(a) == stage(b)) {
-            let crds = objects
-                .iter()
-                .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition");
-            if stage(&group[0]) > 0 && crds && !crds_waited {
-                self.wait_for_crds(&objects).await;
-                kinds = self.resolve_defined(&objects, gvks()).await?;
-                crds_waited = true;
-            }
-            let live = self.live_objects(&kinds, group).await?;
-            let planning: Vec<BoxFuture<'_, Result<Plan, Error>>> = group
+        let groups: Vec<&[Value]> = objects.chunk_by(|a, b| stage(a) == stage(b)).collect();
+        // NB: nothing is written before the server accepted a dry-run of every object it can judge yet:
+        // those of the first stage, and those of later stages that need nothing an earlier stage is about
+        // to write (a CRD defining their kind, their Namespace, the ClusterRole they bind). The others
+        // are checked once that is written; one the server refuses for another reason than its own
+        // content (403, 404: a ClusterRoleBinding of the set may grant what it needs) is checked again then
+        let mut writes = Writes::default();
+        let mut plans: Vec<Vec<Option<Plan<'_>>>> = Vec::with_capacity(groups.len());
+        for (i, group) in groups.iter().enumerate() {
+            let ready: Vec<usize> = (0..group.len())
+                .filter(|&j| i == 0 || !writes.needed_by(&group[j]))
+                .collect();
+            let objs: Vec<&Value> = ready.iter().map(|&j| &group[j]).collect();
+            let live = self.live_objects(&kinds, &objs).await?;
+            let kinds = &kinds;
+            let planning: Vec<BoxFuture<'_, Result<Option<Plan>, Error>>> = objs
                 .iter()
                 .zip(live)
-                .map(|(o, existing)| self.plan(&kinds, o, existing).boxed())
+                .map(|(o, existing)| {
+                    async move {
+                        match self.plan(kinds, o, existing).await {
+                            Ok(plan) => Ok(Some(plan)),
+                            Err(refusal) if i == 0 || refusal.definite => Err(refusal.error),
+                            Err(_) => Ok(None),
+                        }
+                    }
+                    .boxed()
+                })
                 .collect();
-            let plans = in_parallel(planning, self.concurrency).await?;
-            let executing: Vec<BoxFuture<'_, Result<Change, Error>>> = plans
+            let mut slots: Vec<Option<Plan>> = group.iter().map(|_| None).collect();
+            for (j, plan) in ready
+                .into_iter()
+                .zip(in_parallel(planning, self.concurrency).await?)
+            {
+                if let Some(plan) = &plan {
+                    writes.record(plan);
+                }
+                slots[j] = plan;
+            }
+            plans.push(slots);
+        }
+        let crds = objects
+            .iter()
+            .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition");
+        for (i, (group, mut slots)) in groups.iter().zip(plans).enumerate() {
+            if i == 1 && crds {
+                self.wait_for_crds(&objects).await;
+                kinds = self.resolve_defined(&objects, gvks()).await?;
+            }
+            let deferred: Vec<usize> = (0..group.len()).filter(|&j| slots[j].is_none()).collect();
+            if !deferred.is_empty() {
+                let objs: Vec<&Value> = deferred.iter().map(|&j| &group[j]).collect();
+                let live = self.live_objects(&kinds, &objs).await?;
+                let kinds = &kinds;
+                let planning: Vec<BoxFuture<'_, Result<Plan, Error>>> = objs
+                    .iter()
+                    .zip(live)
+                    .map(|(o, existing)| {
+                        async move { self.plan(kinds, o, existing).await.map_err(|r| r.error) }.boxed()
+                    })
+                    .collect();
+                for (j, plan) in deferred
+                    .into_iter()
+                    .zip(in_parallel(planning, self.concurrency).await?)
+                {
+                    slots[j] = Some(plan);
+                }
+            }
+            let executing: Vec<BoxFuture<'_, Result<Change, Error>>> = slots
                 .into_iter()
                 .map(|plan| {
+                    let plan = plan.expect("every object is planned");
                     async move {
                         let subject = subject(plan.object);
                         self.execute(plan).await.map(|action| Change { subject, action })
@@ -628,7 +739,7 @@ impl ResourceManager {
 
     /// The live copy of each object of `group` (`None` when it does not exist yet): listed per kind and
     /// namespace when the group has many of them, fetched one by one otherwise.
-    async fn live_objects(&self, kinds: &Kinds, group: &[Value]) -> Result<Vec<Option<Value>>, Error> {
+    async fn live_objects(&self, kinds: &Kinds, group: &[&Value]) -> Result<Vec<Option<Value>>, Error> {
         const LIST_FROM: usize = 16;
         let key = |o: &Value| (gvk_of(o).ok(), str_at(o, &["metadata", "namespace"]).to_string());
         let mut counts: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
@@ -758,12 +869,14 @@ impl ResourceManager {
         kinds: &Kinds,
         o: &'a Value,
         existing: Option<Value>,
-    ) -> Result<Plan<'a>, Error> {
-        let gvk = gvk_of(o)?;
-        let (ar, caps) = kinds.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
-            id: subject(o),
-            kind: gvk.kind.clone(),
-            api_version: str_at(o, &["apiVersion"]).to_string(),
+    ) -> Result<Plan<'a>, Refusal> {
+        let gvk = gvk_of(o).map_err(Refusal::definite)?;
+        let (ar, caps) = kinds.resolve_gvk(&gvk).ok_or_else(|| {
+            Refusal::definite(Error::UnknownKind {
+                id: subject(o),
+                kind: gvk.kind.clone(),
+                api_version: str_at(o, &["apiVersion"]).to_string(),
+            })
         })?;
         let name = str_at(o, &["metadata", "name"]);
         let api = self.api(&ar, &caps, str_at(o, &["metadata", "namespace"]));
@@ -814,7 +927,11 @@ impl ResourceManager {
             }
             Err(e) => {
                 self.forget_if_gone(&gvk, &e);
-                return Err(fail("dry-run")(e));
+                let definite = matches!(&e, kube::Error::Api(s) if s.code == 400 || s.code == 422);
+                return Err(Refusal {
+                    error: fail("dry-run")(e),
+                    definite,
+                });
             }
         };
         let step = match &existing {

@@ -172,6 +172,64 @@ async fn an_object_the_server_rejects_names_itself() {
 }
 
 #[tokio::test]
+async fn a_refused_object_of_a_later_stage_keeps_the_first_stage_unwritten() {
+    use k8s_openapi::api::{core::v1::Namespace, rbac::v1::ClusterRole};
+    let ns = cluster().namespace("ssa-stages").await;
+    let n = ns.name();
+    let client = cluster().client().await;
+    let manager = ResourceManager::new(client.clone(), "kustomize-controller");
+    let fresh = format!("{n}-new");
+    let role = format!("{n}-reader");
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": fresh}});
+    let cluster_role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": role}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]});
+    let good = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": n}});
+    let bad =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": n}});
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), n);
+
+    // the ConfigMaps need nothing of the first stage: the server judges them before anything is written
+    let set = [namespace.clone(), cluster_role.clone(), good.clone(), bad];
+    let err = manager
+        .apply_all(&set, &BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Bad_Name"), "{err}");
+    assert!(
+        namespaces.get_opt(&fresh).await.unwrap().is_none(),
+        "the Namespace was created"
+    );
+    assert!(
+        roles.get_opt(&role).await.unwrap().is_none(),
+        "the ClusterRole was created"
+    );
+    assert!(cms.get_opt("good").await.unwrap().is_none(), "half applied");
+
+    // what needs the first stage is judged after it: a ConfigMap in the new Namespace, a RoleBinding of
+    // the new ClusterRole
+    let inside =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "inside", "namespace": fresh}});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "readers", "namespace": n},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": n}]});
+    let set = [namespace, cluster_role, good, inside, binding];
+    let cs = manager.apply_all(&set, &BTreeMap::new()).await.unwrap();
+    assert!(
+        cs.entries.iter().all(|c| c.action == Action::Created),
+        "{:?}",
+        actions(&cs)
+    );
+    let inside: Api<ConfigMap> = Api::namespaced(client.clone(), &fresh);
+    assert!(inside.get_opt("inside").await.unwrap().is_some());
+    namespaces.delete(&fresh, &Default::default()).await.unwrap();
+    roles.delete(&role, &Default::default()).await.unwrap();
+}
+
+#[tokio::test]
 async fn an_immutable_change_fails_unless_forced_then_the_object_is_recreated() {
     let ns = cluster().namespace("ssa-force").await;
     let n = ns.name();
