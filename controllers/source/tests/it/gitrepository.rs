@@ -101,6 +101,19 @@ pub(crate) async fn request_reconcile(h: &Harness, name: &str, at: &str) {
         .unwrap();
 }
 
+/// Whether `o` handled the reconcile request `at`.
+pub(crate) fn handled(o: &GitRepository, at: &str) -> bool {
+    o.status
+        .as_ref()
+        .is_some_and(|s| s.reconcile_request.last_handled_reconcile_at.as_deref() == Some(at))
+}
+
+/// Requests a reconcile of `name` at an unchanged revision and waits until it is handled.
+pub(crate) async fn reconcile_now(h: &Harness, name: &str, at: &str) -> GitRepository {
+    request_reconcile(h, name, at).await;
+    wait_until(h, name, "the request handled", |o| handled(o, at)).await
+}
+
 async fn download(h: &Harness, obj: &GitRepository) -> Vec<u8> {
     let artifact = obj.status.as_ref().unwrap().artifact.as_ref().unwrap();
     let url = format!("http://{}/{}", h.artifact_addr, artifact.path);
@@ -191,15 +204,7 @@ async fn an_http_repository_becomes_ready_and_follows_new_commits() {
         is_ready_at(o, &rev2)
     })
     .await;
-    assert_eq!(
-        obj.status
-            .as_ref()
-            .unwrap()
-            .reconcile_request
-            .last_handled_reconcile_at
-            .as_deref(),
-        Some("2024-06-01T00:00:00Z")
-    );
+    assert!(handled(&obj, "2024-06-01T00:00:00Z"));
     let bytes2 = download(&h, &obj).await;
     assert_ne!(bytes, bytes2);
     let latest = reqwest::get(format!(
@@ -440,17 +445,7 @@ async fn the_same_commit_gives_byte_identical_artifacts_and_an_unchanged_one_is_
     let file = h.storage.path().join(&a1.path);
     let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
     let fetched = fetch_head(&h);
-    request_reconcile(&h, "one", "2024-07-01T00:00:00Z").await;
-    let again = wait_until(&h, "one", "the request handled", |o| {
-        o.status
-            .as_ref()
-            .unwrap()
-            .reconcile_request
-            .last_handled_reconcile_at
-            .as_deref()
-            == Some("2024-07-01T00:00:00Z")
-    })
-    .await;
+    let again = reconcile_now(&h, "one", "2024-07-01T00:00:00Z").await;
     assert_eq!(
         again.status.unwrap().artifact.unwrap(),
         a1,
@@ -492,17 +487,7 @@ async fn a_bearer_token_fetches_and_an_unchanged_revision_is_only_listed() {
     // a reconcile request at the same revision: the refs are listed (the bridge sends the token, which
     // libgit2 cannot when listing), nothing is fetched
     let (listed, fetched) = (lists(), fetch_head(&h));
-    request_reconcile(&h, "fleet", "2024-07-01T00:00:00Z").await;
-    wait_until(&h, "fleet", "the request handled", |o| {
-        o.status
-            .as_ref()
-            .unwrap()
-            .reconcile_request
-            .last_handled_reconcile_at
-            .as_deref()
-            == Some("2024-07-01T00:00:00Z")
-    })
-    .await;
+    reconcile_now(&h, "fleet", "2024-07-01T00:00:00Z").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while lists() == listed {
         assert!(Instant::now() < deadline, "{:#?}", server.requests());

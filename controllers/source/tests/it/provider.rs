@@ -22,7 +22,7 @@ use driftless_testkit::{
 use serde_json::{Value, json};
 
 use super::{
-    gitrepository::{create, failed, is_ready_at, request_reconcile, secret, spec, wait_until},
+    gitrepository::{create, failed, is_ready_at, reconcile_now, secret, spec, wait_until},
     start, start_with,
 };
 
@@ -161,13 +161,7 @@ async fn a_github_app_installation_token_fetches_and_is_reused_until_it_expires(
     assert_eq!(gh.issued.load(Ordering::SeqCst), 2, "one token per installation");
 
     // the next reconcile reuses the token
-    request_reconcile(&h, "by-id", "again").await;
-    wait_until(&h, "by-id", "the requested reconcile", |o| {
-        o.status
-            .as_ref()
-            .is_some_and(|s| s.reconcile_request.last_handled_reconcile_at.as_deref() == Some("again"))
-    })
-    .await;
+    reconcile_now(&h, "by-id", "again").await;
     assert_eq!(
         gh.issued.load(Ordering::SeqCst),
         2,
