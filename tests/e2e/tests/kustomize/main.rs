@@ -628,24 +628,64 @@ async fn post_build_substitutes_variables_and_a_watched_config_map_change_reappl
 }
 
 #[tokio::test]
-async fn an_oci_repository_whose_artifact_changes_triggers_its_kustomizations() {
+async fn oci_bucket_and_external_artifact_sources_apply_and_a_new_artifact_triggers_them() {
+    use kube::{
+        api::DynamicObject,
+        core::{ApiResource, GroupVersionKind},
+    };
     let h = start("ks-oci").await;
     let n = h.ns.name().to_string();
     let first = fleet_artifact(&h).await;
-    let ocis: Api<driftless_api::source::OCIRepository> = Api::namespaced(cluster().client().await, &n);
-    let oci = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
-        "metadata": {"name": "oci"}, "spec": {"url": "oci://registry.invalid/fleet", "interval": "1h", "suspend": true}});
-    ocis.patch("oci", &PatchParams::apply("t"), &Patch::Apply(&oci))
-        .await
-        .unwrap();
+    // nothing here produces these kinds' artifacts: each advertises the GitRepository's, as a
+    // source-controller (or, for ExternalArtifact, any producer) would
+    let sources = [
+        (
+            "OCIRepository",
+            "ocirepositories",
+            json!({"url": "oci://registry.invalid/fleet", "interval": "1h", "suspend": true}),
+        ),
+        (
+            "Bucket",
+            "buckets",
+            json!({"bucketName": "fleet", "endpoint": "s3.invalid", "interval": "1h", "suspend": true}),
+        ),
+        (
+            "ExternalArtifact",
+            "externalartifacts",
+            json!({"sourceRef": {"apiVersion": "example.com/v1", "kind": "Producer", "name": "p"}}),
+        ),
+    ];
+    let client = cluster().client().await;
+    let api = |kind: &str, plural: &str| {
+        let gvk = GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", kind);
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &n,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        )
+    };
     let advertise = |artifact: &driftless_api::meta::Artifact| json!({"status": {"artifact": artifact}});
-    ocis.patch_status("oci", &PatchParams::default(), &Patch::Merge(&advertise(&first)))
-        .await
-        .unwrap();
-    let mut from_oci = from_source(&n, "oci");
-    from_oci.source_ref.kind = "OCIRepository".into();
-    create(&h, "from-oci", from_oci).await;
-    wait_until(&h, "from-oci", "the first apply", |o| applied(o, &h.head)).await;
+    for (kind, plural, spec) in &sources {
+        let name = kind.to_lowercase();
+        let source = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": kind,
+            "metadata": {"name": name}, "spec": spec});
+        let api = api(kind, plural);
+        api.patch(&name, &PatchParams::apply("t"), &Patch::Apply(&source))
+            .await
+            .unwrap();
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&advertise(&first)))
+            .await
+            .unwrap();
+        let mut from = from_source(&n, &name);
+        from.source_ref.kind = kind.to_string();
+        // each its own copies, so the three do not fight over the same objects
+        from.name_prefix = Some(format!("{name}-"));
+        create(&h, &format!("from-{name}"), from).await;
+    }
+    for (kind, _, _) in &sources {
+        let name = format!("from-{}", kind.to_lowercase());
+        wait_until(&h, &name, "the first apply", |o| applied(o, &h.head)).await;
+    }
 
     let second = h
         .fleet
@@ -662,13 +702,19 @@ async fn an_oci_repository_whose_artifact_changes_triggers_its_kustomizations() 
         assert!(Instant::now() < deadline, "the GitRepository did not fetch");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    ocis.patch_status("oci", &PatchParams::default(), &Patch::Merge(&advertise(&next)))
-        .await
-        .unwrap();
-    wait_until(&h, "from-oci", "the OCIRepository's new artifact", |o| {
-        applied(o, &second)
-    })
-    .await;
+    for (kind, plural, _) in &sources {
+        let name = kind.to_lowercase();
+        api(kind, plural)
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&advertise(&next)))
+            .await
+            .unwrap();
+        wait_until(&h, &format!("from-{name}"), "the source's new artifact", |o| {
+            applied(o, &second)
+        })
+        .await;
+        let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+        assert!(cms.get_opt(&format!("{name}-extra")).await.unwrap().is_some());
+    }
 }
 
 #[tokio::test]
