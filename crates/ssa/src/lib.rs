@@ -368,11 +368,10 @@ struct Writes {
 }
 
 impl Writes {
-    fn record(&mut self, plan: &Plan<'_>) {
-        if matches!(plan.step, Step::Done(_)) {
+    fn record(&mut self, o: &Value, step: &Step) {
+        if matches!(step, Step::Done(_)) {
             return;
         }
-        let o = plan.object;
         let name = str_at(o, &["metadata", "name"]).to_string();
         match str_at(o, &["kind"]) {
             "CustomResourceDefinition" => {
@@ -394,8 +393,7 @@ impl Writes {
 
     /// Whether `o` can only be judged once these writes are done.
     fn needed_by(&self, o: &Value) -> bool {
-        let kind = str_at(o, &["kind"]);
-        let group = str_at(o, &["apiVersion"]).rsplit_once('/').map_or("", |(g, _)| g);
+        let (group, kind) = group_kind(o);
         self.kinds.contains(&(group.to_string(), kind.to_string()))
             || self.namespaces.contains(str_at(o, &["metadata", "namespace"]))
             || (matches!(kind, "RoleBinding" | "ClusterRoleBinding")
@@ -421,6 +419,26 @@ enum Step {
     },
     /// An immutable field changed and force is on: delete, then create.
     Recreate,
+}
+
+/// An object's API group (empty for the core group) and kind.
+fn group_kind(o: &Value) -> (&str, &str) {
+    let group = str_at(o, &["apiVersion"]).rsplit_once('/').map_or("", |(g, _)| g);
+    (group, str_at(o, &["kind"]))
+}
+
+/// The (group, kind) pairs the CRDs among `objects` define.
+fn defined_kinds(objects: &[Value]) -> std::collections::HashSet<(&str, &str)> {
+    objects
+        .iter()
+        .filter(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
+        .map(|o| {
+            (
+                str_at(o, &["spec", "group"]),
+                str_at(o, &["spec", "names", "kind"]),
+            )
+        })
+        .collect()
 }
 
 fn stage(o: &Value) -> u8 {
@@ -659,10 +677,15 @@ impl ResourceManager {
         // are checked once that is written; one the server refuses for another reason than its own
         // content (403, 404: a ClusterRoleBinding of the set may grant what it needs) is checked again then
         let mut writes = Writes::default();
+        let defined = defined_kinds(&objects);
+        // a kind a CRD of the set defines that discovery does not serve yet is waited for, as if written
+        let unserved = |o: &Value| {
+            defined.contains(&group_kind(o)) && gvk_of(o).is_ok_and(|g| kinds.resolve_gvk(&g).is_none())
+        };
         let mut plans: Vec<Vec<Option<Plan<'_>>>> = Vec::with_capacity(groups.len());
         for (i, group) in groups.iter().enumerate() {
             let ready: Vec<usize> = (0..group.len())
-                .filter(|&j| i == 0 || !writes.needed_by(&group[j]))
+                .filter(|&j| i == 0 || !(writes.needed_by(&group[j]) || unserved(&group[j])))
                 .collect();
             let objs: Vec<&Value> = ready.iter().map(|&j| &group[j]).collect();
             let live = self.live_objects(&kinds, &objs).await?;
@@ -687,7 +710,7 @@ impl ResourceManager {
                 .zip(in_parallel(planning, self.concurrency).await?)
             {
                 if let Some(plan) = &plan {
-                    writes.record(plan);
+                    writes.record(plan.object, &plan.step);
                 }
                 slots[j] = plan;
             }
@@ -821,16 +844,7 @@ impl ResourceManager {
     /// the Established condition, so a kind one of those CRDs defines is asked for again (for up to
     /// ten seconds) until the server serves it.
     async fn resolve_defined(&self, objects: &[Value], gvks: Vec<GroupVersionKind>) -> Result<Kinds, Error> {
-        let defined: std::collections::HashSet<(&str, &str)> = objects
-            .iter()
-            .filter(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
-            .map(|o| {
-                (
-                    str_at(o, &["spec", "group"]),
-                    str_at(o, &["spec", "names", "kind"]),
-                )
-            })
-            .collect();
+        let defined = defined_kinds(objects);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let kinds = self.resolve(gvks.clone()).await?;
@@ -1148,6 +1162,40 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn later_objects_wait_for_the_crds_namespaces_and_cluster_roles_about_to_be_written() {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "names": {"kind": "Widget"}}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}});
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}});
+        let apply = || Step::Apply {
+            takeover: None,
+            exists: false,
+        };
+        let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "other"}});
+        let inside =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "apps"}});
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "b", "namespace": "other"}, "roleRef": {"kind": "ClusterRole", "name": "reader"}});
+        let elsewhere =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "other"}});
+
+        let mut unchanged = Writes::default();
+        for o in [&crd, &ns, &role] {
+            unchanged.record(o, &Step::Done(Action::Unchanged));
+        }
+        let mut written = Writes::default();
+        for o in [&crd, &ns, &role] {
+            written.record(o, &apply());
+        }
+        for o in [&widget, &inside, &binding] {
+            assert!(!unchanged.needed_by(o), "{o}");
+            assert!(written.needed_by(o), "{o}");
+        }
+        assert!(!written.needed_by(&elsewhere));
+    }
 
     #[test]
     fn inventory_ids_follow_flux() {
