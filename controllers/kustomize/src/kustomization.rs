@@ -725,36 +725,47 @@ async fn build(
         Some(d) => Some(sops_decryptor(obj, ctx, d).await?),
         None => None,
     };
-    let dir = tempfile::Builder::new()
-        .prefix("kustomization-")
-        .tempdir()
+    let tree = ctx
+        .artifacts
+        .get(&ctx.http, &source.url, &source.digest, Default::default())
+        .await
         .map_err(|e| Error::Artifact(e.to_string()))?;
-    driftless_artifact::fetch::fetch_and_unpack(
-        &ctx.http,
-        &source.url,
-        &source.digest,
-        dir.path(),
-        Default::default(),
-    )
-    .await
-    .map_err(|e| Error::Artifact(e.to_string()))?;
     let path = obj.spec.path.clone().unwrap_or_default();
     let path = path.trim_start_matches("./").trim_matches('/').to_string();
-    let root = dir.path().to_path_buf();
-    let target = root.join(&path);
-    if !target.is_dir() {
+    if !tree.path().join(&path).is_dir() {
         return Err(Error::Build(format!(
             "kustomization path not found: {}",
             if path.is_empty() { "." } else { &path }
         )));
     }
     let overlay = overlay(obj, &path)?;
+    // the cached tree is shared: a build that adds files (the overlay, a generated kustomization) works
+    // on a mirror of hard links to it
+    let scratch = match overlay {
+        Some(_) => {
+            let dir = tempfile::Builder::new()
+                .prefix("kustomization-")
+                .tempdir()
+                .map_err(|e| Error::Artifact(e.to_string()))?;
+            tree.link_into(&dir.path().join("tree"))
+                .map_err(|e| Error::Artifact(format!("mirroring the artifact: {e}")))?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let root = match &scratch {
+        Some(dir) => dir.path().join("tree"),
+        None => tree.path().to_path_buf(),
+    };
+    let target = root.join(&path);
     let vars = match &obj.spec.post_build {
         Some(post_build) => Some(load_vars(obj, post_build, client).await?),
         None => None,
     };
     let strict = ctx.strict_substitutions;
     tokio::task::spawn_blocking(move || {
+        // the trees stay until the build is done, even when the reconcile is dropped meanwhile
+        let _trees = (tree, scratch);
         let build_path = match overlay {
             Some(text) => {
                 // a directory without kustomization gets Flux's generated one, so the overlay can refer to it
@@ -768,6 +779,8 @@ async fn build(
                         .map_err(|e| Error::Build(e.to_string()))?;
                 }
                 let wrapper = root.join(".driftless-overlay");
+                // NB: one the artifact brings is unlinked from the mirror first, never written through
+                let _ = std::fs::remove_dir_all(&wrapper);
                 std::fs::create_dir_all(&wrapper).map_err(|e| Error::Build(e.to_string()))?;
                 std::fs::write(wrapper.join("kustomization.yaml"), text)
                     .map_err(|e| Error::Build(e.to_string()))?;

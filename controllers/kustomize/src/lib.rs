@@ -52,6 +52,10 @@ pub struct Args {
     /// besides its own keys (Flux's global age key).
     #[arg(long, default_value = "")]
     pub sops_age_secret: String,
+    /// How much unpacked artifact content to keep on disk (MiB) so that Kustomizations of one artifact
+    /// download and unpack it once (driftless; the least recently used trees go first).
+    #[arg(long, default_value_t = 256)]
+    pub artifact_cache_size_mib: u64,
 }
 
 /// Flux's kustomize-controller feature gates.
@@ -102,6 +106,8 @@ pub struct Context {
     pub kinds: Arc<driftless_ssa::KindCache>,
     /// `--sops-age-secret`.
     pub sops_age_secret: String,
+    /// Unpacked artifacts by digest, shared by every reconcile.
+    pub artifacts: Arc<driftless_artifact::cache::UnpackCache>,
 }
 
 /// Runs kustomize-controller until SIGTERM with the environment's client configuration.
@@ -147,6 +153,9 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         verified: Default::default(),
         kinds: Arc::new(driftless_ssa::KindCache::new(std::time::Duration::from_secs(600))),
         sops_age_secret: args.sops_age_secret.clone(),
+        artifacts: Arc::new(driftless_artifact::cache::UnpackCache::new(
+            args.artifact_cache_size_mib << 20,
+        )?),
     });
     tokio::select! {
         _ = kustomization::run(ctx) => {}

@@ -102,14 +102,15 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// Downloads `url`, checks it has `digest`, and unpacks it into `dest` (created if missing).
+/// Downloads `url`, checks it has `digest`, and unpacks it into `dest` (created if missing); returns
+/// the size of the files unpacked.
 pub async fn fetch_and_unpack(
     client: &reqwest::Client,
     url: &str,
     digest: &str,
     dest: &Path,
     limits: Limits,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     if !digest.starts_with("sha256:") {
         return Err(Error::UnsupportedDigest(digest.to_string()));
     }
@@ -151,8 +152,9 @@ pub async fn fetch_and_unpack(
         .expect("unpacking does not panic")
 }
 
-/// Unpacks a `.tar.gz` into `dest`, refusing anything unsafe (see [`Error::UnsafeEntry`]).
-pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<(), Error> {
+/// Unpacks a `.tar.gz` into `dest`, refusing anything unsafe (see [`Error::UnsafeEntry`]); returns the
+/// size of the files unpacked.
+pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<u64, Error> {
     std::fs::create_dir_all(dest).map_err(io_err(dest))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
     let mut total = 0u64;
@@ -217,7 +219,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<(), Erro
             _ => return Err(unsafe_entry("unsupported entry type")),
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -247,7 +249,7 @@ mod tests {
         builder.into_inner().unwrap().finish().unwrap()
     }
 
-    fn unpack_bytes(bytes: &[u8], limits: Limits) -> (tempfile::TempDir, Result<(), Error>) {
+    fn unpack_bytes(bytes: &[u8], limits: Limits) -> (tempfile::TempDir, Result<u64, Error>) {
         let dir = tempfile::tempdir().unwrap();
         let result = unpack(bytes, &dir.path().join("out"), limits);
         (dir, result)

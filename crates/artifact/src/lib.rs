@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod cache;
 pub mod fetch;
 pub mod ignore;
 pub mod server;

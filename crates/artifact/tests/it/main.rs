@@ -87,3 +87,113 @@ async fn an_artifact_round_trips_over_http_and_a_bad_digest_is_refused() {
     .unwrap_err();
     assert!(matches!(err, Error::TooLarge(_)), "{err}");
 }
+
+/// Archives `files` as the artifact `file` of one GitRepository in `storage`.
+fn archive(storage: &Storage, file: &str, files: &[(&str, &str)]) -> driftless_api::meta::Artifact {
+    let src = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = src.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let filter = Filter::for_source(src.path(), None).unwrap();
+    let owner = driftless_artifact::storage::Owner {
+        kind: "GitRepository",
+        namespace: "ns",
+        name: "repo",
+    };
+    storage
+        .archive(owner, file, "main@sha1:abc", src.path(), &filter)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_unpack_cache_downloads_each_digest_once_and_evicts_the_least_recently_used() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use driftless_artifact::cache::UnpackCache;
+    let base = tempfile::tempdir().unwrap();
+    let storage = Storage::new(base.path(), "placeholder", Duration::from_secs(60), 10).unwrap();
+    let one = archive(&storage, "one.tar.gz", &[("deploy/app.yaml", "one\n")]);
+    let two = archive(
+        &storage,
+        "two.tar.gz",
+        &[("deploy/app.yaml", "two, a bit longer\n")],
+    );
+    let downloads = Arc::new(AtomicUsize::new(0));
+    let counted = downloads.clone();
+    let app = server::router(Arc::new(storage)).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            next.run(request)
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = |a: &driftless_api::meta::Artifact| format!("http://{addr}/{}", a.path);
+    let client = http_client(Duration::from_secs(30));
+    // room for one of the two trees
+    let cache = UnpackCache::new(20).unwrap();
+    let get = |a: &driftless_api::meta::Artifact| {
+        let (url, digest) = (url(a), a.digest.clone());
+        let (cache, client) = (&cache, &client);
+        async move { cache.get(client, &url, &digest, Limits::default()).await }
+    };
+
+    // concurrent builds of one artifact share one download and one tree
+    let (a, b) = tokio::join!(get(&one), get(&one));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(downloads.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        std::fs::read_to_string(a.path().join("deploy/app.yaml")).unwrap(),
+        "one\n"
+    );
+    drop(b);
+    assert!(Arc::ptr_eq(&a, &get(&one).await.unwrap()));
+    assert_eq!(
+        downloads.load(Ordering::SeqCst),
+        1,
+        "a cached tree is not downloaded again"
+    );
+
+    // a build that adds files works on a mirror of links; the cached tree stays as it was
+    let mirror = tempfile::tempdir().unwrap();
+    a.link_into(&mirror.path().join("m")).unwrap();
+    std::fs::write(
+        mirror.path().join("m/deploy/kustomization.yaml"),
+        "resources: []\n",
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mirror.path().join("m/deploy/app.yaml")).unwrap(),
+        "one\n"
+    );
+    assert!(!a.path().join("deploy/kustomization.yaml").exists());
+
+    // a wrong digest caches nothing
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let err = cache
+        .get(&client, &url(&one), &wrong, Limits::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert_eq!(cache.len(), 1);
+
+    // the second tree does not fit beside the first: the first goes, once its last reader is done
+    let second = get(&two).await.unwrap();
+    assert_eq!(cache.len(), 1);
+    let first = a.path().to_path_buf();
+    assert!(first.exists(), "deleted while still read");
+    drop(a);
+    assert!(!first.exists(), "the evicted tree is deleted");
+    assert!(second.path().join("deploy/app.yaml").exists());
+    let before = downloads.load(Ordering::SeqCst);
+    get(&one).await.unwrap();
+    assert_eq!(
+        downloads.load(Ordering::SeqCst),
+        before + 1,
+        "evicted: downloaded again"
+    );
+}
