@@ -714,6 +714,22 @@ async fn sops_decryptor(
     Ok(driftless_sops::Decryptor::new(keys))
 }
 
+/// `spec.path` inside the artifact, as Flux's secure join reads it: `.` and empty segments dropped, and
+/// `..` never above the artifact's root (`../../apps` is `apps`), so nothing outside is read or written.
+fn confined(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            s => kept.push(s),
+        }
+    }
+    kept.join("/")
+}
+
 /// Downloads, verifies and builds; returns the objects to apply.
 async fn build(
     obj: &Kustomization,
@@ -730,8 +746,7 @@ async fn build(
         .get(&ctx.http, &source.url, &source.digest, Default::default())
         .await
         .map_err(|e| Error::Artifact(e.to_string()))?;
-    let path = obj.spec.path.clone().unwrap_or_default();
-    let path = path.trim_start_matches("./").trim_matches('/').to_string();
+    let path = confined(obj.spec.path.as_deref().unwrap_or_default());
     if !tree.path().join(&path).is_dir() {
         return Err(Error::Build(format!(
             "kustomization path not found: {}",
@@ -1270,6 +1285,22 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_artifact() {
+        for (path, inside) in [
+            ("./apps/prod", "apps/prod"),
+            ("apps/prod/", "apps/prod"),
+            ("", ""),
+            ("./", ""),
+            ("../../../etc", "etc"),
+            ("apps/../../..", ""),
+            ("/abs/./x//y", "abs/x/y"),
+            ("apps/base/../prod", "apps/prod"),
+        ] {
+            assert_eq!(confined(path), inside, "{path}");
+        }
+    }
 
     #[test]
     fn the_timeout_is_flux_s_spec_timeout_else_interval_less_30s_at_least_30s() {
