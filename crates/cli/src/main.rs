@@ -1,9 +1,11 @@
 //! `driftless`: the command line. `driftless build kustomization <dir>` prints what `kubectl kustomize
-//! <dir>` would, with driftless's own engine.
+//! <dir>` would, with driftless's own engine; `driftless why <kind>/<name>` explains why an object is not Ready.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+
+mod why;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +25,15 @@ enum Command {
         #[command(subcommand)]
         what: Build,
     },
+    /// Explain why an object is not Ready: the chain of sources and dependencies it waits on, down to the
+    /// causes. Exits 0 when it is Ready, 1 when not, 2 on errors. Uses the current kubeconfig context.
+    Why {
+        /// `<kind>/<name>`: a Flux kind, its plural or short name (ks, gitrepo, hr…).
+        object: String,
+        /// The namespace (default: the context's, else flux-system).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -37,6 +48,7 @@ enum Build {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Why { object, namespace } => why(&object, namespace),
         Command::Build {
             what: Build::Kustomization { dir },
         } => match driftless_kustomize::build(&dir, std::path::Path::new(".")) {
@@ -49,5 +61,48 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn why(object: &str, namespace: Option<String>) -> ExitCode {
+    let Some((kind, name)) = object.split_once('/').and_then(|(k, n)| Some((why::kind(k)?, n))) else {
+        eprintln!(
+            "error: expected <kind>/<name> with a Flux kind (kustomization/apps, gitrepo/fleet…), got '{object}'"
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let explained = runtime.block_on(async {
+        let config = kube::Config::infer().await?;
+        let namespace = namespace.unwrap_or_else(|| match config.default_namespace.as_str() {
+            "" | "default" => "flux-system".to_string(),
+            ns => ns.to_string(),
+        });
+        let client = kube::Client::try_from(config)?;
+        let root = why::Ref {
+            kind: kind.to_string(),
+            namespace,
+            name: name.to_string(),
+        };
+        let mut out = String::new();
+        let ready = why::explain(&client, &root, &mut out).await?;
+        anyhow::Ok((ready, out))
+    });
+    match explained {
+        Ok((ready, out)) => {
+            print!("{out}");
+            if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
