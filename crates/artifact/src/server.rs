@@ -28,12 +28,28 @@ async fn serve(State(storage): State<Arc<Storage>>, UrlPath(path): UrlPath<Strin
     let Ok(file): Result<PathBuf, _> = storage.local_path(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let opened = match tokio::fs::File::open(&file).await {
-        Ok(f) => f,
-        Err(_) => return StatusCode::NOT_FOUND.into_response(),
-    };
-    let len = match opened.metadata().await {
-        Ok(m) if m.is_file() => m.len(),
+    // NB: one blocking call opens the file and, when it is small, reads it whole; a larger one is
+    // streamed in large chunks — tokio's files go to the blocking pool once per read
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Opened> {
+        let mut f = std::fs::File::open(&file)?;
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        if meta.len() <= WHOLE {
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut f, &mut bytes)?;
+            return Ok(Opened::Whole(bytes));
+        }
+        Ok(Opened::Stream(f, meta.len()))
+    })
+    .await;
+    let (len, body) = match opened {
+        Ok(Ok(Opened::Whole(bytes))) => (bytes.len() as u64, Body::from(bytes)),
+        Ok(Ok(Opened::Stream(f, len))) => (
+            len,
+            Body::from_stream(ReaderStream::with_capacity(tokio::fs::File::from_std(f), CHUNK)),
+        ),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
@@ -41,9 +57,19 @@ async fn serve(State(storage): State<Arc<Storage>>, UrlPath(path): UrlPath<Strin
             (header::CONTENT_TYPE, "application/x-gzip".to_string()),
             (header::CONTENT_LENGTH, len.to_string()),
         ],
-        Body::from_stream(ReaderStream::new(opened)),
+        body,
     )
         .into_response()
+}
+
+/// Files up to this size are read in one go; larger ones are streamed in chunks of it, so a request
+/// holds at most this much in memory.
+const CHUNK: usize = 256 << 10;
+const WHOLE: u64 = CHUNK as u64;
+
+enum Opened {
+    Whole(Vec<u8>),
+    Stream(std::fs::File, u64),
 }
 
 #[cfg(test)]
@@ -111,5 +137,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn files_larger_than_a_chunk_stream_whole_and_directories_are_not_served() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::new(base.path(), "h", Duration::from_secs(60), 2).unwrap());
+        let dir = base.path().join("gitrepository/ns/repo");
+        std::fs::create_dir_all(dir.join("sub.tar.gz")).unwrap();
+        let large: Vec<u8> = (0..CHUNK * 3 + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.join("large.tar.gz"), &large).unwrap();
+        let router = router(storage);
+        let (status, body) = get_path(router.clone(), "/gitrepository/ns/repo/large.tar.gz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body == large, "the streamed body differs");
+        let (status, _) = get_path(router, "/gitrepository/ns/repo/sub.tar.gz").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
