@@ -124,7 +124,11 @@ impl UnpackCache {
         match unpacked {
             Ok(unpacked) => {
                 let unpacked = unpacked.clone();
-                self.evict(digest);
+                let evicted = self.evict(digest);
+                if !evicted.is_empty() {
+                    // NB: the last holder of an evicted tree deletes it: not on this async thread
+                    tokio::task::spawn_blocking(move || drop(evicted));
+                }
                 Ok(unpacked)
             }
             Err(e) => {
@@ -160,8 +164,10 @@ impl UnpackCache {
         }
     }
 
-    /// Drops the least recently used trees (never `keep`) until the rest fit in the budget.
-    fn evict(&self, keep: &str) {
+    /// Removes the least recently used trees (never `keep`) until the rest fit in the budget; returns
+    /// them, for the caller to drop off the lock.
+    fn evict(&self, keep: &str) -> Vec<Slot> {
+        let mut evicted = Vec::new();
         let mut entries = self.entries.lock().expect("cache lock");
         let size = |slot: &Slot| slot.get().map_or(0, |u| u.size);
         let mut total: u64 = entries.slots.values().map(|(slot, _)| size(slot)).sum();
@@ -175,8 +181,10 @@ impl UnpackCache {
             let Some(oldest) = oldest else { break };
             if let Some((slot, _)) = entries.slots.remove(&oldest) {
                 total -= size(&slot);
+                evicted.push(slot);
             }
         }
+        evicted
     }
 
     /// How many trees are cached.
