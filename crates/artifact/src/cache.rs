@@ -9,11 +9,8 @@
 use std::{
     collections::HashMap,
     io,
-    path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    path::Path,
+    sync::{Arc, Mutex},
 };
 
 use crate::fetch::{Error, Limits, fetch_and_unpack};
@@ -21,27 +18,21 @@ use crate::fetch::{Error, Limits, fetch_and_unpack};
 /// One unpacked artifact; its directory is deleted when the last holder drops it after eviction.
 #[derive(Debug)]
 pub struct Unpacked {
-    path: PathBuf,
+    dir: tempfile::TempDir,
     size: u64,
 }
 
 impl Unpacked {
     /// The directory the artifact is unpacked in: read it, never write it (other builds share it).
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Mirrors the tree into `dest` (created) with hard links — files are shared, not copied, and new
     /// files written into `dest` stay there — copying where a link cannot be made. Never write into a
     /// file of the mirror: it is the cached file.
     pub fn link_into(&self, dest: &Path) -> io::Result<()> {
-        link_tree(&self.path, dest)
-    }
-}
-
-impl Drop for Unpacked {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        link_tree(self.dir.path(), dest)
     }
 }
 
@@ -72,7 +63,6 @@ pub struct UnpackCache {
     dir: tempfile::TempDir,
     budget: u64,
     entries: Mutex<Entries>,
-    next: AtomicU64,
 }
 
 impl std::fmt::Debug for UnpackCache {
@@ -94,7 +84,6 @@ impl UnpackCache {
                 .tempdir()?,
             budget,
             entries: Mutex::default(),
-            next: AtomicU64::new(0),
         })
     }
 
@@ -153,15 +142,13 @@ impl UnpackCache {
         digest: &str,
         limits: Limits,
     ) -> Result<Arc<Unpacked>, Error> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let dest = self.dir.path().join(n.to_string());
-        match fetch_and_unpack(client, url, digest, &dest, limits).await {
-            Ok(size) => Ok(Arc::new(Unpacked { path: dest, size })),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dest);
-                Err(e)
-            }
-        }
+        // NB: dropped on failure, the directory goes with what was unpacked into it
+        let dir = tempfile::tempdir_in(self.dir.path()).map_err(|source| Error::Io {
+            path: self.dir.path().to_path_buf(),
+            source,
+        })?;
+        let size = fetch_and_unpack(client, url, digest, dir.path(), limits).await?;
+        Ok(Arc::new(Unpacked { dir, size }))
     }
 
     /// Removes the least recently used trees (never `keep`) until the rest fit in the budget; returns
