@@ -267,35 +267,34 @@ pub fn dependencies(kind: &str, namespace: &str, o: &Value) -> Vec<(&'static str
 pub async fn explain(client: &Client, root: &Ref, out: &mut String) -> anyhow::Result<bool> {
     let mut seen = HashSet::new();
     let mut stack = vec![(0usize, "", root.clone())];
-    let mut root_ready = None;
+    // the root is not Ready unless found Ready (not followed, not found: not Ready)
+    let mut root_ready = false;
     while let Some((depth, relation, node)) = stack.pop() {
-        let indent = "  ".repeat(depth);
-        let arrow = if depth == 0 {
-            String::new()
-        } else {
-            format!("└─ {relation} ")
+        let line = match depth {
+            0 => node.to_string(),
+            _ => format!("{}└─ {relation} {node}", "  ".repeat(depth)),
         };
         if !seen.insert(node.clone()) {
-            out.push_str(&format!("{indent}{arrow}{node}: (already shown above)\n"));
+            out.push_str(&format!("{line}: (already shown above)\n"));
             continue;
         }
         let Some(ar) = resource(&node.kind) else {
-            out.push_str(&format!("{indent}{arrow}{node}: a kind `why` does not follow\n"));
-            root_ready.get_or_insert(false);
+            out.push_str(&format!("{line}: a kind `why` does not follow\n"));
             continue;
         };
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &node.namespace, &ar);
         let Some(obj) = api.get_opt(&node.name).await? else {
-            out.push_str(&format!("{indent}{arrow}{node}: not found\n"));
-            root_ready.get_or_insert(false);
+            out.push_str(&format!("{line}: not found\n"));
             continue;
         };
         let value = serde_json::to_value(&obj)?;
         let state = state(&node.kind, &value);
-        root_ready.get_or_insert(state.ready());
+        if depth == 0 {
+            root_ready = state.ready();
+        }
         match &state {
-            State::Ready(message) => out.push_str(&format!("{indent}{arrow}{node}: Ready — {message}\n")),
-            State::NotReady(why) => out.push_str(&format!("{indent}{arrow}{node}: not Ready — {why}\n")),
+            State::Ready(message) => out.push_str(&format!("{line}: Ready — {message}\n")),
+            State::NotReady(why) => out.push_str(&format!("{line}: not Ready — {why}\n")),
         }
         // NB: what a Ready object waits on cannot be why anything is not Ready
         if state.ready() && depth > 0 {
@@ -306,7 +305,7 @@ pub async fn explain(client: &Client, root: &Ref, out: &mut String) -> anyhow::R
             stack.push((depth + 1, relation, dep));
         }
     }
-    Ok(root_ready.unwrap_or(false))
+    Ok(root_ready)
 }
 
 #[cfg(test)]
