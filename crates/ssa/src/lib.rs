@@ -375,11 +375,8 @@ impl Writes {
         let name = str_at(o, &["metadata", "name"]).to_string();
         match str_at(o, &["kind"]) {
             "CustomResourceDefinition" => {
-                let defined = (
-                    str_at(o, &["spec", "group"]),
-                    str_at(o, &["spec", "names", "kind"]),
-                );
-                self.kinds.insert((defined.0.to_string(), defined.1.to_string()));
+                let (group, kind) = crd_defines(o);
+                self.kinds.insert((group.to_string(), kind.to_string()));
             }
             "Namespace" => {
                 self.namespaces.insert(name);
@@ -427,17 +424,20 @@ fn group_kind(o: &Value) -> (&str, &str) {
     (group, str_at(o, &["kind"]))
 }
 
+/// The group and kind a CustomResourceDefinition defines.
+fn crd_defines(crd: &Value) -> (&str, &str) {
+    (
+        str_at(crd, &["spec", "group"]),
+        str_at(crd, &["spec", "names", "kind"]),
+    )
+}
+
 /// The (group, kind) pairs the CRDs among `objects` define.
 fn defined_kinds(objects: &[Value]) -> std::collections::HashSet<(&str, &str)> {
     objects
         .iter()
         .filter(|o| str_at(o, &["kind"]) == "CustomResourceDefinition")
-        .map(|o| {
-            (
-                str_at(o, &["spec", "group"]),
-                str_at(o, &["spec", "names", "kind"]),
-            )
-        })
+        .map(crd_defines)
         .collect()
 }
 
@@ -687,62 +687,20 @@ impl ResourceManager {
             let ready: Vec<usize> = (0..group.len())
                 .filter(|&j| i == 0 || !(writes.needed_by(&group[j]) || unserved(&group[j])))
                 .collect();
-            let objs: Vec<&Value> = ready.iter().map(|&j| &group[j]).collect();
-            let live = self.live_objects(&kinds, &objs).await?;
-            let kinds = &kinds;
-            let planning: Vec<BoxFuture<'_, Result<Option<Plan>, Error>>> = objs
-                .iter()
-                .zip(live)
-                .map(|(o, existing)| {
-                    async move {
-                        match self.plan(kinds, o, existing).await {
-                            Ok(plan) => Ok(Some(plan)),
-                            Err(refusal) if i == 0 || refusal.definite => Err(refusal.error),
-                            Err(_) => Ok(None),
-                        }
-                    }
-                    .boxed()
-                })
-                .collect();
             let mut slots: Vec<Option<Plan>> = group.iter().map(|_| None).collect();
-            for (j, plan) in ready
-                .into_iter()
-                .zip(in_parallel(planning, self.concurrency).await?)
-            {
-                if let Some(plan) = &plan {
-                    writes.record(plan.object, &plan.step);
-                }
-                slots[j] = plan;
+            self.plan_into(&kinds, group, ready, &mut slots, i > 0).await?;
+            for plan in slots.iter().flatten() {
+                writes.record(plan.object, &plan.step);
             }
             plans.push(slots);
         }
-        let crds = objects
-            .iter()
-            .any(|o| str_at(o, &["kind"]) == "CustomResourceDefinition");
         for (i, (group, mut slots)) in groups.iter().zip(plans).enumerate() {
-            if i == 1 && crds {
+            if i == 1 && !defined.is_empty() {
                 self.wait_for_crds(&objects).await;
                 kinds = self.resolve_defined(&objects, gvks()).await?;
             }
             let deferred: Vec<usize> = (0..group.len()).filter(|&j| slots[j].is_none()).collect();
-            if !deferred.is_empty() {
-                let objs: Vec<&Value> = deferred.iter().map(|&j| &group[j]).collect();
-                let live = self.live_objects(&kinds, &objs).await?;
-                let kinds = &kinds;
-                let planning: Vec<BoxFuture<'_, Result<Plan, Error>>> = objs
-                    .iter()
-                    .zip(live)
-                    .map(|(o, existing)| {
-                        async move { self.plan(kinds, o, existing).await.map_err(|r| r.error) }.boxed()
-                    })
-                    .collect();
-                for (j, plan) in deferred
-                    .into_iter()
-                    .zip(in_parallel(planning, self.concurrency).await?)
-                {
-                    slots[j] = Some(plan);
-                }
-            }
+            self.plan_into(&kinds, group, deferred, &mut slots, false).await?;
             let executing: Vec<BoxFuture<'_, Result<Change, Error>>> = slots
                 .into_iter()
                 .map(|plan| {
@@ -758,6 +716,45 @@ impl ResourceManager {
             changes.entries.extend(executed);
         }
         Ok(changes)
+    }
+
+    /// Plans the objects of `group` at `indices` into their `slots`. A refusal ends it, unless `defer` is
+    /// set and the refusal is not definite: then the object's slot stays empty, to be planned again once
+    /// the earlier stages are written.
+    async fn plan_into<'a>(
+        &self,
+        kinds: &Kinds,
+        group: &'a [Value],
+        indices: Vec<usize>,
+        slots: &mut [Option<Plan<'a>>],
+        defer: bool,
+    ) -> Result<(), Error> {
+        if indices.is_empty() {
+            return Ok(());
+        }
+        let objs: Vec<&Value> = indices.iter().map(|&j| &group[j]).collect();
+        let live = self.live_objects(kinds, &objs).await?;
+        let planning: Vec<BoxFuture<'_, Result<Option<Plan>, Error>>> = objs
+            .iter()
+            .zip(live)
+            .map(|(o, existing)| {
+                async move {
+                    match self.plan(kinds, o, existing).await {
+                        Ok(plan) => Ok(Some(plan)),
+                        Err(refusal) if defer && !refusal.definite => Ok(None),
+                        Err(refusal) => Err(refusal.error),
+                    }
+                }
+                .boxed()
+            })
+            .collect();
+        for (j, plan) in indices
+            .into_iter()
+            .zip(in_parallel(planning, self.concurrency).await?)
+        {
+            slots[j] = plan;
+        }
+        Ok(())
     }
 
     /// The live copy of each object of `group` (`None` when it does not exist yet): listed per kind and
