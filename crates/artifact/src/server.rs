@@ -36,7 +36,7 @@ async fn serve(State(storage): State<Arc<Storage>>, UrlPath(path): UrlPath<Strin
         if !meta.is_file() {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        if meta.len() <= WHOLE {
+        if meta.len() <= CHUNK as u64 {
             let mut bytes = Vec::with_capacity(meta.len() as usize);
             std::io::Read::read_to_end(&mut f, &mut bytes)?;
             return Ok(Opened::Whole(bytes));
@@ -65,7 +65,6 @@ async fn serve(State(storage): State<Arc<Storage>>, UrlPath(path): UrlPath<Strin
 /// Files up to this size are read in one go; larger ones are streamed in chunks of it, so a request
 /// holds at most this much in memory.
 const CHUNK: usize = 256 << 10;
-const WHOLE: u64 = CHUNK as u64;
 
 enum Opened {
     Whole(Vec<u8>),
