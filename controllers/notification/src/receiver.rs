@@ -141,7 +141,12 @@ impl ReconcileError for Error {
 /// Reconciles Receivers until the stream ends.
 pub async fn run(ctx: Arc<Context>, paths: Arc<Paths>) {
     let api: Api<Receiver> = watched_api(ctx.client.clone(), &ctx.config);
-    let (ctrl, _) = run_loop::for_kind(api, watcher_config(&ctx.config), ctx.config.concurrent);
+    let (ctrl, _) = run_loop::for_kind(
+        api,
+        watcher_config(&ctx.config),
+        ctx.config.concurrent,
+        ctx.metrics.progress.clone(),
+    );
     let state = Arc::new((ctx, paths));
     run_loop::drain(ctrl.run(reconcile, error_policy, state)).await;
 }

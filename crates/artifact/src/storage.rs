@@ -50,6 +50,23 @@ pub struct Storage {
     retention_ttl: Duration,
     retention_records: usize,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    // NB: the size, mtime and digest each file had when last hashed, and when: a file whose size and
+    // mtime are unchanged is hashed again only after FULL_CHECK_AFTER
+    verified: Mutex<HashMap<PathBuf, (u64, SystemTime, String, std::time::Instant)>>,
+}
+
+/// How long a stored file whose size and mtime did not change is trusted before it is hashed again.
+pub const FULL_CHECK_AFTER: Duration = Duration::from_secs(3600);
+
+/// What [`Storage::check`] found of an artifact's file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Integrity {
+    /// There, with the digest the artifact names.
+    Intact,
+    /// Not in storage.
+    Missing,
+    /// There with other content: the digest it has.
+    Corrupted(String),
 }
 
 /// The object an artifact belongs to.
@@ -92,6 +109,7 @@ impl Storage {
             retention_ttl,
             retention_records: retention_records.max(1),
             locks: Mutex::default(),
+            verified: Mutex::default(),
         })
     }
 
@@ -155,6 +173,7 @@ impl Storage {
             source: e.error,
         })?;
         self.link_latest(&dir, file)?;
+        self.remember(&target, &digest);
         Ok(Artifact {
             path: path.clone(),
             url: self.url(&path),
@@ -177,6 +196,64 @@ impl Storage {
     /// Whether the artifact's file is in storage.
     pub fn exists(&self, artifact: &Artifact) -> bool {
         self.local_path(&artifact.path).is_ok_and(|p| p.is_file())
+    }
+
+    /// Records that `path` now has `digest`.
+    fn remember(&self, path: &Path, digest: &str) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            self.verified.lock().expect("verified files").insert(
+                path.to_path_buf(),
+                (meta.len(), mtime, digest.to_string(), std::time::Instant::now()),
+            );
+        }
+    }
+
+    /// Whether the artifact's file is in storage with the digest the artifact names, cheaply: a file
+    /// whose size and mtime are those it had when last hashed (by [`Storage::archive`] or here) is
+    /// trusted for [`FULL_CHECK_AFTER`]; any other is hashed whole.
+    pub fn check(&self, artifact: &Artifact) -> Result<Integrity, Error> {
+        let path = self.local_path(&artifact.path)?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(Integrity::Missing),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Integrity::Missing),
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let known = self.verified.lock().expect("verified files").get(&path).cloned();
+        if let Some((size, when, digest, at)) = known
+            && size == meta.len()
+            && when == mtime
+            && digest == artifact.digest
+            && at.elapsed() < FULL_CHECK_AFTER
+        {
+            return Ok(Integrity::Intact);
+        }
+        let digest = self.digest(&path)?;
+        self.remember(&path, &digest);
+        Ok(if digest == artifact.digest {
+            Integrity::Intact
+        } else {
+            Integrity::Corrupted(digest)
+        })
+    }
+
+    /// Deletes the artifact's file (a corrupted one, before it is rebuilt); gone already is fine.
+    pub fn remove(&self, artifact: &Artifact) -> Result<(), Error> {
+        let path = self.local_path(&artifact.path)?;
+        self.verified.lock().expect("verified files").remove(&path);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
+            _ => Ok(()),
+        }
+    }
+
+    fn digest(&self, path: &Path) -> Result<String, Error> {
+        let file = std::fs::File::open(path).map_err(io_err(path))?;
+        let mut hashing = archive::HashingWriter::new(io::sink());
+        io::copy(&mut io::BufReader::new(file), &mut hashing).map_err(io_err(path))?;
+        Ok(hashing.finish().1)
     }
 
     /// Whether the artifact's file is in storage with the digest the artifact names.

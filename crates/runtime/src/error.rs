@@ -17,6 +17,20 @@ pub enum ErrorClass {
     Waiting(Duration),
     /// May pass by itself: retry with backoff.
     Transient,
+    /// The API server (or another service the reconcile needs) did not answer or was overloaded: retry
+    /// with backoff, whatever the kind's `spec.retryInterval` (as Flux does for an error it returns), so
+    /// the object recovers soon after the service does.
+    Unavailable,
+}
+
+/// Whether `err` says the API server was unreachable, overloaded or failing (no answer, a timeout, 429,
+/// 5xx) rather than that it refused the request: worth retrying soon.
+pub fn is_unavailable(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
 }
 
 /// The message of a Kubernetes API error as the API server wrote it (`secrets "x" not found`), or the
@@ -73,6 +87,7 @@ impl RetryPolicy {
                 Some(interval) => Action::requeue(interval),
                 None => Action::requeue(self.backoff(key)),
             },
+            ErrorClass::Unavailable => Action::requeue(self.backoff(key)),
         }
     }
 
@@ -121,6 +136,27 @@ mod tests {
             policy().on_error("a", ErrorClass::Transient, Some(d)),
             Action::requeue(d)
         );
+    }
+
+    #[test]
+    fn unavailable_backs_off_even_when_the_kind_has_a_retry_interval() {
+        let p = policy();
+        let hour = Some(Duration::from_secs(3600));
+        assert_eq!(
+            p.on_error("a", ErrorClass::Unavailable, hour),
+            Action::requeue(Duration::from_millis(750))
+        );
+        assert_eq!(
+            p.on_error("a", ErrorClass::Unavailable, hour),
+            Action::requeue(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn overload_and_server_errors_are_unavailable_refusals_are_not() {
+        let status = |code| kube::Error::Api(kube::core::Status::failure("m", "r").with_code(code).boxed());
+        assert!(is_unavailable(&status(429)) && is_unavailable(&status(503)));
+        assert!(!is_unavailable(&status(422)) && !is_unavailable(&status(404)));
     }
 
     #[test]

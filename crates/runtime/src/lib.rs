@@ -1,11 +1,12 @@
 //! What every driftless controller shares, so each controller is only its reconcile steps:
 //! kstatus [`conditions`], [`status`] writes by server-side apply, the [`error`] model and requeue policy,
 //! reconcile [`request`]s (`requestedAt`, suspend, jitter, the watch trigger), [`events`] (Kubernetes
-//! Events and Flux's event JSON), Prometheus [`metrics`] and the health endpoints ([`server`]),
+//! Events and Flux's event JSON), Prometheus [`metrics`] and the health endpoints ([`server`], fed by [`progress`]),
 //! [`leader`] election on a Lease, the common [`flags`] and [`telemetry`].
 #![warn(missing_docs)]
 
 pub mod cel;
+pub mod client;
 pub mod conditions;
 pub mod controller;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod history;
 pub mod leader;
 pub mod manager;
 pub mod metrics;
+pub mod progress;
 pub mod request;
 pub mod server;
 pub mod shutdown;

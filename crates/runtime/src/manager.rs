@@ -81,13 +81,16 @@ impl Manager {
                 addr: args.metrics_addr.clone(),
                 source,
             })?;
-        let (health_addr, _) = server::serve(&args.health_addr, server::health_router(readiness.clone()))
-            .await
-            .map_err(|source| ManagerError::Listen {
-                flag: "--health-addr",
-                addr: args.health_addr.clone(),
-                source,
-            })?;
+        let (health_addr, _) = server::serve(
+            &args.health_addr,
+            server::health_router(readiness.clone(), metrics.progress.clone()),
+        )
+        .await
+        .map_err(|source| ManagerError::Listen {
+            flag: "--health-addr",
+            addr: args.health_addr.clone(),
+            source,
+        })?;
         info!(%metrics_addr, %health_addr, "serving metrics and health");
         let shutdown = shutdown::on_signal();
         let (leading, always, election) = if election.enable_leader_election {

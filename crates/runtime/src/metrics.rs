@@ -35,6 +35,8 @@ pub struct ErrorLabels {
 
 /// The metrics of one controller process.
 pub struct Metrics {
+    /// Whether the process can make progress (what `/readyz` and `/healthz` report).
+    pub progress: std::sync::Arc<crate::progress::Progress>,
     registry: Mutex<Registry>,
     reconcile_duration: Family<ObjectLabels, Histogram>,
     reconcile_errors: Family<ErrorLabels, Counter>,
@@ -58,6 +60,7 @@ impl Default for Metrics {
             reconcile_errors.clone(),
         );
         Self {
+            progress: Default::default(),
             registry: Mutex::new(registry),
             reconcile_duration,
             reconcile_errors,

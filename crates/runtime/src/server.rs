@@ -13,7 +13,7 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use tokio::{net::TcpListener, task::JoinHandle};
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, progress::Progress};
 
 /// A listen address that is not `host:port` or `:port`.
 #[derive(Debug, thiserror::Error)]
@@ -65,21 +65,31 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-/// `/healthz` (alive) and `/readyz` (ready).
-pub fn health_router(readiness: Readiness) -> Router {
+/// `/healthz` (alive: no reconcile wedged, no watch failing for minutes) and `/readyz` (ready, and every
+/// watch receiving); a failing endpoint answers 503 with the reason.
+pub fn health_router(readiness: Readiness, progress: Arc<Progress>) -> Router {
+    let answer = |state: Result<(), String>| match state {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    };
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(move |State((_, p)): State<(Readiness, Arc<Progress>)>| async move { answer(p.alive()) }),
+        )
         .route(
             "/readyz",
-            get(|State(r): State<Readiness>| async move {
-                if r.get() {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                }
-            }),
+            get(
+                move |State((r, p)): State<(Readiness, Arc<Progress>)>| async move {
+                    if r.get() {
+                        answer(p.ready())
+                    } else {
+                        answer(Err("not ready".into()))
+                    }
+                },
+            ),
         )
-        .with_state(readiness)
+        .with_state((readiness, progress))
 }
 
 /// Binds `addr` and serves `router` in the background; returns the bound address.
@@ -130,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn readyz_follows_readiness_and_healthz_is_always_ok() {
         let readiness = Readiness::default();
-        let router = health_router(readiness.clone());
+        let router = health_router(readiness.clone(), Default::default());
         assert_eq!(get_path(router.clone(), "/healthz").await.0, StatusCode::OK);
         assert_eq!(
             get_path(router.clone(), "/readyz").await.0,
@@ -138,6 +148,20 @@ mod tests {
         );
         readiness.set(true);
         assert_eq!(get_path(router, "/readyz").await, (StatusCode::OK, "ok".into()));
+    }
+
+    #[tokio::test]
+    async fn a_wedged_reconcile_fails_healthz_with_the_reason() {
+        let readiness = Readiness::default();
+        readiness.set(true);
+        let progress = Arc::new(Progress::default());
+        let router = health_router(readiness, progress.clone());
+        let _stuck = progress.start("Kustomization/ns/apps".into(), std::time::Duration::ZERO);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (status, body) = get_path(router.clone(), "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("Kustomization/ns/apps"), "{body}");
+        assert_eq!(get_path(router, "/readyz").await.0, StatusCode::OK);
     }
 
     #[tokio::test]

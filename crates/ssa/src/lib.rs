@@ -14,6 +14,7 @@ pub mod health;
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use driftless_api::kustomize::ResourceRef;
+use driftless_runtime::error::is_unavailable;
 use futures::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture};
 use kube::{
     Api, Client,
@@ -22,7 +23,7 @@ use kube::{
     discovery::{ApiCapabilities, ApiResource, Scope},
 };
 use serde_json::Value;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// The SSA policy annotation.
 pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
@@ -58,10 +59,25 @@ pub enum Error {
         action: &'static str,
         /// The server's message.
         message: String,
+        /// The server did not answer or was overloaded (see [`driftless_runtime::error::is_unavailable`]).
+        unavailable: bool,
     },
     /// Discovery failed.
     #[error("discovery failed: {0}")]
     Discovery(String),
+}
+
+impl Error {
+    /// Whether the API server did not answer or was overloaded: worth retrying soon, unlike a refusal.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Api {
+                unavailable: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Field managers whose fields we take over, so that what they set and Git does not have is removed at the
@@ -220,6 +236,14 @@ fn str_at<'a>(o: &'a Value, path: &[&str]) -> &'a str {
         .unwrap_or("")
 }
 
+/// Whether `o` carries every `owner` label with its value.
+fn owned(o: &Value, owner: &BTreeMap<String, String>) -> bool {
+    let labels = o.pointer("/metadata/labels");
+    owner
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v))
+}
+
 fn annotation<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
     o.get("metadata")?.get("annotations")?.get(key)?.as_str()
 }
@@ -285,6 +309,20 @@ pub fn parse_ref(r: &ResourceRef) -> Option<(String, String, GroupVersionKind)> 
 /// Runs `futures` with at most `n` at once; results in input order, the first error ends it.
 async fn in_parallel<T>(futures: Vec<BoxFuture<'_, Result<T, Error>>>, n: usize) -> Result<Vec<T>, Error> {
     futures::stream::iter(futures).buffered(n).try_collect().await
+}
+
+/// [`in_parallel`], pushing results onto `done` in input order as they come: the first error ends it and
+/// leaves in `done` the results before it.
+async fn in_parallel_into<T>(
+    futures: Vec<BoxFuture<'_, Result<T, Error>>>,
+    n: usize,
+    done: &mut Vec<T>,
+) -> Result<(), Error> {
+    let mut results = futures::stream::iter(futures).buffered(n);
+    while let Some(result) = results.next().await {
+        done.push(result?);
+    }
+    Ok(())
 }
 
 /// Kinds one cluster served recently, shared across reconciles: a kind found is not asked for again for
@@ -616,6 +654,12 @@ impl ResourceManager {
                         Ok(resolved) => Ok(Some((gvk, resolved))),
                         Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
                         Err(kube::Error::Discovery(_)) => Ok(None),
+                        Err(e) if is_unavailable(&e) => Err(Error::Api {
+                            id: "discovery".into(),
+                            action: "discovery",
+                            message: api_message(&e),
+                            unavailable: true,
+                        }),
                         Err(e) => Err(Error::Discovery(api_message(&e))),
                     }
                 }
@@ -653,6 +697,20 @@ impl ResourceManager {
         objects: &[Value],
         labels: &BTreeMap<String, String>,
     ) -> Result<ChangeSet, Error> {
+        let mut changes = ChangeSet::default();
+        self.apply_all_into(objects, labels, &mut changes).await?;
+        Ok(changes)
+    }
+
+    /// [`ResourceManager::apply_all`], recording each object in `changes` once it is applied: after a
+    /// failure, `changes` holds exactly what was written or found unchanged before it (an object whose
+    /// request was still in flight is left out), which is what an inventory may record.
+    pub async fn apply_all_into(
+        &self,
+        objects: &[Value],
+        labels: &BTreeMap<String, String>,
+        changes: &mut ChangeSet,
+    ) -> Result<(), Error> {
         let mut objects: Vec<Value> = objects.to_vec();
         for o in &mut objects {
             gvk_of(o)?;
@@ -667,7 +725,6 @@ impl ResourceManager {
             }
         }
         objects.sort_by_key(stage);
-        let mut changes = ChangeSet::default();
         let gvks = || objects.iter().filter_map(|o| gvk_of(o).ok()).collect::<Vec<_>>();
         let mut kinds = self.resolve(gvks()).await?;
         let groups: Vec<&[Value]> = objects.chunk_by(|a, b| stage(a) == stage(b)).collect();
@@ -712,10 +769,9 @@ impl ResourceManager {
                     .boxed()
                 })
                 .collect();
-            let executed = in_parallel(executing, self.concurrency).await?;
-            changes.entries.extend(executed);
+            in_parallel_into(executing, self.concurrency, &mut changes.entries).await?;
         }
-        Ok(changes)
+        Ok(())
     }
 
     /// Plans the objects of `group` at `indices` into their `slots`. A refusal ends it, unless `defer` is
@@ -790,6 +846,7 @@ impl ResourceManager {
                         id: format!("{}/{ns}", gvk.kind),
                         action: "list",
                         message: api_message(&e),
+                        unavailable: is_unavailable(&e),
                     }
                 })?;
                 for item in page.items {
@@ -828,6 +885,7 @@ impl ResourceManager {
                                 id: subject(o),
                                 action: "get",
                                 message: api_message(&e),
+                                unavailable: is_unavailable(&e),
                             }
                         })
                 }
@@ -896,6 +954,7 @@ impl ResourceManager {
                 id: subject(o),
                 action,
                 message: api_message(&e),
+                unavailable: is_unavailable(&e),
             }
         };
         let done = |api, action| Plan {
@@ -990,6 +1049,7 @@ impl ResourceManager {
                 id: subject(o),
                 action,
                 message: api_message(&e),
+                unavailable: is_unavailable(&e),
             }
         };
         let params = PatchParams::apply(&self.field_manager).force();
@@ -1007,6 +1067,7 @@ impl ResourceManager {
                             id: subject(o),
                             action: "recreate",
                             message: "the old object is still being deleted after 30s".into(),
+                            unavailable: false,
                         });
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1056,8 +1117,16 @@ impl ResourceManager {
     }
 
     /// Deletes what is in `old` and not in `new` (previous inventory minus the new set), except objects
-    /// annotated `kustomize.toolkit.fluxcd.io/prune: disabled`. Missing objects count as deleted.
-    pub async fn prune(&self, old: &[ResourceRef], new: &[ResourceRef]) -> Result<ChangeSet, Error> {
+    /// annotated `kustomize.toolkit.fluxcd.io/prune: disabled` and objects that lack one of the `owner`
+    /// labels (Flux's inclusions: `kustomize.toolkit.fluxcd.io/name` and `…/namespace` with the owner's
+    /// values): someone else's object of the same name is left, reported as skipped. Missing objects
+    /// count as deleted.
+    pub async fn prune(
+        &self,
+        old: &[ResourceRef],
+        new: &[ResourceRef],
+        owner: &BTreeMap<String, String>,
+    ) -> Result<ChangeSet, Error> {
         let mut changes = ChangeSet::default();
         let stale: Vec<&ResourceRef> = old.iter().filter(|o| !new.iter().any(|n| n.id == o.id)).collect();
         if stale.is_empty() {
@@ -1086,6 +1155,7 @@ impl ResourceManager {
                 id: subject.clone(),
                 action: "get",
                 message: api_message(&e),
+                unavailable: is_unavailable(&e),
             })?;
             let Some(live) = live else { continue };
             let live = serde_json::to_value(&live).expect("serialise");
@@ -1094,6 +1164,14 @@ impl ResourceManager {
                 .as_deref()
                 == Some("disabled")
             {
+                changes.entries.push(Change {
+                    subject,
+                    action: Action::Skipped,
+                });
+                continue;
+            }
+            if !owned(&live, owner) {
+                warn!(object = %subject, "not pruned: it lacks our owner labels, so it is not ours");
                 changes.entries.push(Change {
                     subject,
                     action: Action::Skipped,
@@ -1111,6 +1189,7 @@ impl ResourceManager {
                         id: subject,
                         action: "delete",
                         message: api_message(&e),
+                        unavailable: is_unavailable(&e),
                     });
                 }
             }
@@ -1145,6 +1224,7 @@ impl ResourceManager {
                     id: subject.clone(),
                     action: "get",
                     message: api_message(&e),
+                    unavailable: is_unavailable(&e),
                 })?;
             if live.is_some_and(|l| l.metadata.deletion_timestamp.is_some()) {
                 left.push(subject);

@@ -15,10 +15,11 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 
-/// A running cluster, by its kubeconfig.
+/// A running cluster, by its kubeconfig (and, for an instance of `hack/testcluster.sh`, its name).
 #[derive(Clone, Debug)]
 pub struct TestCluster {
     kubeconfig: PathBuf,
+    instance: Option<String>,
 }
 
 /// The cluster every test of this process uses: started once, reused across processes.
@@ -27,6 +28,7 @@ pub fn cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| match std::env::var_os("DRIFTLESS_KUBECONFIG") {
         Some(path) => TestCluster {
             kubeconfig: PathBuf::from(path),
+            instance: None,
         },
         None => start_instance("default"),
     })
@@ -54,10 +56,57 @@ pub fn start_instance(name: &str) -> TestCluster {
         .to_string();
     TestCluster {
         kubeconfig: PathBuf::from(kubeconfig),
+        instance: Some(name.to_string()),
     }
 }
 
+/// Runs `hack/testcluster.sh args…`; its stdout, or a panic with its stderr.
+fn script(args: &[&str]) -> String {
+    let script = crate::workspace_root().join("hack/testcluster.sh");
+    let out = Command::new(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "hack/testcluster.sh {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 impl TestCluster {
+    fn instance(&self) -> &str {
+        self.instance
+            .as_deref()
+            .expect("faults are injected only into an instance of hack/testcluster.sh")
+    }
+
+    /// Stops the API server with `signal` (`TERM`: a graceful stop, `KILL`: a crash); etcd keeps its data.
+    pub fn kill_apiserver(&self, signal: &str) {
+        script(&["kill-apiserver", self.instance(), signal]);
+    }
+
+    /// Starts the API server stopped by [`TestCluster::kill_apiserver`] again (same port, same
+    /// certificates, same etcd), and waits until it is ready.
+    pub fn restart_apiserver(&self) {
+        script(&["restart-apiserver", self.instance()]);
+    }
+
+    /// Compacts etcd's history up to its current revision, so a watch resuming from an older
+    /// resourceVersion is told "too old resource version"; returns that revision.
+    pub fn compact_etcd(&self) -> u64 {
+        script(&["compact-etcd", self.instance()])
+            .parse()
+            .expect("a revision")
+    }
+
+    /// Stops the instance and removes its data.
+    pub fn stop(&self) {
+        script(&["stop", self.instance()]);
+    }
+
     /// The kubeconfig file of the cluster.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig

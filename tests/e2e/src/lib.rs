@@ -8,7 +8,7 @@ use driftless_api::{
     source::{GitRepository, GitRepositoryRef, GitRepositorySpec},
 };
 use driftless_testkit::{
-    cluster::cluster,
+    cluster::{TestCluster, cluster},
     git::{GitHttp, Repo, RepoRoot},
 };
 use kube::{
@@ -36,8 +36,26 @@ pub fn args(controller: &str, ns: &str) -> Vec<String> {
     ]
 }
 
+/// `base` with `flags` added, a flag of `flags` replacing the one of the same name in `base`.
+fn with_flags(mut base: Vec<String>, flags: &[String]) -> Vec<String> {
+    let name = |f: &str| f.split('=').next().unwrap_or_default().to_string();
+    base.retain(|b| !flags.iter().any(|f| name(f) == name(b)));
+    base.extend(flags.iter().cloned());
+    base
+}
+
 /// A source-controller storing into `storage`, with `flags` added; returns its artifact server's address.
 pub async fn source(
+    ns: &str,
+    storage: &std::path::Path,
+    flags: &[String],
+) -> (std::net::SocketAddr, JoinHandle<()>) {
+    source_on(cluster(), ns, storage, flags).await
+}
+
+/// [`source`] on the cluster `tc`.
+pub async fn source_on(
+    tc: &TestCluster,
     ns: &str,
     storage: &std::path::Path,
     flags: &[String],
@@ -47,8 +65,10 @@ pub async fn source(
         "--storage-addr=127.0.0.1:0".to_string(),
         format!("--storage-path={}", storage.display()),
     ]);
-    argv.extend(flags.iter().cloned());
-    let client = cluster().client_as(&service_account("source-controller")).await;
+    let argv = with_flags(argv, flags);
+    let config = tc.config_as(&service_account("source-controller")).await;
+    let client = driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT)
+        .expect("a client");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         source_controller::run_with(client, source_controller::Args::parse_from(argv), move |a| {
@@ -62,11 +82,14 @@ pub async fn source(
 
 /// A kustomize-controller with `flags` added.
 pub async fn kustomize(ns: &str, flags: &[String]) -> JoinHandle<()> {
-    let mut argv = args("kustomize-controller", ns);
-    argv.extend(flags.iter().cloned());
-    let config = cluster()
-        .config_as(&service_account("kustomize-controller"))
-        .await;
+    kustomize_on(cluster(), ns, flags).await
+}
+
+/// [`kustomize`] on the cluster `tc`.
+pub async fn kustomize_on(tc: &TestCluster, ns: &str, flags: &[String]) -> JoinHandle<()> {
+    let argv = args("kustomize-controller", ns);
+    let argv = with_flags(argv, flags);
+    let config = tc.config_as(&service_account("kustomize-controller")).await;
     let parsed = kustomize_controller::Args::parse_from(argv);
     tokio::spawn(async move {
         kustomize_controller::run_with(config, parsed)
@@ -77,15 +100,24 @@ pub async fn kustomize(ns: &str, flags: &[String]) -> JoinHandle<()> {
 
 /// A notification-controller on loopback ports with `flags` added; returns where its servers listen.
 pub async fn notification(ns: &str, flags: &[String]) -> (notification_controller::Bound, JoinHandle<()>) {
+    notification_on(cluster(), ns, flags).await
+}
+
+/// [`notification`] on the cluster `tc`.
+pub async fn notification_on(
+    tc: &TestCluster,
+    ns: &str,
+    flags: &[String],
+) -> (notification_controller::Bound, JoinHandle<()>) {
     let mut argv = args("notification-controller", ns);
     argv.extend([
         "--events-addr=127.0.0.1:0".to_string(),
         "--receiverAddr=127.0.0.1:0".into(),
     ]);
-    argv.extend(flags.iter().cloned());
-    let client = cluster()
-        .client_as(&service_account("notification-controller"))
-        .await;
+    let argv = with_flags(argv, flags);
+    let config = tc.config_as(&service_account("notification-controller")).await;
+    let client = driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT)
+        .expect("a client");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         notification_controller::run_with(
@@ -116,11 +148,16 @@ pub struct Fleet {
 impl Fleet {
     /// Commits `files`, serves them and creates the Secret and the GitRepository.
     pub async fn start(ns: &str, files: &[(&str, &str)]) -> Self {
+        Self::start_on(cluster(), ns, files).await
+    }
+
+    /// [`Fleet::start`] on the cluster `tc`.
+    pub async fn start_on(tc: &TestCluster, ns: &str, files: &[(&str, &str)]) -> Self {
         let root = RepoRoot::default();
         let repo = root.repo("fleet");
         let head = repo.commit(files, "first");
         let server = GitHttp::start(&root, "flux", "s3cret");
-        let admin = cluster().client().await;
+        let admin = tc.client().await;
         let auth = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
             "stringData": {"username": "flux", "password": "s3cret"}});
         Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), ns)

@@ -150,10 +150,19 @@ const SUMMARY: Summary<'static> = Summary {
 /// Runs the GitRepository controller until its stream ends.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<GitRepository> = watched_api(ctx.client.clone(), &ctx.config);
-    let (ctrl, store) = run_loop::for_kind(api.clone(), watcher_config(&ctx.config), ctx.config.concurrent);
+    let progress = ctx.metrics.progress.clone();
+    let (ctrl, store) = run_loop::for_kind(
+        api.clone(),
+        watcher_config(&ctx.config),
+        ctx.config.concurrent,
+        progress.clone(),
+    );
     // a repository whose artifact changes triggers the repositories that include it (as Flux does)
-    let ctrl = ctrl.watches(
+    let ctrl = run_loop::watch_related(
+        ctrl,
+        "GitRepository (includes)",
         api,
+        (),
         watcher_config(&ctx.config),
         move |included: GitRepository| {
             let (ns, name) = (included.namespace().unwrap_or_default(), included.name_any());
@@ -175,6 +184,7 @@ pub async fn run(ctx: Arc<Context>) {
                 .map(|r| ObjectRef::from_obj(r.as_ref()))
                 .collect::<Vec<_>>()
         },
+        progress,
     );
     run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
 }
@@ -183,7 +193,13 @@ pub async fn run(ctx: Arc<Context>) {
 #[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
 pub async fn reconcile(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    with_finalizer(&api, &ctx.metrics, obj, |event| async {
+    let timeout = obj
+        .spec
+        .timeout
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())
+        .unwrap_or(std::time::Duration::from_secs(60));
+    with_finalizer(&api, &ctx.metrics, obj, timeout, |event| async {
         match event {
             Event::Apply(obj) => apply(obj, ctx.clone()).await,
             Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,

@@ -10,11 +10,16 @@ use driftless_api::{
     meta::{Artifact, parse_duration},
     source::{GitRepository, GitRepositoryInclude, GitRepositoryStatus},
 };
-use driftless_artifact::{fetch::Limits, ignore::Filter, storage::Owner};
+use driftless_artifact::{
+    fetch::Limits,
+    ignore::Filter,
+    storage::{Integrity, Owner},
+};
 use driftless_git::{Auth, Keyring, Options, Reference, auth::RemoteUrl};
+use driftless_runtime::events::Severity;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
-use tracing::debug;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{debug, info, warn};
 
 use super::{Error, KIND, provider};
 use crate::Context;
@@ -41,7 +46,7 @@ pub async fn run(
         namespace: &ns,
         name: &name,
     };
-    reconcile_storage(ctx, status);
+    reconcile_storage(obj, ctx, status)?;
 
     // source
     let url = RemoteUrl::parse(&obj.spec.url).map_err(|e| Error::InvalidSpec(e.to_string()))?;
@@ -244,12 +249,47 @@ pub async fn run(
     })
 }
 
-/// Drops an artifact from status when its file is gone from storage, so it is rebuilt.
-fn reconcile_storage(ctx: &Context, status: &mut GitRepositoryStatus) {
-    if status.artifact.as_ref().is_some_and(|a| !ctx.storage.exists(a)) {
-        status.artifact = None;
+/// Drops an artifact from status when its file is gone from storage or no longer has its digest (the
+/// file deleted first, with a warning event, as Flux does), so it is rebuilt and nothing serves it.
+fn reconcile_storage(
+    obj: &GitRepository,
+    ctx: &Context,
+    status: &mut GitRepositoryStatus,
+) -> Result<(), Error> {
+    let Some(artifact) = &status.artifact else {
+        return Ok(());
+    };
+    match ctx
+        .storage
+        .check(artifact)
+        .map_err(|e| Error::Storage(e.to_string()))?
+    {
+        Integrity::Intact => return Ok(()),
+        Integrity::Missing => info!(path = %artifact.path, "stored artifact disappeared: rebuilding it"),
+        Integrity::Corrupted(found) => {
+            let message = format!(
+                "failed to verify integrity of artifact: computed digest doesn't match '{}' (found '{found}'): rebuilding it",
+                artifact.digest
+            );
+            warn!(path = %artifact.path, %found, expected = %artifact.digest, "stored artifact corrupted: rebuilding it");
+            ctx.storage.remove(artifact).map_err(|e| {
+                Error::Storage(format!("failed to remove artifact after digest mismatch: {e}"))
+            })?;
+            ctx.recorder.record(
+                &obj.object_ref(&()),
+                Severity::Error,
+                ARTIFACT_VERIFICATION_FAILED,
+                &message,
+                Default::default(),
+            );
+        }
     }
+    status.artifact = None;
+    Ok(())
 }
+
+/// The event reason of a stored artifact whose digest no longer matches (Flux's).
+pub const ARTIFACT_VERIFICATION_FAILED: &str = "ArtifactVerificationFailed";
 
 fn garbage_collect(ctx: &Context, artifact: &Artifact) {
     match ctx.storage.garbage_collect(artifact) {

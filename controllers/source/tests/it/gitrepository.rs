@@ -919,3 +919,48 @@ async fn ignore_sparse_checkout_suspend_and_timeout_act_as_in_flux() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_stored_artifact_replaced_on_disk_is_rebuilt_and_never_served_as_good() {
+    let h = start("git-tamper").await;
+    let root = RepoRoot::default();
+    let sha = root.repo("fleet").commit(&[("a.yaml", "a")], "first");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
+    let rev = format!("main@sha1:{sha}");
+    create(&h, "one", spec(&server.url("fleet"), "main", Some("auth"), "1h")).await;
+    let one = wait_until(&h, "one", "one Ready", |o| is_ready_at(o, &rev)).await;
+    let artifact = one.status.clone().unwrap().artifact.unwrap();
+    // replaced on disk by something else
+    let file = h.storage.path().join(&artifact.path);
+    std::fs::write(&file, b"not the artifact").unwrap();
+
+    let again = reconcile_now(&h, "one", "tampered").await;
+    let rebuilt = again.status.clone().unwrap().artifact.unwrap();
+    assert_eq!(
+        rebuilt.digest, artifact.digest,
+        "the same commit, the same bytes again"
+    );
+    assert!(is_ready_at(&again, &rev));
+    let served = download(&h, &again).await;
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&served))),
+        artifact.digest,
+        "what is served matches the digest"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(cluster().client().await, h.ns.name());
+    let found = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("ArtifactVerificationFailed"))
+        .expect("a warning event for the corrupted artifact");
+    assert_eq!(found.type_.as_deref(), Some("Warning"));
+    assert!(
+        found.message.unwrap_or_default().contains(&artifact.digest),
+        "the event names the expected digest"
+    );
+}

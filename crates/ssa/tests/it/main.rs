@@ -102,7 +102,7 @@ async fn prune_deletes_what_left_the_set_unless_disabled() {
     manager.apply_all(&all, &BTreeMap::new()).await.unwrap();
     let old: Vec<_> = all.iter().map(inventory_ref).collect();
     let new: Vec<_> = all[1..2].iter().map(inventory_ref).collect();
-    let cs = manager.prune(&old, &new).await.unwrap();
+    let cs = manager.prune(&old, &new, &BTreeMap::new()).await.unwrap();
     let mut got = actions(&cs);
     got.sort();
     assert_eq!(

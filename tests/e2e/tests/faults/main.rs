@@ -1,0 +1,493 @@
+//! The fault suite: the controllers, in process and impersonating their ServiceAccounts, against an API
+//! server instance of their own that each case stops, crashes, compacts or slows down, and against Git
+//! servers that go away. Every case asserts that the controllers converge within a bound, that nothing
+//! is lost or wrongly pruned, and what a user saw meanwhile; each prints how long recovery took
+//! (`docs/reliability.md` lists the figures).
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use driftless_api::{
+    kustomize::{CrossNamespaceSourceReference, Kustomization, KustomizationSpec},
+    meta::RECONCILE_REQUEST_ANNOTATION,
+    notification::{Receiver, ReceiverResource, ReceiverSpec},
+    source::GitRepository,
+};
+use driftless_e2e::Fleet;
+use driftless_runtime::conditions;
+use driftless_testkit::cluster::{TestCluster, start_instance};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, Resource,
+    api::{Patch, PatchParams},
+};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// How long a controller may take to converge again once the fault is over.
+const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+
+/// One case's own API server instance (stopped with its data at the end) and namespace.
+struct Instance {
+    tc: TestCluster,
+    ns: String,
+    _ns: driftless_testkit::cluster::TestNamespace,
+}
+
+impl Instance {
+    async fn start(case: &str) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            use clap::Parser;
+            #[derive(Parser)]
+            struct Log {
+                #[command(flatten)]
+                log: driftless_runtime::flags::LogArgs,
+            }
+            driftless_runtime::telemetry::init(&Log::parse_from(["t", "--log-encoding=console"]).log);
+        }
+        let tc = start_instance(&format!("fault-{case}"));
+        tc.install_crds().await;
+        tc.apply_kustomization("config/default");
+        let guard = tc.namespace(case).await;
+        Self {
+            tc,
+            ns: guard.name().to_string(),
+            _ns: guard,
+        }
+    }
+
+    async fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.tc.client().await, &self.ns)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if std::env::var_os("DRIFTLESS_KEEP_FAULT_CLUSTERS").is_none() {
+            self.tc.stop();
+        }
+    }
+}
+
+/// A free loopback address for a controller's health server.
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET http://addr/path`'s status code, or 0 when nothing answers.
+async fn probe(addr: SocketAddr, path: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Polls `f` until it gives a value, at most `bound`; panics naming `what`.
+async fn within<T>(bound: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    let deadline = start + bound;
+    loop {
+        if let Some(v) = f().await {
+            eprintln!("fault suite: {what} after {:.1?}", start.elapsed());
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {bound:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The object `name` once `pred` holds for it (errors while the server is away count as not yet).
+async fn until<K>(api: &Api<K>, name: &str, bound: Duration, what: &str, pred: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    within(bound, what, async || api.get(name).await.ok().filter(|o| pred(o))).await
+}
+
+/// Asks for a reconcile of `name` with the token `token`.
+async fn request<K>(api: &Api<K>, name: &str, token: &str)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let req = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&req))
+        .await
+        .unwrap();
+}
+
+/// The Kustomization `name` of `path` in the fleet, applied into `ns`.
+fn kustomization(ns: &str, name: &str, path: &str) -> Kustomization {
+    Kustomization::new(
+        name,
+        KustomizationSpec {
+            interval: "1h".into(),
+            target_namespace: Some(ns.into()),
+            path: Some(path.into()),
+            prune: true,
+            source_ref: CrossNamespaceSourceReference {
+                kind: "GitRepository".into(),
+                name: "fleet".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+}
+
+fn applied(k: &Kustomization, revision: &str) -> bool {
+    k.status.as_ref().is_some_and(|s| {
+        conditions::is_ready(&s.conditions, k.metadata.generation)
+            && s.last_applied_revision
+                .as_deref()
+                .is_some_and(|r| r.ends_with(revision))
+    })
+}
+
+fn handled(k: &Kustomization, token: &str) -> bool {
+    k.status
+        .as_ref()
+        .and_then(|s| s.reconcile_request.last_handled_reconcile_at.as_deref())
+        == Some(token)
+}
+
+fn configmaps(prefix: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {prefix}-{i}\ndata:\n  i: \"{i}\"\n")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Every controller running against `inst`: source, kustomize and notification, each with its health
+/// server on a known address.
+struct Controllers {
+    health: [SocketAddr; 3],
+    receivers: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _storage: tempfile::TempDir,
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+async fn controllers(inst: &Instance) -> Controllers {
+    let storage = tempfile::tempdir().unwrap();
+    let health = [free_addr(), free_addr(), free_addr()];
+    let flag = |a: SocketAddr| vec![format!("--health-addr={a}")];
+    let (_, source) = driftless_e2e::source_on(&inst.tc, &inst.ns, storage.path(), &flag(health[0])).await;
+    let kustomize = driftless_e2e::kustomize_on(&inst.tc, &inst.ns, &flag(health[1])).await;
+    let (bound, notification) = driftless_e2e::notification_on(&inst.tc, &inst.ns, &flag(health[2])).await;
+    Controllers {
+        health,
+        receivers: bound.receivers,
+        tasks: vec![source, kustomize, notification],
+        _storage: storage,
+    }
+}
+
+/// A generic Receiver `hook` for the GitRepository `fleet`; its webhook URL.
+async fn receiver(inst: &Instance, c: &Controllers) -> String {
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook-token"},
+        "stringData": {"token": "t0ken"}});
+    inst.api::<k8s_openapi::api::core::v1::Secret>()
+        .await
+        .patch("hook-token", &PatchParams::apply("t"), &Patch::Apply(&secret))
+        .await
+        .unwrap();
+    let r = Receiver::new(
+        "hook",
+        ReceiverSpec {
+            type_: "generic".into(),
+            secret_ref: Some(driftless_api::meta::LocalObjectReference {
+                name: "hook-token".into(),
+            }),
+            resources: vec![ReceiverResource {
+                kind: "GitRepository".into(),
+                name: "fleet".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let receivers: Api<Receiver> = inst.api().await;
+    receivers
+        .patch("hook", &PatchParams::apply("t"), &Patch::Apply(&r))
+        .await
+        .unwrap();
+    let path = within(Duration::from_secs(30), "the receiver's path", async || {
+        receivers.get("hook").await.ok()?.status?.webhook_path
+    })
+    .await;
+    format!("http://{}{path}", c.receivers)
+}
+
+/// What a user checks after a fault: every controller handles a request, a new object gets a status, a
+/// webhook triggers a fetch, and the health endpoints say ok. Returns how long that took.
+async fn converges(inst: &Instance, c: &Controllers, fleet: &Fleet, hook: &str, token: &str) -> Duration {
+    let t0 = Instant::now();
+    let ks: Api<Kustomization> = inst.api().await;
+    let gits: Api<GitRepository> = inst.api().await;
+    // the first write after the restart may itself meet the server still warming up
+    within(RECOVERY_BOUND, "a request written", async || {
+        let req = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}});
+        ks.patch("apps", &PatchParams::default(), &Patch::Merge(&req))
+            .await
+            .ok()
+    })
+    .await;
+    let name = format!("new-{token}");
+    ks.patch(
+        &name,
+        &PatchParams::apply("t"),
+        &Patch::Apply(kustomization(&inst.ns, &name, "./extra")),
+    )
+    .await
+    .unwrap();
+    until(
+        &ks,
+        "apps",
+        RECOVERY_BOUND,
+        "kustomize-controller handles a request",
+        |k| handled(k, token),
+    )
+    .await;
+    until(
+        &ks,
+        &name,
+        RECOVERY_BOUND,
+        "a new Kustomization is applied",
+        |k| applied(k, ""),
+    )
+    .await;
+    // a push announced by the webhook: source-controller fetches, kustomize-controller applies
+    let pushed = fleet
+        .repo
+        .commit(&[(&format!("apps/{token}.yaml"), &configmaps(token, 1))], token);
+    within(RECOVERY_BOUND, "the receiver accepts the webhook", async || {
+        let r = reqwest::Client::new()
+            .post(hook)
+            .json(&json!({}))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    until(
+        &gits,
+        "fleet",
+        RECOVERY_BOUND,
+        "source-controller fetches the push",
+        |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .is_some_and(|a| a.revision.ends_with(&pushed))
+        },
+    )
+    .await;
+    until(&ks, "apps", RECOVERY_BOUND, "the push is applied", |k| {
+        applied(k, &pushed)
+    })
+    .await;
+    for addr in c.health {
+        for path in ["/healthz", "/readyz"] {
+            within(RECOVERY_BOUND, &format!("{path} of {addr} ok"), async || {
+                (probe(addr, path).await == 200).then_some(())
+            })
+            .await;
+        }
+    }
+    t0.elapsed()
+}
+
+/// The fleet (`apps/` with 40 ConfigMaps, `extra/` with one) served and a Kustomization `apps` applied.
+async fn fleet(inst: &Instance) -> Fleet {
+    let fleet = Fleet::start_on(
+        &inst.tc,
+        &inst.ns,
+        &[
+            ("apps/cms.yaml", &configmaps("cm", 40)),
+            ("extra/one.yaml", &configmaps("extra", 1)),
+        ],
+    )
+    .await;
+    let ks: Api<Kustomization> = inst.api().await;
+    ks.patch(
+        "apps",
+        &PatchParams::apply("t"),
+        &Patch::Apply(kustomization(&inst.ns, "apps", "./apps")),
+    )
+    .await
+    .unwrap();
+    until(&ks, "apps", RECOVERY_BOUND, "the first apply", |k| {
+        applied(k, &fleet.head)
+    })
+    .await;
+    fleet
+}
+
+/// Every object of `apps` is still there (nothing lost, nothing pruned by mistake).
+async fn nothing_lost(inst: &Instance) {
+    let cms: Api<ConfigMap> = inst.api().await;
+    for i in 0..40 {
+        assert!(
+            cms.get_opt(&format!("cm-{i}")).await.unwrap().is_some(),
+            "cm-{i} was lost"
+        );
+    }
+}
+
+async fn restart_case(case: &str, signal: &str, down: Duration, mid_apply: bool) {
+    let inst = Instance::start(case).await;
+    let c = controllers(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    if mid_apply {
+        // a new revision of 200 objects is being applied when the server goes
+        let big = fleet
+            .repo
+            .commit(&[("apps/big.yaml", &configmaps("big", 200))], "big");
+        request(&inst.api::<GitRepository>().await, "fleet", "big").await;
+        let ks: Api<Kustomization> = inst.api().await;
+        until(&ks, "apps", RECOVERY_BOUND, "the big revision started", |k| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.last_attempted_revision.as_deref())
+                .is_some_and(|r| r.ends_with(&big))
+        })
+        .await;
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    inst.tc.kill_apiserver(signal);
+    tokio::time::sleep(down).await;
+    inst.tc.restart_apiserver();
+    let took = converges(&inst, &c, &fleet, &hook, "after").await;
+    nothing_lost(&inst).await;
+    println!("FIGURE {case}: API server {signal} for {down:?}: converged {took:.1?} after it was back");
+}
+
+#[tokio::test]
+async fn every_controller_recovers_from_a_graceful_api_server_restart_while_idle() {
+    restart_case("idle-term", "TERM", Duration::from_secs(3), false).await;
+}
+
+#[tokio::test]
+async fn every_controller_recovers_from_an_api_server_crash_mid_apply() {
+    restart_case("apply-kill", "KILL", Duration::from_secs(5), true).await;
+}
+
+#[tokio::test]
+async fn every_controller_recovers_from_a_long_outage() {
+    // long enough for every watch's backoff to reach its ceiling
+    restart_case("long-kill", "KILL", Duration::from_secs(40), false).await;
+}
+
+#[tokio::test]
+async fn a_compacted_history_makes_watches_relist_and_nothing_is_missed() {
+    let inst = Instance::start("compact").await;
+    let c = controllers(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    // history the watches have not seen yet, then compacted away: resuming from their
+    // resourceVersion is "too old" and they must list again
+    let cms: Api<ConfigMap> = inst.api().await;
+    for i in 0..20 {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("noise-{i}")}});
+        cms.patch(
+            &format!("noise-{i}"),
+            &PatchParams::apply("t"),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .unwrap();
+    }
+    inst.tc.kill_apiserver("TERM");
+    inst.tc.compact_etcd();
+    inst.tc.restart_apiserver();
+    let took = converges(&inst, &c, &fleet, &hook, "compacted").await;
+    nothing_lost(&inst).await;
+    println!("FIGURE compact: etcd compacted under the watches: converged {took:.1?}");
+}
+
+#[tokio::test]
+async fn health_endpoints_fail_while_the_api_server_is_away_and_recover() {
+    let inst = Instance::start("health").await;
+    let c = controllers(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    inst.tc.kill_apiserver("KILL");
+    let t0 = Instant::now();
+    for addr in c.health {
+        within(
+            Duration::from_secs(90),
+            &format!("/readyz of {addr} fails"),
+            async || (probe(addr, "/readyz").await == 503).then_some(()),
+        )
+        .await;
+        // alive: a restart would not bring the API server back
+        assert_eq!(probe(addr, "/healthz").await, 200);
+    }
+    println!(
+        "FIGURE health: /readyz failed {:.1?} after the API server went",
+        t0.elapsed()
+    );
+    inst.tc.restart_apiserver();
+    let took = converges(&inst, &c, &fleet, &hook, "healthy").await;
+    println!("FIGURE health: ready again and converged {took:.1?} after it was back");
+}
+
+#[tokio::test]
+async fn a_controller_killed_mid_apply_converges_when_started_again() {
+    let inst = Instance::start("ctl-kill").await;
+    let mut c = controllers(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    let big = fleet
+        .repo
+        .commit(&[("apps/big.yaml", &configmaps("big", 200))], "big");
+    request(&inst.api::<GitRepository>().await, "fleet", "big").await;
+    let ks: Api<Kustomization> = inst.api().await;
+    until(&ks, "apps", RECOVERY_BOUND, "the big revision started", |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.as_deref())
+            .is_some_and(|r| r.ends_with(&big))
+    })
+    .await;
+    // killed: its futures dropped mid-request, nothing flushed (in process, its health server stays:
+    // the new one listens elsewhere)
+    c.tasks[1].abort();
+    let health = free_addr();
+    c.health[1] = health;
+    c.tasks[1] = driftless_e2e::kustomize_on(&inst.tc, &inst.ns, &[format!("--health-addr={health}")]).await;
+    let t0 = Instant::now();
+    until(&ks, "apps", RECOVERY_BOUND, "the big revision applied", |k| {
+        applied(k, &big)
+    })
+    .await;
+    println!(
+        "FIGURE ctl-kill: restarted kustomize-controller applied the revision in {:.1?}",
+        t0.elapsed()
+    );
+    let cms: Api<ConfigMap> = inst.api().await;
+    assert!(cms.get_opt("big-199").await.unwrap().is_some());
+    converges(&inst, &c, &fleet, &hook, "again").await;
+    nothing_lost(&inst).await;
+}
