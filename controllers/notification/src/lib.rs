@@ -47,9 +47,12 @@ pub struct Args {
     /// Where Google ID tokens of `gcr` receivers are checked (Google's tokeninfo endpoint).
     #[arg(long, default_value = "https://oauth2.googleapis.com/tokeninfo")]
     pub gcr_tokeninfo_url: String,
-    /// The largest event or hook body accepted, in bytes.
+    /// The largest event body accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_size: usize,
+    /// The largest webhook body a Receiver accepts, in bytes (GitHub sends up to 25 MB).
+    #[arg(long, default_value_t = 25 << 20)]
+    pub receiver_max_body_size: usize,
 }
 
 /// What the servers and reconciles share.
@@ -111,7 +114,7 @@ pub async fn run_with(client: Client, args: Args, on_ready: impl FnOnce(Bound)) 
     };
     let intake = intake::router(ctx.clone(), args.rate_limit_interval, args.max_body_size);
     tokio::spawn(async move { axum::serve(events, intake).await });
-    let (hooks, store) = receiver::router(ctx.clone(), args.max_body_size, &args.gcr_tokeninfo_url);
+    let (hooks, store) = receiver::router(ctx.clone(), args.receiver_max_body_size, &args.gcr_tokeninfo_url);
     tokio::spawn(async move { axum::serve(receivers, hooks).await });
     info!(events = %bound.events, receivers = %bound.receivers, "listening");
     on_ready(bound);

@@ -313,6 +313,41 @@ pub fn router(ctx: Arc<Context>, max_body: usize, tokeninfo: &str) -> (Router, A
     (router, paths)
 }
 
+/// The value of `name` in an `application/x-www-form-urlencoded` body, decoded.
+fn url_form_field(body: &[u8], name: &str) -> Option<Vec<u8>> {
+    let decode = |v: &[u8]| -> Vec<u8> {
+        let mut out = Vec::with_capacity(v.len());
+        let mut i = 0;
+        while i < v.len() {
+            match v[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < v.len() => {
+                    match std::str::from_utf8(&v[i + 1..i + 3])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        out
+    };
+    body.split(|b| *b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        (decode(k) == name.as_bytes()).then(|| decode(v))
+    })
+}
+
 /// What a verified hook asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -406,6 +441,21 @@ pub fn verify(
                 return Ok(Verdict::Ping);
             }
             allowed(events, event, "GitHub")?;
+            // NB: as Flux (go-github's ParseWebHook), a signed body that is not a JSON payload (or a
+            // form with one in `payload`) is refused, not taken as a push
+            let form = header(headers, "Content-Type")
+                .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+            let payload = if form {
+                url_form_field(body, "payload").unwrap_or_default()
+            } else {
+                body.to_vec()
+            };
+            serde_json::from_slice::<serde_json::Value>(&payload).map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("unable to parse the GitHub payload: {e}"),
+                )
+            })?;
             Ok(Verdict::Reconcile)
         }
         "gitlab" => {
@@ -706,6 +756,34 @@ mod tests {
             hex::encode(Sha256::digest(b"s3cretreceiverflux-system"))
         );
         assert_eq!(webhook_path("s3cret", "receiver", "flux-system"), want);
+    }
+
+    #[test]
+    fn a_signed_github_hook_whose_body_is_not_a_json_payload_triggers_nothing() {
+        let events = vec!["push".to_string()];
+        let signed_push = |body: &[u8], form: bool| {
+            let mut h = vec![
+                ("X-Hub-Signature-256", sign("t", body)),
+                ("X-GitHub-Event", "push".to_string()),
+            ];
+            if form {
+                h.push(("Content-Type", "application/x-www-form-urlencoded".to_string()));
+            }
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            verify("github", "t", &events, &headers(&h), body)
+        };
+        let refused = signed_push(b"not json", false).unwrap_err();
+        assert_eq!(refused.0, StatusCode::BAD_REQUEST);
+        assert!(refused.1.contains("payload"), "{}", refused.1);
+        assert_eq!(
+            signed_push(b"payload=%7B%22ref%22%3A+%22refs%2Fheads%2Fmain%22%7D", true),
+            Ok(Verdict::Reconcile),
+            "GitHub's form encoding carries the JSON in `payload`"
+        );
+        assert_eq!(
+            signed_push(b"payload=nope", true).unwrap_err().0,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
