@@ -271,11 +271,28 @@ pub struct GitHttp {
     /// Its password.
     pub password: String,
     access_log: PathBuf,
+    conf: PathBuf,
     _dir: TempDir,
-    _server: Server,
+    server: Option<Server>,
 }
 
 impl GitHttp {
+    /// Stops the server (its port then refuses connections), as a Git host going down.
+    pub fn stop(&mut self) {
+        self.server = None;
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn resume(&mut self) {
+        if self.server.is_none() {
+            self.server = Some(spawn(
+                Command::new(tool("lighttpd")).arg("-D").arg("-f").arg(&self.conf),
+                "lighttpd",
+                self.port,
+            ));
+        }
+    }
+
     /// Starts it with the credentials `username`/`password`.
     pub fn start(root: &RepoRoot, username: &str, password: &str) -> Self {
         Self::start_with(root, username, password, None)
@@ -376,8 +393,9 @@ $HTTP["url"] =~ "^/git/" {{
             access_log: dir.path().join("access.log"),
             username: username.into(),
             password: password.into(),
+            conf: conf_path,
             _dir: dir,
-            _server: server,
+            server: Some(server),
         }
     }
 

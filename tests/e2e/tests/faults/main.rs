@@ -491,3 +491,58 @@ async fn a_controller_killed_mid_apply_converges_when_started_again() {
     converges(&inst, &c, &fleet, &hook, "again").await;
     nothing_lost(&inst).await;
 }
+
+#[tokio::test]
+async fn the_git_server_down_keeps_the_last_artifact_and_its_return_is_picked_up_by_itself() {
+    let inst = Instance::start("git-down").await;
+    let _c = controllers(&inst).await;
+    let mut fleet = fleet(&inst).await;
+    let gits: Api<GitRepository> = inst.api().await;
+    let ks: Api<Kustomization> = inst.api().await;
+    fleet.server.stop();
+    let next = fleet.repo.commit(
+        &[("apps/next.yaml", &configmaps("next", 1))],
+        "while the server is down",
+    );
+    request(&gits, "fleet", "down").await;
+    // what the user sees meanwhile: Ready=False naming the failure, the last artifact still served
+    let failed = until(&gits, "fleet", RECOVERY_BOUND, "the fetch failure shown", |g| {
+        g.status.as_ref().is_some_and(|s| {
+            conditions::get(&s.conditions, "Ready").is_some_and(|c| c.status == "False")
+                && s.reconcile_request.last_handled_reconcile_at.as_deref() == Some("down")
+        })
+    })
+    .await;
+    let status = failed.status.unwrap();
+    let ready = conditions::get(&status.conditions, "Ready").unwrap();
+    assert_eq!(ready.reason, "GitOperationFailed", "{}", ready.message);
+    assert!(
+        status
+            .artifact
+            .as_ref()
+            .is_some_and(|a| a.revision.ends_with(&fleet.head)),
+        "the last good artifact is kept"
+    );
+    let k = ks.get("apps").await.unwrap();
+    assert!(
+        applied(&k, &fleet.head),
+        "the Kustomization stays at the last revision"
+    );
+    nothing_lost(&inst).await;
+    // back: picked up by the retry alone, no request
+    fleet.server.resume();
+    let t0 = Instant::now();
+    until(
+        &ks,
+        "apps",
+        RECOVERY_BOUND,
+        "the new revision applied after the server came back",
+        |k| applied(k, &next),
+    )
+    .await;
+    println!(
+        "FIGURE git-down: new revision applied {:.1?} after the Git server came back",
+        t0.elapsed()
+    );
+    nothing_lost(&inst).await;
+}
