@@ -204,3 +204,36 @@ where
     metrics.observe_reconcile(&kind, &name, &ns, start.elapsed());
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn object(generation: i64, status: serde_json::Value, requested: Option<&str>) -> serde_json::Value {
+        let annotations = requested
+            .map(|r| serde_json::json!({driftless_api::meta::RECONCILE_REQUEST_ANNOTATION: r}))
+            .unwrap_or(serde_json::json!({}));
+        serde_json::json!({"metadata": {"name": "a", "generation": generation, "annotations": annotations},
+            "status": status})
+    }
+
+    #[test]
+    fn only_objects_not_ready_and_current_are_unsettled() {
+        let ready = serde_json::json!({"observedGeneration": 2,
+            "conditions": [{"type": "Ready", "status": "True"}]});
+        assert!(!unsettled(&object(2, ready.clone(), None)));
+        assert!(unsettled(&object(3, ready.clone(), None)), "a new generation");
+        assert!(
+            unsettled(&object(2, ready.clone(), Some("now"))),
+            "an unhandled request"
+        );
+        let mut handled = ready.clone();
+        handled["lastHandledReconcileAt"] = "now".into();
+        assert!(!unsettled(&object(2, handled, Some("now"))));
+        let progressing = serde_json::json!({"observedGeneration": 2,
+            "conditions": [{"type": "Ready", "status": "Unknown", "reason": "Progressing"}]});
+        assert!(unsettled(&object(2, progressing, None)), "left mid-reconcile");
+        assert!(unsettled(&ConfigMap::default()), "never reconciled");
+    }
+}
