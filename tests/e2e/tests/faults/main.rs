@@ -353,6 +353,24 @@ async fn nothing_lost(inst: &Instance) {
     }
 }
 
+/// Pushes a revision of 200 more ConfigMaps, announces it and returns once `apps` is applying it; its
+/// commit.
+async fn start_big_revision(inst: &Instance, fleet: &Fleet) -> String {
+    let big = fleet
+        .repo
+        .commit(&[("apps/big.yaml", &configmaps("big", 200))], "big");
+    request(&inst.api::<GitRepository>().await, "fleet", "big").await;
+    let ks: Api<Kustomization> = inst.api().await;
+    until(&ks, "apps", RECOVERY_BOUND, "the big revision started", |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.as_deref())
+            .is_some_and(|r| r.ends_with(&big))
+    })
+    .await;
+    big
+}
+
 async fn restart_case(case: &str, signal: &str, down: Duration, mid_apply: bool) {
     let inst = Instance::start(case).await;
     let c = controllers(&inst).await;
@@ -360,18 +378,7 @@ async fn restart_case(case: &str, signal: &str, down: Duration, mid_apply: bool)
     let hook = receiver(&inst, &c).await;
     if mid_apply {
         // a new revision of 200 objects is being applied when the server goes
-        let big = fleet
-            .repo
-            .commit(&[("apps/big.yaml", &configmaps("big", 200))], "big");
-        request(&inst.api::<GitRepository>().await, "fleet", "big").await;
-        let ks: Api<Kustomization> = inst.api().await;
-        until(&ks, "apps", RECOVERY_BOUND, "the big revision started", |k| {
-            k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&big))
-        })
-        .await;
+        start_big_revision(&inst, &fleet).await;
     } else {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -459,18 +466,8 @@ async fn a_controller_killed_mid_apply_converges_when_started_again() {
     let mut c = controllers(&inst).await;
     let fleet = fleet(&inst).await;
     let hook = receiver(&inst, &c).await;
-    let big = fleet
-        .repo
-        .commit(&[("apps/big.yaml", &configmaps("big", 200))], "big");
-    request(&inst.api::<GitRepository>().await, "fleet", "big").await;
+    let big = start_big_revision(&inst, &fleet).await;
     let ks: Api<Kustomization> = inst.api().await;
-    until(&ks, "apps", RECOVERY_BOUND, "the big revision started", |k| {
-        k.status
-            .as_ref()
-            .and_then(|s| s.last_attempted_revision.as_deref())
-            .is_some_and(|r| r.ends_with(&big))
-    })
-    .await;
     // killed: its futures dropped mid-request, nothing flushed (in process, its health server stays:
     // the new one listens elsewhere)
     c.tasks[1].abort();
