@@ -198,6 +198,11 @@ impl Storage {
         self.local_path(&artifact.path).is_ok_and(|p| p.is_file())
     }
 
+    /// Forgets what [`Storage::remember`] recorded of `path` (deleted), so the record does not outlive it.
+    fn forget(&self, path: &Path) {
+        self.verified.lock().expect("verified files").remove(path);
+    }
+
     /// Records that `path` now has `digest`.
     fn remember(&self, path: &Path, digest: &str) {
         if let Ok(meta) = std::fs::metadata(path) {
@@ -242,7 +247,7 @@ impl Storage {
     /// Deletes the artifact's file (a corrupted one, before it is rebuilt); gone already is fine.
     pub fn remove(&self, artifact: &Artifact) -> Result<(), Error> {
         let path = self.local_path(&artifact.path)?;
-        self.verified.lock().expect("verified files").remove(&path);
+        self.forget(&path);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
             _ => Ok(()),
@@ -259,14 +264,11 @@ impl Storage {
     /// Whether the artifact's file is in storage with the digest the artifact names.
     pub fn verify(&self, artifact: &Artifact) -> Result<bool, Error> {
         let path = self.local_path(&artifact.path)?;
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::Io { path, source: e }),
-        };
-        let mut hashing = archive::HashingWriter::new(io::sink());
-        io::copy(&mut io::BufReader::new(file), &mut hashing).map_err(io_err(&path))?;
-        Ok(hashing.finish().1 == artifact.digest)
+        match self.digest(&path) {
+            Ok(digest) => Ok(digest == artifact.digest),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes old artifacts of the object of `current`: those older than the TTL, and the oldest beyond
@@ -298,6 +300,7 @@ impl Storage {
             // the current artifact is one of the records kept
             if expired || i + 1 >= self.retention_records {
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
+                self.forget(&path);
                 deleted.push(path);
             }
         }
@@ -310,6 +313,10 @@ impl Storage {
         let dir = self.local_path(&dir_rel)?;
         let lock = self.lock(&dir_rel);
         let _guard = lock.lock().expect("artifact lock");
+        self.verified
+            .lock()
+            .expect("verified files")
+            .retain(|path, _| !path.starts_with(&dir));
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path: dir, source: e }),
             _ => Ok(()),
@@ -371,6 +378,36 @@ mod tests {
             .filter(|n| n.starts_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn check_finds_a_replaced_file_and_records_go_with_their_files() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "h", Duration::from_secs(3600), 1).unwrap();
+        let a = store(&storage, "1.tar.gz", "1");
+        assert_eq!(storage.check(&a).unwrap(), Integrity::Intact);
+        let file = base.path().join(&a.path);
+        std::fs::write(&file, b"something else").unwrap();
+        let Integrity::Corrupted(found) = storage.check(&a).unwrap() else {
+            panic!("a replaced file is not intact");
+        };
+        assert_ne!(found, a.digest);
+        storage.remove(&a).unwrap();
+        assert_eq!(storage.check(&a).unwrap(), Integrity::Missing);
+        storage.remove(&a).unwrap();
+        // what was hashed is forgotten when GC or removal deletes the file
+        let b = store(&storage, "2.tar.gz", "2");
+        std::thread::sleep(Duration::from_millis(20));
+        let c = store(&storage, "3.tar.gz", "3");
+        storage.garbage_collect(&c).unwrap();
+        assert!(!storage.exists(&b));
+        assert_eq!(
+            storage.verified.lock().unwrap().len(),
+            1,
+            "only the current file's record"
+        );
+        storage.remove_all(OWNER).unwrap();
+        assert!(storage.verified.lock().unwrap().is_empty());
     }
 
     #[test]
