@@ -306,8 +306,7 @@ async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Clien
         let mut config = ctx.kube_config.clone();
         config.auth_info.impersonate = Some(user.clone());
         config.auth_info.impersonate_groups = None;
-        let client = driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT)
-            .map_err(Error::Kube)?;
+        let client = driftless_runtime::client::build(config).map_err(Error::Kube)?;
         ctx.tenant_clients
             .lock()
             .expect("client cache")
@@ -347,7 +346,7 @@ async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Clien
     if let Some(user) = user {
         config.auth_info.impersonate = Some(user);
     }
-    driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT).map_err(Error::Kube)
+    driftless_runtime::client::build(config).map_err(Error::Kube)
 }
 
 /// Evaluates a `readyExpr`: `self` is the Kustomization, `dep` its dependency.

@@ -118,8 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Runs kustomize-controller with the client configuration `config`; tenants' clients derive from it
 /// (impersonating their ServiceAccount).
 pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
-    let client =
-        driftless_runtime::client::build(config.clone(), driftless_runtime::client::REQUEST_TIMEOUT)?;
+    let client = driftless_runtime::client::build(config.clone())?;
     anyhow::ensure!(
         args.no_remote_bases,
         "--no-remote-bases=false is not supported: remote kustomize bases are always refused"

@@ -84,10 +84,7 @@ pub struct Bound {
 
 /// Runs notification-controller until SIGTERM with the environment's client.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = driftless_runtime::client::build(
-        kube::Config::infer().await?,
-        driftless_runtime::client::REQUEST_TIMEOUT,
-    )?;
+    let client = driftless_runtime::client::build(kube::Config::infer().await?)?;
     run_with(client, args, |_| {}).await
 }
 

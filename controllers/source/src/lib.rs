@@ -105,10 +105,7 @@ pub struct Context {
 
 /// Runs source-controller until SIGTERM, with the client of the environment (in-cluster or kubeconfig).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = driftless_runtime::client::build(
-        kube::Config::infer().await?,
-        driftless_runtime::client::REQUEST_TIMEOUT,
-    )?;
+    let client = driftless_runtime::client::build(kube::Config::infer().await?)?;
     run_with(client, args, |_| {}).await
 }
 

@@ -16,8 +16,13 @@ use tower::{BoxError, Layer, Service};
 /// How long the API server has to answer a request that is not a watch.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A client for `config` whose requests other than watches time out after [`REQUEST_TIMEOUT`].
+pub fn build(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    build_with_timeout(config, REQUEST_TIMEOUT)
+}
+
 /// A client for `config` whose requests other than watches time out after `timeout`.
-pub fn build(config: kube::Config, timeout: Duration) -> Result<kube::Client, kube::Error> {
+pub fn build_with_timeout(config: kube::Config, timeout: Duration) -> Result<kube::Client, kube::Error> {
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&Bounded { timeout })
         .build())
@@ -104,7 +109,7 @@ mod tests {
             }
         });
         let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-        let client = build(config, Duration::from_millis(300)).unwrap();
+        let client = build_with_timeout(config, Duration::from_millis(300)).unwrap();
         let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "a");
         let started = std::time::Instant::now();
         let err = api.get("x").await.unwrap_err();

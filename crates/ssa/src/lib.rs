@@ -63,8 +63,13 @@ pub enum Error {
         unavailable: bool,
     },
     /// Discovery failed.
-    #[error("discovery failed: {0}")]
-    Discovery(String),
+    #[error("discovery failed: {message}")]
+    Discovery {
+        /// Why.
+        message: String,
+        /// The server did not answer or was overloaded.
+        unavailable: bool,
+    },
 }
 
 impl Error {
@@ -73,6 +78,9 @@ impl Error {
         matches!(
             self,
             Error::Api {
+                unavailable: true,
+                ..
+            } | Error::Discovery {
                 unavailable: true,
                 ..
             }
@@ -654,13 +662,10 @@ impl ResourceManager {
                         Ok(resolved) => Ok(Some((gvk, resolved))),
                         Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
                         Err(kube::Error::Discovery(_)) => Ok(None),
-                        Err(e) if is_unavailable(&e) => Err(Error::Api {
-                            id: "discovery".into(),
-                            action: "discovery",
+                        Err(e) => Err(Error::Discovery {
                             message: api_message(&e),
-                            unavailable: true,
+                            unavailable: is_unavailable(&e),
                         }),
-                        Err(e) => Err(Error::Discovery(api_message(&e))),
                     }
                 }
                 .boxed()

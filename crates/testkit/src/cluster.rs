@@ -37,31 +37,16 @@ pub fn cluster() -> &'static TestCluster {
 /// Starts (or attaches to) the test-cluster instance `name`, e.g. a second one that plays a remote
 /// cluster. Panics with the script's output when it cannot start.
 pub fn start_instance(name: &str) -> TestCluster {
-    let script = crate::workspace_root().join("hack/testcluster.sh");
-    let out = Command::new(&script)
-        .args(["start", name])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "the test cluster did not start ({}):\n{}\nrun `hack/testcluster.sh start {name}` to see why",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let kubeconfig = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let out = script("the test cluster did not start", &["start", name]);
+    let kubeconfig = out.lines().last().unwrap_or_default();
     TestCluster {
         kubeconfig: PathBuf::from(kubeconfig),
         instance: Some(name.to_string()),
     }
 }
 
-/// Runs `hack/testcluster.sh args…`; its stdout, or a panic with its stderr.
-fn script(args: &[&str]) -> String {
+/// Runs `hack/testcluster.sh args…`; its stdout, or a panic saying `what` went wrong, with its stderr.
+fn script(what: &str, args: &[&str]) -> String {
     let script = crate::workspace_root().join("hack/testcluster.sh");
     let out = Command::new(&script)
         .args(args)
@@ -69,9 +54,10 @@ fn script(args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     assert!(
         out.status.success(),
-        "hack/testcluster.sh {args:?} failed ({}):\n{}",
+        "{what} ({}):\n{}\nrun `hack/testcluster.sh {}` to see why",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        args.join(" ")
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -85,26 +71,32 @@ impl TestCluster {
 
     /// Stops the API server with `signal` (`TERM`: a graceful stop, `KILL`: a crash); etcd keeps its data.
     pub fn kill_apiserver(&self, signal: &str) {
-        script(&["kill-apiserver", self.instance(), signal]);
+        script(
+            "the API server did not stop",
+            &["kill-apiserver", self.instance(), signal],
+        );
     }
 
     /// Starts the API server stopped by [`TestCluster::kill_apiserver`] again (same port, same
     /// certificates, same etcd), and waits until it is ready.
     pub fn restart_apiserver(&self) {
-        script(&["restart-apiserver", self.instance()]);
+        script(
+            "the API server did not start again",
+            &["restart-apiserver", self.instance()],
+        );
     }
 
     /// Compacts etcd's history up to its current revision, so a watch resuming from an older
     /// resourceVersion is told "too old resource version"; returns that revision.
     pub fn compact_etcd(&self) -> u64 {
-        script(&["compact-etcd", self.instance()])
+        script("etcd was not compacted", &["compact-etcd", self.instance()])
             .parse()
             .expect("a revision")
     }
 
     /// Stops the instance and removes its data.
     pub fn stop(&self) {
-        script(&["stop", self.instance()]);
+        script("the test cluster did not stop", &["stop", self.instance()]);
     }
 
     /// The kubeconfig file of the cluster.

@@ -67,8 +67,7 @@ pub async fn source_on(
     ]);
     let argv = with_flags(argv, flags);
     let config = tc.config_as(&service_account("source-controller")).await;
-    let client = driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT)
-        .expect("a client");
+    let client = driftless_runtime::client::build(config).expect("a client");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         source_controller::run_with(client, source_controller::Args::parse_from(argv), move |a| {
@@ -116,8 +115,7 @@ pub async fn notification_on(
     ]);
     let argv = with_flags(argv, flags);
     let config = tc.config_as(&service_account("notification-controller")).await;
-    let client = driftless_runtime::client::build(config, driftless_runtime::client::REQUEST_TIMEOUT)
-        .expect("a client");
+    let client = driftless_runtime::client::build(config).expect("a client");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         notification_controller::run_with(
