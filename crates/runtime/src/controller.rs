@@ -2,7 +2,8 @@
 //! (new generation, `requestedAt`, finalizers, deletion), the concurrency of `--concurrent`, errors that are
 //! not reconcile failures logged (those are reported in status), and the finalizer around each run.
 //!
-//! Every watch, the kind's own and those of related kinds ([`watch_related`]), backs off on its own and
+//! Every watch, the kind's own and those of related kinds ([`watch_related`]), backs off on its own
+//! ([`crate::backoff`]: soon when the server is unreachable, patiently when it answers with errors) and
 //! hands its errors to [`Progress`] instead of to the controller: kube's controller pauses all its
 //! triggers on an error of any one of them, so after an outage the errors the watches had queued were
 //! delivered one per backoff period, for minutes, while nothing was reconciled. When the kind's watch
@@ -14,7 +15,8 @@ use std::{fmt::Debug, future::Future, hash::Hash, sync::Arc, time::Instant};
 use driftless_api::meta::FINALIZER;
 use futures::{Stream, StreamExt, channel::mpsc};
 use kube::{
-    Api, Resource,
+    Api, Client, Resource,
+    core::NamespaceScope,
     runtime::{
         Controller, PredicateConfig, WatchStreamExt,
         controller::{self, Action},
@@ -26,10 +28,20 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{debug, info, warn};
 
-use crate::{metrics::Metrics, progress::Progress, request::trigger};
+use crate::{backoff::backed_off, metrics::Metrics, progress::Progress, request::trigger};
 
 /// How long a reconcile may run beyond the kind's own timeout before `/healthz` calls it wedged.
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The watch `name` is receiving again: tells `progress`, and `recovered` when it had been failing.
+fn delivered(progress: &Progress, name: &str, recovered: Option<&mpsc::UnboundedSender<()>>) {
+    if progress.watch_ok(name) {
+        info!(watch = %name, "watch recovered");
+        if let Some(tx) = recovered {
+            let _ = tx.unbounded_send(());
+        }
+    }
+}
 
 /// `stream` with its errors handed to `progress` under `name` (logged once per outage) instead of
 /// passed on; `recovered` is told when it delivers again after an outage.
@@ -46,17 +58,13 @@ where
     stream.filter_map(move |item| {
         let out = match item {
             Ok(v) => {
-                if progress.watch_ok(&name) {
-                    info!(watch = %name, "watch recovered");
-                    if let Some(tx) = &recovered {
-                        let _ = tx.unbounded_send(());
-                    }
-                }
+                delivered(&progress, &name, recovered.as_ref());
                 Some(Ok(v))
             }
             Err(e) => {
                 let message = e.to_string();
-                if progress.watch_failed(&name, &message) {
+                let retry_within = crate::backoff::schedule(&e).ceiling;
+                if progress.watch_failed(&name, &message, retry_within) {
                     warn!(watch = %name, error = %message, "watch failed; retrying with backoff");
                 } else {
                     debug!(watch = %name, error = %message, "watch still failing");
@@ -66,6 +74,42 @@ where
         };
         futures::future::ready(out)
     })
+}
+
+/// `api` with a client of its own that tells `progress` the watch `name` is receiving whenever the API
+/// server answers one of its requests with success: a watch that starts again after an outage delivers
+/// nothing until something changes, but its start is answered.
+fn reporting<K>(
+    api: Api<K>,
+    dyntype: &K::DynamicType,
+    name: &str,
+    progress: Arc<Progress>,
+    recovered: Option<mpsc::UnboundedSender<()>>,
+) -> Api<K>
+where
+    K: Resource,
+    K::Scope: NamespaceScope,
+{
+    let namespace = api.namespace().map(str::to_string);
+    let client = api.into_client();
+    let default_namespace = client.default_namespace().to_string();
+    let name = name.to_string();
+    let service = tower::service_fn(move |req: axum::http::Request<kube::client::Body>| {
+        let (client, name, progress, recovered) =
+            (client.clone(), name.clone(), progress.clone(), recovered.clone());
+        async move {
+            let answer = client.send(req).await?;
+            if answer.status().is_success() {
+                delivered(&progress, &name, recovered.as_ref());
+            }
+            Ok::<_, kube::Error>(answer)
+        }
+    });
+    let api = Api::all_with(Client::new(service, default_namespace), dyntype);
+    match namespace {
+        Some(ns) => api.constrain(&ns),
+        None => api,
+    }
 }
 
 /// Whether `obj`'s status says its last reconcile did not end Ready for its current generation and
@@ -100,11 +144,14 @@ pub fn for_kind<K>(
 ) -> (Controller<K>, Store<K>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    K::Scope: NamespaceScope,
 {
     let (reader, writer) = reflector::store();
     let (recovered, resync) = mpsc::unbounded();
-    let events = watcher(api, config).default_backoff().reflect(writer);
-    let stream = observed(events, K::kind(&()).to_string(), progress, Some(recovered))
+    let name = K::kind(&()).to_string();
+    let api = reporting(api, &(), &name, progress.clone(), Some(recovered.clone()));
+    let events = backed_off(watcher(api, config)).reflect(writer);
+    let stream = observed(events, name, progress, Some(recovered))
         .applied_objects()
         .predicate_filter(trigger, PredicateConfig::default());
     let store = reader.clone();
@@ -143,10 +190,12 @@ where
     K::DynamicType: Debug + Clone + Eq + Hash + Unpin,
     Other: Clone + Resource + DeserializeOwned + Debug + Send + 'static,
     Other::DynamicType: Debug + Clone + Eq + Hash,
+    Other::Scope: NamespaceScope,
     I: 'static + IntoIterator<Item = ObjectRef<K>>,
     I::IntoIter: Send,
 {
-    let events = watcher(api, config).default_backoff().touched_objects();
+    let api = reporting(api, &dyntype, name, progress.clone(), None);
+    let events = backed_off(watcher(api, config)).touched_objects();
     ctrl.watches_stream_with(
         observed(events, name.to_string(), progress, None),
         mapper,

@@ -1,10 +1,11 @@
 //! What every driftless controller shares, so each controller is only its reconcile steps:
 //! kstatus [`conditions`], [`status`] writes by server-side apply, the [`error`] model and requeue policy,
-//! reconcile [`request`]s (`requestedAt`, suspend, jitter, the watch trigger), [`events`] (Kubernetes
+//! watch [`backoff`], reconcile [`request`]s (`requestedAt`, suspend, jitter, the watch trigger), [`events`] (Kubernetes
 //! Events and Flux's event JSON), Prometheus [`metrics`] and the health endpoints ([`server`], fed by [`progress`]),
 //! [`leader`] election on a Lease, the common [`flags`] and [`telemetry`].
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod cel;
 pub mod client;
 pub mod conditions;

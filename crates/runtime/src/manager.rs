@@ -50,7 +50,20 @@ pub struct Manager {
     leading: watch::Receiver<bool>,
     // NB: without an election, keeps the always-true channel open
     _always_leading: Option<watch::Sender<bool>>,
-    election: Option<tokio::task::JoinHandle<()>>,
+    election: Election,
+}
+
+/// The election task, aborted when the manager is dropped without [`Manager::finish`]: a controller
+/// whose run was cut off stops renewing its Lease, as a killed process does, and a standby takes over
+/// when the Lease expires.
+struct Election(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// This process's identity: `$POD_NAME` (or the host name) and a random suffix, so two processes on one
@@ -122,7 +135,7 @@ impl Manager {
             health_addr,
             leading,
             _always_leading: always,
-            election,
+            election: Election(election),
         })
     }
 
@@ -153,8 +166,8 @@ impl Manager {
     }
 
     /// After the controllers stopped: lets the election release the Lease.
-    pub async fn finish(self) {
-        if let Some(task) = self.election {
+    pub async fn finish(mut self) {
+        if let Some(task) = self.election.0.take() {
             let _ = task.await;
         }
     }

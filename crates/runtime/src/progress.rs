@@ -19,10 +19,10 @@ use std::{
 pub const READY_GRACE: Duration = Duration::from_secs(5);
 /// How long a watch may fail before `/healthz` does.
 pub const ALIVE_GRACE: Duration = Duration::from_secs(300);
-/// A failing watch that has not failed again for this long counts as recovered: kube's watch backs off
-/// at most 30 s between attempts, and a watch that started again delivers nothing until something
-/// changes.
-pub const QUIET_AFTER: Duration = Duration::from_secs(40);
+/// A failing watch that has not failed again for this long beyond the longest it waits between
+/// attempts ([`crate::backoff`]) counts as recovered: its last attempt did not fail, and a watch that
+/// started again delivers nothing until something changes.
+pub const QUIET_MARGIN: Duration = Duration::from_secs(5);
 
 /// The watches and the reconciles in flight of one process.
 #[derive(Debug, Default)]
@@ -39,6 +39,14 @@ struct Failing {
     since: Instant,
     last: Instant,
     error: String,
+    /// How long without another failure means it recovered.
+    quiet: Duration,
+}
+
+impl Failing {
+    fn quiet(&self, now: Instant) -> bool {
+        now.duration_since(self.last) >= self.quiet
+    }
 }
 
 /// A reconcile in flight; it ends when dropped.
@@ -56,7 +64,7 @@ impl Drop for InFlight<'_> {
 
 impl Progress {
     /// The watch `name` delivered something. True when it had been failing: it has recovered (also if
-    /// it counted as recovered already after [`QUIET_AFTER`]).
+    /// it counted as recovered already, having been quiet).
     pub fn watch_ok(&self, name: &str) -> bool {
         let mut failing = self.failing.lock().expect("progress");
         if failing.is_empty() {
@@ -65,14 +73,17 @@ impl Progress {
         failing.remove(name).is_some()
     }
 
-    /// The watch `name` failed with `error`. True when it was not failing before: a new outage.
-    pub fn watch_failed(&self, name: &str, error: &str) -> bool {
+    /// The watch `name` failed with `error` and tries again within `retry_within`. True when it was not
+    /// failing before: a new outage.
+    pub fn watch_failed(&self, name: &str, error: &str, retry_within: Duration) -> bool {
         let mut failing = self.failing.lock().expect("progress");
         let now = Instant::now();
+        let quiet = retry_within.saturating_add(QUIET_MARGIN);
         match failing.get_mut(name) {
-            Some(f) if now.duration_since(f.last) < QUIET_AFTER => {
+            Some(f) if !f.quiet(now) => {
                 error.clone_into(&mut f.error);
                 f.last = now;
+                f.quiet = quiet;
                 false
             }
             _ => {
@@ -83,6 +94,7 @@ impl Progress {
                         since: now,
                         last: now,
                         error,
+                        quiet,
                     },
                 );
                 true
@@ -102,9 +114,10 @@ impl Progress {
 
     fn failing_longer_than(&self, grace: Duration) -> Option<String> {
         let failing = self.failing.lock().expect("progress");
+        let now = Instant::now();
         let mut long: Vec<_> = failing
             .iter()
-            .filter(|(_, f)| f.since.elapsed() > grace && f.last.elapsed() < QUIET_AFTER)
+            .filter(|(_, f)| now.duration_since(f.since) > grace && !f.quiet(now))
             .map(|(name, f)| {
                 format!(
                     "watch of {name} failing for {}s: {}",
@@ -160,31 +173,49 @@ mod tests {
             .expect("the machine has been up longer than that");
     }
 
+    const RETRY: Duration = Duration::from_secs(3);
+
     #[test]
     fn a_watch_that_stopped_failing_counts_as_recovered_after_a_quiet_while() {
         let p = Progress::default();
-        p.watch_failed("Bucket", "connection refused");
+        p.watch_failed("Bucket", "connection refused", RETRY);
         age(&p, "Bucket", READY_GRACE * 2);
         assert!(p.ready().is_err());
         let mut failing = p.failing.lock().unwrap();
         let last = &mut failing.get_mut("Bucket").unwrap().last;
-        *last = last.checked_sub(QUIET_AFTER).expect("uptime");
+        *last = last.checked_sub(RETRY + QUIET_MARGIN).expect("uptime");
         drop(failing);
         assert_eq!(p.ready(), Ok(()), "started again and idle: nothing to deliver");
         assert!(
-            p.watch_failed("Bucket", "again"),
+            p.watch_failed("Bucket", "again", RETRY),
             "a later failure is a new outage"
         );
+    }
+
+    #[test]
+    fn a_watch_that_retries_soon_counts_as_recovered_sooner() {
+        let p = Progress::default();
+        p.watch_failed("Bucket", "connection refused", RETRY);
+        p.watch_failed("GitRepository", "429", Duration::from_secs(30));
+        age(&p, "Bucket", READY_GRACE * 2);
+        age(&p, "GitRepository", READY_GRACE * 2);
+        let mut failing = p.failing.lock().unwrap();
+        for f in failing.values_mut() {
+            f.last = f.last.checked_sub(RETRY + QUIET_MARGIN).expect("uptime");
+        }
+        drop(failing);
+        let err = p.ready().unwrap_err();
+        assert!(err.contains("GitRepository") && !err.contains("Bucket"), "{err}");
     }
 
     #[test]
     fn a_watch_fails_readiness_only_after_the_grace_and_recovers() {
         let p = Progress::default();
         assert!(
-            p.watch_failed("Kustomization", "connection refused"),
+            p.watch_failed("Kustomization", "connection refused", RETRY),
             "a new outage"
         );
-        assert!(!p.watch_failed("Kustomization", "connection refused again"));
+        assert!(!p.watch_failed("Kustomization", "connection refused again", RETRY));
         assert_eq!(p.ready(), Ok(()), "within the grace");
         age(&p, "Kustomization", READY_GRACE * 2);
         let err = p.ready().unwrap_err();
@@ -212,7 +243,7 @@ mod tests {
     #[test]
     fn a_watch_failing_for_minutes_fails_liveness() {
         let p = Progress::default();
-        p.watch_failed("GitRepository", "403");
+        p.watch_failed("GitRepository", "403", Duration::from_secs(30));
         age(&p, "GitRepository", ALIVE_GRACE + Duration::from_secs(1));
         assert!(p.alive().unwrap_err().contains("GitRepository"));
     }

@@ -60,13 +60,23 @@ pub async fn source_on(
     storage: &std::path::Path,
     flags: &[String],
 ) -> (std::net::SocketAddr, JoinHandle<()>) {
+    let config = tc.config_as(&service_account("source-controller")).await;
+    source_with(config, ns, storage, flags).await
+}
+
+/// [`source`] with the client configuration `config`.
+pub async fn source_with(
+    config: kube::Config,
+    ns: &str,
+    storage: &std::path::Path,
+    flags: &[String],
+) -> (std::net::SocketAddr, JoinHandle<()>) {
     let mut argv = args("source-controller", ns);
     argv.extend([
         "--storage-addr=127.0.0.1:0".to_string(),
         format!("--storage-path={}", storage.display()),
     ]);
     let argv = with_flags(argv, flags);
-    let config = tc.config_as(&service_account("source-controller")).await;
     let client = driftless_runtime::client::build(config).expect("a client");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -86,9 +96,16 @@ pub async fn kustomize(ns: &str, flags: &[String]) -> JoinHandle<()> {
 
 /// [`kustomize`] on the cluster `tc`.
 pub async fn kustomize_on(tc: &TestCluster, ns: &str, flags: &[String]) -> JoinHandle<()> {
-    let argv = args("kustomize-controller", ns);
-    let argv = with_flags(argv, flags);
-    let config = tc.config_as(&service_account("kustomize-controller")).await;
+    kustomize_with(
+        tc.config_as(&service_account("kustomize-controller")).await,
+        ns,
+        flags,
+    )
+}
+
+/// [`kustomize`] with the client configuration `config`.
+pub fn kustomize_with(config: kube::Config, ns: &str, flags: &[String]) -> JoinHandle<()> {
+    let argv = with_flags(args("kustomize-controller", ns), flags);
     let parsed = kustomize_controller::Args::parse_from(argv);
     tokio::spawn(async move {
         kustomize_controller::run_with(config, parsed)
@@ -108,13 +125,22 @@ pub async fn notification_on(
     ns: &str,
     flags: &[String],
 ) -> (notification_controller::Bound, JoinHandle<()>) {
+    let config = tc.config_as(&service_account("notification-controller")).await;
+    notification_with(config, ns, flags).await
+}
+
+/// [`notification`] with the client configuration `config`.
+pub async fn notification_with(
+    config: kube::Config,
+    ns: &str,
+    flags: &[String],
+) -> (notification_controller::Bound, JoinHandle<()>) {
     let mut argv = args("notification-controller", ns);
     argv.extend([
         "--events-addr=127.0.0.1:0".to_string(),
         "--receiverAddr=127.0.0.1:0".into(),
     ]);
     let argv = with_flags(argv, flags);
-    let config = tc.config_as(&service_account("notification-controller")).await;
     let client = driftless_runtime::client::build(config).expect("a client");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {

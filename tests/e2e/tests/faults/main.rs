@@ -4,6 +4,8 @@
 //! is lost or wrongly pruned, and what a user saw meanwhile; each prints how long recovery took
 //! (`docs/reliability.md` lists the figures).
 
+mod apiproxy;
+
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -186,12 +188,31 @@ impl Drop for Controllers {
 }
 
 async fn controllers(inst: &Instance) -> Controllers {
+    let tc = &inst.tc;
+    let config = async |c: &str| tc.config_as(&driftless_e2e::service_account(c)).await;
+    controllers_with(
+        inst,
+        [
+            config("source-controller").await,
+            config("kustomize-controller").await,
+            config("notification-controller").await,
+        ],
+    )
+    .await
+}
+
+/// [`controllers`] with their client configurations: source, kustomize, notification.
+async fn controllers_with(
+    inst: &Instance,
+    [source, kustomize, notification]: [kube::Config; 3],
+) -> Controllers {
     let storage = tempfile::tempdir().unwrap();
     let health = [free_addr(), free_addr(), free_addr()];
     let flag = |a: SocketAddr| vec![format!("--health-addr={a}")];
-    let (_, source) = driftless_e2e::source_on(&inst.tc, &inst.ns, storage.path(), &flag(health[0])).await;
-    let kustomize = driftless_e2e::kustomize_on(&inst.tc, &inst.ns, &flag(health[1])).await;
-    let (bound, notification) = driftless_e2e::notification_on(&inst.tc, &inst.ns, &flag(health[2])).await;
+    let (_, source) = driftless_e2e::source_with(source, &inst.ns, storage.path(), &flag(health[0])).await;
+    let kustomize = driftless_e2e::kustomize_with(kustomize, &inst.ns, &flag(health[1]));
+    let (bound, notification) =
+        driftless_e2e::notification_with(notification, &inst.ns, &flag(health[2])).await;
     Controllers {
         health,
         receivers: bound.receivers,
@@ -542,4 +563,246 @@ async fn the_git_server_down_keeps_the_last_artifact_and_its_return_is_picked_up
         t0.elapsed()
     );
     nothing_lost(&inst).await;
+}
+
+/// Leader election of the test: a Lease of 4 s, renewed every second.
+const LEASE: Duration = Duration::from_secs(4);
+
+fn elected(health: SocketAddr) -> Vec<String> {
+    vec![
+        format!("--health-addr={health}"),
+        "--enable-leader-election=true".into(),
+        format!("--leader-election-lease-duration={}s", LEASE.as_secs()),
+        "--leader-election-renew-deadline=3s".into(),
+        "--leader-election-retry-period=1s".into(),
+    ]
+}
+
+/// How many reconciles of Kustomizations the process whose `/metrics` is at `addr` has finished.
+async fn reconciles(addr: SocketAddr) -> u64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("gotk_reconcile_duration_seconds_count{") && l.contains("kind=\"Kustomization\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_when_the_leader_is_killed_and_applies_nothing_twice() {
+    let inst = Instance::start("leader").await;
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source_on(&inst.tc, &inst.ns, storage.path(), &[]).await;
+    let _source = AbortOnDrop(source);
+    // the leader first, so which of the two leads is known
+    let metrics = [free_addr(), free_addr()];
+    let start = async |i: usize| {
+        let mut flags = elected(free_addr());
+        flags.push(format!("--metrics-addr={}", metrics[i]));
+        AbortOnDrop(driftless_e2e::kustomize_on(&inst.tc, &inst.ns, &flags).await)
+    };
+    let leader = start(0).await;
+    let fleet = fleet(&inst).await;
+    let standby = start(1).await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = inst.api().await;
+    let holder = |l: &k8s_openapi::api::coordination::v1::Lease| {
+        l.spec.as_ref().and_then(|s| s.holder_identity.clone())
+    };
+    let lease = leases.get("kustomize-controller-leader-election").await.unwrap();
+    let first = holder(&lease).expect("the leader holds the Lease");
+    // the standby does nothing while the leader lives
+    let ks: Api<Kustomization> = inst.api().await;
+    request(&ks, "apps", "while-led").await;
+    until(&ks, "apps", RECOVERY_BOUND, "the leader handles a request", |k| {
+        handled(k, "while-led")
+    })
+    .await;
+    tokio::time::sleep(LEASE).await;
+    assert!(reconciles(metrics[0]).await >= 2, "the leader reconciles");
+    assert_eq!(reconciles(metrics[1]).await, 0, "a standby reconciles nothing");
+    let cms: Api<ConfigMap> = inst.api().await;
+    let versions = |cms: Vec<ConfigMap>| {
+        let mut v: Vec<_> = cms
+            .into_iter()
+            .map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = versions(cms.list(&Default::default()).await.unwrap().items);
+    // killed: its run and its election cut off mid-flight, the Lease not released
+    drop(leader);
+    let t0 = Instant::now();
+    let next = fleet
+        .repo
+        .commit(&[("apps/next.yaml", &configmaps("next", 1))], "next");
+    request(&inst.api::<GitRepository>().await, "fleet", "next").await;
+    until(
+        &ks,
+        "apps",
+        RECOVERY_BOUND,
+        "the standby applies the next revision",
+        |k| applied(k, &next),
+    )
+    .await;
+    let took = t0.elapsed();
+    let lease = leases.get("kustomize-controller-leader-election").await.unwrap();
+    assert_ne!(holder(&lease).unwrap(), first, "the standby holds the Lease");
+    assert!(
+        took < LEASE + Duration::from_secs(10),
+        "took over within the lease time and a reconcile: {took:?}"
+    );
+    assert!(reconciles(metrics[1]).await >= 1);
+    // server-side apply of an unchanged object writes nothing: every object it had applied keeps its
+    // resourceVersion, and the new one is there
+    let mut after = versions(cms.list(&Default::default()).await.unwrap().items);
+    after.retain(|(name, _)| name != "next-0");
+    assert_eq!(before, after, "nothing was applied twice");
+    assert!(cms.get_opt("next-0").await.unwrap().is_some());
+    nothing_lost(&inst).await;
+    drop(standby);
+    println!(
+        "FIGURE leader: the standby applied a new revision {took:.1?} after the leader was killed (Lease {LEASE:?})"
+    );
+}
+
+/// A task aborted when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The controllers reaching the API server through an [`apiproxy::ApiProxy`].
+async fn behind_proxy(inst: &Instance) -> (apiproxy::ApiProxy, Controllers) {
+    let proxy = apiproxy::ApiProxy::start(inst.tc.client().await).await;
+    let config = |c: &str| proxy.config_as(&driftless_e2e::service_account(c));
+    let c = controllers_with(
+        inst,
+        [
+            config("source-controller"),
+            config("kustomize-controller"),
+            config("notification-controller"),
+        ],
+    )
+    .await;
+    (proxy, c)
+}
+
+/// While the proxy answers `code` for `bound`: what a user sees (a request not handled, `/readyz`
+/// failing once the watches have failed a while, the last state kept); then it passes again and
+/// everything converges.
+async fn failing_for_a_while(
+    inst: &Instance,
+    proxy: &apiproxy::ApiProxy,
+    c: &Controllers,
+    fleet: &Fleet,
+    hook: &str,
+    mode: apiproxy::Mode,
+    token: &str,
+) {
+    let ks: Api<Kustomization> = inst.api().await;
+    proxy.set(mode);
+    let t0 = Instant::now();
+    request(&ks, "apps", &format!("{token}-meanwhile")).await;
+    for addr in c.health {
+        within(RECOVERY_BOUND, &format!("/readyz of {addr} fails"), async || {
+            (probe(addr, "/readyz").await == 503).then_some(())
+        })
+        .await;
+        assert_eq!(
+            probe(addr, "/healthz").await,
+            200,
+            "alive: a restart would not help"
+        );
+    }
+    let k = ks.get("apps").await.unwrap();
+    assert!(
+        !handled(&k, &format!("{token}-meanwhile")),
+        "nothing gets through"
+    );
+    assert!(applied(&k, ""), "the last state is kept: {:?}", k.status);
+    nothing_lost(inst).await;
+    let failed_for = t0.elapsed();
+    proxy.set(apiproxy::Mode::Pass);
+    let took = converges(inst, c, fleet, hook, token).await;
+    nothing_lost(inst).await;
+    println!(
+        "FIGURE {token}: API server answering {mode:?} for {failed_for:.1?}: converged {took:.1?} after it answered again"
+    );
+}
+
+#[tokio::test]
+async fn every_controller_recovers_from_an_api_server_answering_500_then_429_for_a_while() {
+    let inst = Instance::start("api-errors").await;
+    let (proxy, c) = behind_proxy(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    failing_for_a_while(
+        &inst,
+        &proxy,
+        &c,
+        &fleet,
+        &hook,
+        apiproxy::Mode::Fail(500),
+        "after-500",
+    )
+    .await;
+    failing_for_a_while(
+        &inst,
+        &proxy,
+        &c,
+        &fleet,
+        &hook,
+        apiproxy::Mode::Fail(429),
+        "after-429",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_slow_api_server_slows_the_controllers_down_but_never_wedges_them() {
+    let inst = Instance::start("api-slow").await;
+    let (proxy, c) = behind_proxy(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    let ks: Api<Kustomization> = inst.api().await;
+    // slow but within the request timeout: the work still gets done
+    proxy.set(apiproxy::Mode::Slow(Duration::from_secs(2)));
+    let t0 = Instant::now();
+    request(&ks, "apps", "slow").await;
+    until(
+        &ks,
+        "apps",
+        RECOVERY_BOUND * 2,
+        "a request handled while every answer takes 2 s",
+        |k| handled(k, "slow"),
+    )
+    .await;
+    println!(
+        "FIGURE api-slow: a request handled in {:.1?} while every API answer took 2 s",
+        t0.elapsed()
+    );
+    // slower than the request timeout: requests in flight time out instead of hanging, and the
+    // controllers converge once the server answers in time again
+    proxy.set(apiproxy::Mode::Slow(
+        driftless_runtime::client::REQUEST_TIMEOUT + Duration::from_secs(5),
+    ));
+    request(&ks, "apps", "stuck").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    proxy.set(apiproxy::Mode::Pass);
+    let took = converges(&inst, &c, &fleet, &hook, "fast-again").await;
+    nothing_lost(&inst).await;
+    for addr in c.health {
+        assert_eq!(probe(addr, "/healthz").await, 200);
+    }
+    println!("FIGURE api-slow: converged {took:.1?} after the API server answered in time again");
 }
