@@ -1,5 +1,5 @@
 //! A proxy in front of the API server that the fault suite turns bad for a while: it answers every
-//! request with an error status (429 with `Retry-After`, 500) or answers slowly, and cuts the responses
+//! request (or every status write) with an error status (429 with `Retry-After`, 500) or answers slowly, and cuts the responses
 //! in flight (open watches) when it turns, as a restarting load balancer would. The controllers talk
 //! plain HTTP to it, naming the user they impersonate; it forwards with the admin's credentials.
 
@@ -27,6 +27,8 @@ pub enum Mode {
     Fail(u16),
     /// Forwards every request after this long.
     Slow(Duration),
+    /// Answers every write of a `status` subresource with this status, forwards the rest.
+    FailStatusWrites(u16),
 }
 
 struct Shared {
@@ -57,8 +59,11 @@ fn forwarded(name: &HeaderName) -> bool {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let mode = *shared.mode.lock().unwrap();
+    let status_write = req.method() != axum::http::Method::GET && req.uri().path().ends_with("/status");
     match mode {
         Mode::Fail(code) => return failure(code),
+        Mode::FailStatusWrites(code) if status_write => return failure(code),
+        Mode::FailStatusWrites(_) => {}
         // a slow server that turns fast answers what it was holding
         Mode::Slow(delay) => {
             let mut turned = shared.cut.subscribe();

@@ -806,3 +806,58 @@ async fn a_slow_api_server_slows_the_controllers_down_but_never_wedges_them() {
     }
     println!("FIGURE api-slow: converged {took:.1?} after the API server answered in time again");
 }
+
+#[tokio::test]
+async fn status_writes_refused_for_a_while_are_written_once_the_server_takes_them() {
+    let inst = Instance::start("status-writes").await;
+    let (proxy, c) = behind_proxy(&inst).await;
+    let fleet = fleet(&inst).await;
+    let hook = receiver(&inst, &c).await;
+    let gits: Api<GitRepository> = inst.api().await;
+    let ks: Api<Kustomization> = inst.api().await;
+    proxy.set(apiproxy::Mode::FailStatusWrites(500));
+    let next = fleet.repo.commit(
+        &[("apps/next.yaml", &configmaps("next", 1))],
+        "while status writes fail",
+    );
+    request(&gits, "fleet", "unwritten").await;
+    request(&ks, "apps", "unwritten").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // what the user sees meanwhile: the last status written, nothing half-done in it, nothing lost
+    let git = gits.get("fleet").await.unwrap();
+    let artifact = git.status.as_ref().and_then(|s| s.artifact.as_ref()).unwrap();
+    assert!(artifact.revision.ends_with(&fleet.head), "{artifact:?}");
+    assert!(applied(&ks.get("apps").await.unwrap(), &fleet.head));
+    nothing_lost(&inst).await;
+    for addr in c.health {
+        assert_eq!(probe(addr, "/healthz").await, 200);
+    }
+    proxy.set(apiproxy::Mode::Pass);
+    let t0 = Instant::now();
+    until(
+        &gits,
+        "fleet",
+        RECOVERY_BOUND,
+        "the request's status written",
+        |g| {
+            g.status.as_ref().is_some_and(|s| {
+                s.reconcile_request.last_handled_reconcile_at.as_deref() == Some("unwritten")
+            })
+        },
+    )
+    .await;
+    until(
+        &ks,
+        "apps",
+        RECOVERY_BOUND,
+        "the revision fetched meanwhile applied",
+        |k| applied(k, &next) && handled(k, "unwritten"),
+    )
+    .await;
+    let took = t0.elapsed();
+    converges(&inst, &c, &fleet, &hook, "written").await;
+    nothing_lost(&inst).await;
+    println!(
+        "FIGURE status-writes: status writes refused (500) for 5 s: written and applied {took:.1?} after"
+    );
+}
