@@ -137,23 +137,16 @@ impl Error {
     }
 }
 
-/// The source kinds a Kustomization may reference, with their plural.
-fn source_resource(kind: &str) -> Option<ApiResource> {
-    let plural = match kind {
-        "GitRepository" => "gitrepositories",
-        "OCIRepository" => "ocirepositories",
-        "Bucket" => "buckets",
-        "ExternalArtifact" => "externalartifacts",
-        _ => return None,
-    };
-    Some(ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", kind),
-        plural,
-    ))
-}
-
 /// The source kinds a Kustomization may reference.
-const SOURCE_KINDS: [&str; 4] = ["GitRepository", "OCIRepository", "Bucket", "ExternalArtifact"];
+const SOURCE_KINDS: [&str; 4] = driftless_api::kinds::KUSTOMIZATION_SOURCES;
+
+/// The API resource of the source kind `kind`, if a Kustomization may reference it.
+fn source_resource(kind: &str) -> Option<ApiResource> {
+    SOURCE_KINDS
+        .contains(&kind)
+        .then(|| driftless_api::kinds::get(kind).map(|k| k.api_resource()))
+        .flatten()
+}
 
 /// The label that makes a Secret or ConfigMap trigger the Kustomizations using it when it changes.
 pub const WATCH_LABEL: (&str, &str) = ("reconcile.fluxcd.io/watch", "Enabled");
@@ -283,7 +276,7 @@ fn owner_labels(obj: &Kustomization) -> BTreeMap<String, String> {
 /// A resource manager writing through `client`, resolving kinds through the controller's cache when
 /// `obj` targets this cluster (a remote cluster serves kinds of its own).
 fn resource_manager(obj: &Kustomization, ctx: &Context, client: kube::Client) -> ResourceManager {
-    let manager = ResourceManager::new(client, FIELD_MANAGER);
+    let manager = ResourceManager::new(client, FIELD_MANAGER, driftless_ssa::KUSTOMIZE_GROUP);
     match obj.spec.kube_config {
         None => manager.with_kind_cache(ctx.kinds.clone()),
         Some(_) => manager,

@@ -592,13 +592,8 @@ async fn verify_gcr(
 }
 
 /// The apiVersion Flux assumes for a resource kind without one.
-fn default_api_version(kind: &str) -> &'static str {
-    match kind {
-        "Kustomization" => "kustomize.toolkit.fluxcd.io/v1",
-        "HelmRelease" => "helm.toolkit.fluxcd.io/v2",
-        "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation" => "image.toolkit.fluxcd.io/v1",
-        _ => "source.toolkit.fluxcd.io/v1",
-    }
+fn default_api_version(kind: &str) -> String {
+    driftless_api::kinds::get(kind).map_or_else(|| "source.toolkit.fluxcd.io/v1".into(), |k| k.api_version())
 }
 
 /// Whether `res` passes the Receiver's `resourceFilter` and the resource entry's `filter` (CEL, with
@@ -635,7 +630,7 @@ async fn request_reconcile(ctx: &Context, entry: &Entry, body: &[u8]) -> Result<
         let api_version = r
             .api_version
             .clone()
-            .unwrap_or_else(|| default_api_version(&r.kind).into());
+            .unwrap_or_else(|| default_api_version(&r.kind));
         let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
         let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &r.kind));
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);

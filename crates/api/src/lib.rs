@@ -1,10 +1,12 @@
 //! Flux-compatible Kubernetes API types of driftless: the 14 kinds of `../shared/DESIGN.md` §2 with Flux's
 //! groups, versions, field names, defaults, enums, validation, printer columns and short names, and the
-//! CustomResourceDefinitions generated from them ([`crds`]). Types only: no I/O.
+//! CustomResourceDefinitions generated from them ([`crds`]), and the registry of their names ([`kinds`]).
+//! Types only: no I/O.
 #![warn(missing_docs)]
 
 pub mod helm;
 pub mod image;
+pub mod kinds;
 pub mod kustomize;
 pub mod meta;
 pub mod notification;

@@ -5,109 +5,16 @@
 
 use std::collections::HashSet;
 
-use kube::{
-    Api, Client,
-    api::DynamicObject,
-    core::{ApiResource, GroupVersionKind},
-};
+use kube::{Api, Client, api::DynamicObject, core::ApiResource};
 use serde_json::Value;
-
-/// The Flux kinds `why` knows: (kind, group, version, plural, short names).
-const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
-    (
-        "Kustomization",
-        "kustomize.toolkit.fluxcd.io",
-        "v1",
-        "kustomizations",
-        &["ks"],
-    ),
-    (
-        "GitRepository",
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "gitrepositories",
-        &["gitrepo"],
-    ),
-    (
-        "OCIRepository",
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "ocirepositories",
-        &["ocirepo"],
-    ),
-    ("Bucket", "source.toolkit.fluxcd.io", "v1", "buckets", &[]),
-    (
-        "HelmRepository",
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "helmrepositories",
-        &["helmrepo"],
-    ),
-    ("HelmChart", "source.toolkit.fluxcd.io", "v1", "helmcharts", &[]),
-    (
-        "ExternalArtifact",
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "externalartifacts",
-        &[],
-    ),
-    (
-        "HelmRelease",
-        "helm.toolkit.fluxcd.io",
-        "v2",
-        "helmreleases",
-        &["hr"],
-    ),
-    (
-        "Receiver",
-        "notification.toolkit.fluxcd.io",
-        "v1",
-        "receivers",
-        &[],
-    ),
-    (
-        "ImageRepository",
-        "image.toolkit.fluxcd.io",
-        "v1",
-        "imagerepositories",
-        &[],
-    ),
-    (
-        "ImagePolicy",
-        "image.toolkit.fluxcd.io",
-        "v1",
-        "imagepolicies",
-        &[],
-    ),
-    (
-        "ImageUpdateAutomation",
-        "image.toolkit.fluxcd.io",
-        "v1",
-        "imageupdateautomations",
-        &[],
-    ),
-];
 
 /// The canonical kind for `name` (a kind, its plural or a short name, any case).
 pub fn kind(name: &str) -> Option<&'static str> {
-    let name = name.to_lowercase();
-    KINDS
-        .iter()
-        .find(|(kind, _, _, plural, short)| {
-            kind.to_lowercase() == name
-                || *plural == name
-                || plural.trim_end_matches('s') == name
-                || short.contains(&name.as_str())
-        })
-        .map(|(kind, ..)| *kind)
+    driftless_api::kinds::find(name).map(|k| k.kind.as_str())
 }
 
 fn resource(kind: &str) -> Option<ApiResource> {
-    let (kind, group, version, plural, _) = KINDS.iter().find(|k| k.0 == kind)?;
-    Some(ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind),
-        plural,
-    ))
+    driftless_api::kinds::get(kind).map(|k| k.api_resource())
 }
 
 /// An object to explain.

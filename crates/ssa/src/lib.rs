@@ -3,10 +3,11 @@
 //! unchanged objects are reported and not written; CRDs, Namespaces and ClusterRoles go first (CRDs must be
 //! established before their custom resources), then `*Class` kinds, then the rest; what left the set is
 //! pruned from the previous inventory. Fields set with `kubectl` are taken over and so removed when Git does
-//! not have them. Per-object annotations: `kustomize.toolkit.fluxcd.io/ssa`
-//! (`Ignore`, `IfNotPresent`, `Merge`: keep kubectl's fields), `kustomize.toolkit.fluxcd.io/prune: disabled`,
-//! `kustomize.toolkit.fluxcd.io/reconcile: disabled`, `kustomize.toolkit.fluxcd.io/force: enabled` (also as a
-//! label: recreate when an immutable field changed; values compared case-insensitively).
+//! not have them. Per-object annotations, named after the owner's API group ([`Annotations`]; for
+//! kustomize-controller `kustomize.toolkit.fluxcd.io`, for helm-controller `helm.toolkit.fluxcd.io`):
+//! `<group>/ssa` (`Ignore`, `IfNotPresent`, `Merge`: keep kubectl's fields), `<group>/prune: disabled`,
+//! `<group>/reconcile: disabled`, `<group>/force: enabled` (also as a label: recreate when an immutable
+//! field changed; values compared case-insensitively).
 #![warn(missing_docs)]
 
 pub mod health;
@@ -25,14 +26,37 @@ use kube::{
 use serde_json::Value;
 use tracing::{debug, warn};
 
-/// The SSA policy annotation.
-pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
-/// The prune policy annotation.
-pub const PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
-/// The reconcile policy annotation.
-pub const RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
-/// The per-object force annotation or label: `enabled` recreates the object when an immutable field changed.
-pub const FORCE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/force";
+/// The API group of Kustomizations: its annotations steer what kustomize-controller applies.
+pub const KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io";
+/// The API group of HelmReleases: its annotations steer what helm-controller applies.
+pub const HELM_GROUP: &str = "helm.toolkit.fluxcd.io";
+
+/// The per-object annotations a manager honours, named after its owner's API group as Flux's `ssa`
+/// package names them (`<group>/ssa`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotations {
+    /// The SSA policy: `Ignore`, `IfNotPresent`, `Merge` (keep kubectl's fields).
+    pub ssa: String,
+    /// The prune policy: `disabled` keeps the object when it leaves the set.
+    pub prune: String,
+    /// The reconcile policy: `disabled` leaves a live object alone.
+    pub reconcile: String,
+    /// The force annotation or label: `enabled` recreates the object when an immutable field changed.
+    pub force: String,
+}
+
+impl Annotations {
+    /// The annotations of the owner group `group`.
+    pub fn of(group: &str) -> Self {
+        let key = |name: &str| format!("{group}/{name}");
+        Self {
+            ssa: key("ssa"),
+            prune: key("prune"),
+            reconcile: key("reconcile"),
+            force: key("force"),
+        }
+    }
+}
 
 /// An apply or prune failure, naming the object.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +113,7 @@ impl Error {
 }
 
 /// Field managers whose fields we take over, so that what they set and Git does not have is removed at the
-/// next apply (unless the object is annotated `kustomize.toolkit.fluxcd.io/ssa: Merge`): `kubectl apply
+/// next apply (unless the object is annotated `<group>/ssa: Merge`): `kubectl apply
 /// --server-side`, `kubectl` edits and client-side applies, and our own pre-SSA updates.
 const TAKEN_OVER: &[(&str, &str)] = &[
     ("kubectl", "Apply"),
@@ -521,6 +545,7 @@ fn comparable(o: &Value) -> Value {
 pub struct ResourceManager {
     client: Client,
     field_manager: String,
+    annotations: Annotations,
     force: bool,
     overridden: Vec<String>,
     concurrency: usize,
@@ -581,11 +606,13 @@ impl Verified {
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 impl ResourceManager {
-    /// A manager writing as `field_manager` through `client`.
-    pub fn new(client: Client, field_manager: &str) -> Self {
+    /// A manager writing as `field_manager` through `client` for an owner of the API group
+    /// `owner_group` ([`KUSTOMIZE_GROUP`], [`HELM_GROUP`]), whose [`Annotations`] it honours.
+    pub fn new(client: Client, field_manager: &str, owner_group: &str) -> Self {
         Self {
             client,
             field_manager: field_manager.to_string(),
+            annotations: Annotations::of(owner_group),
             force: false,
             overridden: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
@@ -969,14 +996,15 @@ impl ResourceManager {
         };
         if let Some(live) = &existing {
             let policy = |key| annotation(live, key).map(str::to_lowercase);
-            if policy(RECONCILE_ANNOTATION).as_deref() == Some("disabled")
-                || policy(SSA_ANNOTATION).as_deref() == Some("ignore")
-                || policy(SSA_ANNOTATION).as_deref() == Some("ifnotpresent")
+            let keys = &self.annotations;
+            if policy(&keys.reconcile).as_deref() == Some("disabled")
+                || policy(&keys.ssa).as_deref() == Some("ignore")
+                || policy(&keys.ssa).as_deref() == Some("ifnotpresent")
             {
                 return Ok(done(api, Action::Skipped));
             }
         }
-        let ssa = annotation(o, SSA_ANNOTATION).map(str::to_lowercase);
+        let ssa = annotation(o, &self.annotations.ssa).map(str::to_lowercase);
         if ssa.as_deref() == Some("ignore") {
             return Ok(done(api, Action::Skipped));
         }
@@ -1113,16 +1141,16 @@ impl ResourceManager {
     fn forced(&self, o: &Value) -> bool {
         let enabled = |v: Option<&str>| v.is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
         self.force
-            || enabled(annotation(o, FORCE_ANNOTATION))
+            || enabled(annotation(o, &self.annotations.force))
             || enabled(
                 o.pointer("/metadata/labels")
-                    .and_then(|l| l.get(FORCE_ANNOTATION))
+                    .and_then(|l| l.get(&self.annotations.force))
                     .and_then(Value::as_str),
             )
     }
 
     /// Deletes what is in `old` and not in `new` (previous inventory minus the new set), except objects
-    /// annotated `kustomize.toolkit.fluxcd.io/prune: disabled` and objects that lack one of the `owner`
+    /// annotated `<group>/prune: disabled` and objects that lack one of the `owner`
     /// labels (Flux's inclusions: `kustomize.toolkit.fluxcd.io/name` and `…/namespace` with the owner's
     /// values): someone else's object of the same name is left, reported as skipped. Missing objects
     /// count as deleted.
@@ -1164,7 +1192,7 @@ impl ResourceManager {
             })?;
             let Some(live) = live else { continue };
             let live = serde_json::to_value(&live).expect("serialise");
-            if annotation(&live, PRUNE_ANNOTATION)
+            if annotation(&live, &self.annotations.prune)
                 .map(str::to_lowercase)
                 .as_deref()
                 == Some("disabled")

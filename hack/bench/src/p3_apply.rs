@@ -83,9 +83,13 @@ async fn main() -> anyhow::Result<()> {
     let raw_writes = revision(&client).await? - before;
 
     // as kustomize-controller runs it: objects verified unchanged are remembered across reconciles
-    let manager = driftless_ssa::ResourceManager::new(client.clone(), "kustomize-controller")
-        .with_concurrency(concurrency)
-        .with_verified(Default::default());
+    let manager = driftless_ssa::ResourceManager::new(
+        client.clone(),
+        "kustomize-controller",
+        driftless_ssa::KUSTOMIZE_GROUP,
+    )
+    .with_concurrency(concurrency)
+    .with_verified(Default::default());
     let labels = BTreeMap::from([("kustomize.toolkit.fluxcd.io/name".to_string(), "p3".to_string())]);
     let ssa_set = objects(&ssa_ns, n);
     let started = Instant::now();

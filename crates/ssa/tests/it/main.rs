@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use driftless_ssa::{Action, ResourceManager, inventory_ref};
+use driftless_ssa::{Action, KUSTOMIZE_GROUP, ResourceManager, inventory_ref};
 use driftless_testkit::cluster::cluster;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
@@ -29,7 +29,7 @@ fn actions(cs: &driftless_ssa::ChangeSet) -> Vec<(String, Action)> {
 async fn apply_creates_then_leaves_unchanged_objects_unwritten_and_heals_drift() {
     let ns = cluster().namespace("ssa-apply").await;
     // objects verified unchanged are remembered, as kustomize-controller does: drift must still be seen
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller")
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP)
         .with_verified(Default::default());
     let labels = BTreeMap::from([("kustomize.toolkit.fluxcd.io/name".to_string(), "apps".to_string())]);
     let n = ns.name();
@@ -90,10 +90,53 @@ async fn apply_creates_then_leaves_unchanged_objects_unwritten_and_heals_drift()
 }
 
 #[tokio::test]
+async fn a_manager_honours_the_annotations_of_its_owners_group_only() {
+    use driftless_ssa::HELM_GROUP;
+    let ns = cluster().namespace("ssa-groups").await;
+    let n = ns.name();
+    let client = cluster().client().await;
+    let helm = ResourceManager::new(client.clone(), "helm-controller", HELM_GROUP);
+    let cm = |name: &str, group: &str, data: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": n,
+            "annotations": {format!("{group}/ssa"): "IfNotPresent", format!("{group}/prune"): "disabled"}},
+            "data": {"v": data}})
+    };
+    let first = [cm("helm", HELM_GROUP, "1"), cm("kustomize", KUSTOMIZE_GROUP, "1")];
+    helm.apply_all(&first, &BTreeMap::new()).await.unwrap();
+    // a second apply: the helm-annotated object exists and is left alone, the other is updated
+    let second = [cm("helm", HELM_GROUP, "2"), cm("kustomize", KUSTOMIZE_GROUP, "2")];
+    let cs = helm.apply_all(&second, &BTreeMap::new()).await.unwrap();
+    let mut got = actions(&cs);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (format!("ConfigMap/{n}/helm"), Action::Skipped),
+            (format!("ConfigMap/{n}/kustomize"), Action::Configured)
+        ]
+    );
+    // prune: the helm-annotated object is kept, the other deleted
+    let old: Vec<_> = second.iter().map(inventory_ref).collect();
+    let cs = helm.prune(&old, &[], &BTreeMap::new()).await.unwrap();
+    let mut got = actions(&cs);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (format!("ConfigMap/{n}/helm"), Action::Skipped),
+            (format!("ConfigMap/{n}/kustomize"), Action::Deleted)
+        ]
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client, n);
+    let kept = cms.get("helm").await.unwrap();
+    assert_eq!(kept.data.unwrap()["v"], "1", "IfNotPresent: never updated");
+}
+
+#[tokio::test]
 async fn prune_deletes_what_left_the_set_unless_disabled() {
     let ns = cluster().namespace("ssa-prune").await;
     let n = ns.name();
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP);
     let mut all = objects(n, 1);
     all.push(
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": n,
@@ -128,7 +171,7 @@ async fn a_crd_and_its_custom_resources_apply_in_one_set() {
             "versions": [{"name": "v1", "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w", "namespace": n}, "spec": {"size": 3}});
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP);
     let cs = manager.apply_all(&[widget, crd], &BTreeMap::new()).await.unwrap();
     let got: Vec<Action> = cs.entries.iter().map(|c| c.action).collect();
     assert_eq!(got, [Action::Created, Action::Created], "{:?}", actions(&cs));
@@ -141,7 +184,7 @@ async fn a_crd_and_its_custom_resources_apply_in_one_set() {
 #[tokio::test]
 async fn an_object_the_server_rejects_names_itself() {
     let ns = cluster().namespace("ssa-bad").await;
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP);
     let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": ns.name()}});
     let err = manager
         .apply_all(&[bad], &BTreeMap::new())
@@ -177,7 +220,7 @@ async fn a_refused_object_of_a_later_stage_keeps_the_first_stage_unwritten() {
     let ns = cluster().namespace("ssa-stages").await;
     let n = ns.name();
     let client = cluster().client().await;
-    let manager = ResourceManager::new(client.clone(), "kustomize-controller");
+    let manager = ResourceManager::new(client.clone(), "kustomize-controller", KUSTOMIZE_GROUP);
     let fresh = format!("{n}-new");
     let role = format!("{n}-reader");
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": fresh}});
@@ -252,7 +295,7 @@ async fn an_immutable_change_fails_unless_forced_then_the_object_is_recreated() 
         }
         vec![crd.clone(), o]
     };
-    let manager = ResourceManager::new(client.clone(), "kustomize-controller");
+    let manager = ResourceManager::new(client.clone(), "kustomize-controller", KUSTOMIZE_GROUP);
     manager.apply_all(&frozen("1", None), &labels).await.unwrap();
     let ar = kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
         "ssa.driftless.dev",
@@ -286,7 +329,7 @@ async fn an_immutable_change_fails_unless_forced_then_the_object_is_recreated() 
     assert_eq!(value(recreated), "2");
 
     // and so does spec.force, for every object
-    let forced = ResourceManager::new(client, "kustomize-controller").with_force(true);
+    let forced = ResourceManager::new(client, "kustomize-controller", KUSTOMIZE_GROUP).with_force(true);
     let cs = forced.apply_all(&frozen("3", None), &labels).await.unwrap();
     assert_eq!(actions(&cs)[1], (format!("Frozen/{n}/frozen"), Action::Created));
     assert_eq!(value(frozens.get("frozen").await.unwrap()), "3");
@@ -297,7 +340,7 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
     let ns = cluster().namespace("ssa-takeover").await;
     let n = ns.name();
     let client = cluster().client().await;
-    let manager = ResourceManager::new(client.clone(), "kustomize-controller");
+    let manager = ResourceManager::new(client.clone(), "kustomize-controller", KUSTOMIZE_GROUP);
     let labels = BTreeMap::new();
     let cm = |name: &str, merge: bool| {
         let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -371,7 +414,7 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
     .unwrap();
     manager.apply_all(&set, &labels).await.unwrap();
     assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "legacy", "theirs"]);
-    let overriding = ResourceManager::new(cluster().client().await, "kustomize-controller")
+    let overriding = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP)
         .with_overridden_managers(&["legacy-tool".to_string()]);
     overriding.apply_all(&set, &labels).await.unwrap();
     assert_eq!(keys(cms.get("plain").await.unwrap()), ["a", "theirs"]);
@@ -381,7 +424,8 @@ async fn fields_kubectl_added_are_removed_unless_the_object_asks_to_merge() {
 async fn a_large_set_is_applied_in_parallel_and_reapplied_without_writes() {
     let ns = cluster().namespace("ssa-many").await;
     let n = ns.name();
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller").with_concurrency(4);
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP)
+        .with_concurrency(4);
     let labels = BTreeMap::from([("kustomize.toolkit.fluxcd.io/name".to_string(), "many".to_string())]);
     // one of them exists already, created by someone else: it is adopted, not recreated
     let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, n);
@@ -436,7 +480,7 @@ async fn waiting_reads_custom_resources_with_cel_fails_fast_times_out_and_cancel
         json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
         "metadata": {"name": "w", "namespace": n}, "status": {"phase": phase}})
     };
-    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller");
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP);
     manager
         .apply_all(&[crd, widget("Pending")], &BTreeMap::new())
         .await
@@ -524,8 +568,8 @@ async fn the_kind_cache_remembers_served_kinds_and_forgets_one_that_went_away() 
         "metadata": {"name": "g", "namespace": n}, "spec": {"size": 1}});
     let gvk = kube::core::GroupVersionKind::gvk(&group, "v1", "Gadget");
     let cache = std::sync::Arc::new(KindCache::new(std::time::Duration::from_secs(600)));
-    let manager =
-        ResourceManager::new(cluster().client().await, "kustomize-controller").with_kind_cache(cache.clone());
+    let manager = ResourceManager::new(cluster().client().await, "kustomize-controller", KUSTOMIZE_GROUP)
+        .with_kind_cache(cache.clone());
     manager
         .apply_all(&[crd.clone(), gadget.clone()], &BTreeMap::new())
         .await
