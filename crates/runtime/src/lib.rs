@@ -1,4 +1,5 @@
-//! What every driftless controller shares, so each controller is only its reconcile steps:
+//! What every driftless controller shares, so each controller is only its reconcile steps: the
+//! [`reconcile`] lifecycle,
 //! kstatus [`conditions`], [`status`] writes by server-side apply, the [`error`] model and requeue policy,
 //! watch [`backoff`], reconcile [`request`]s (`requestedAt`, suspend, jitter, the watch trigger), [`events`] (Kubernetes
 //! Events and Flux's event JSON), Prometheus [`metrics`] and the health endpoints ([`server`], fed by [`progress`]),
@@ -18,6 +19,7 @@ pub mod leader;
 pub mod manager;
 pub mod metrics;
 pub mod progress;
+pub mod reconcile;
 pub mod request;
 pub mod server;
 pub mod shutdown;

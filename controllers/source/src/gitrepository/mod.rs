@@ -5,7 +5,7 @@
 pub mod provider;
 mod steps;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use driftless_api::{
     meta::{
@@ -15,22 +15,19 @@ use driftless_api::{
         },
         parse_duration,
     },
-    source::GitRepository,
+    source::{GitRepository, GitRepositoryStatus},
 };
 use driftless_runtime::{
     conditions::{self, Status, Summary},
-    controller::{self as run_loop, with_finalizer},
+    controller as run_loop,
     error::{ErrorClass, ReconcileError},
     events::Severity,
     manager::{watched_api, watcher_config},
-    request::{handled_request, is_suspended},
-    status::apply_status,
+    reconcile::{Reconciler, Runtime, StatusWriter, error_policy, reconcile},
+    request::is_suspended,
 };
-use kube::{
-    Api, Resource, ResourceExt,
-    runtime::{controller::Action, finalizer::Event, reflector::ObjectRef},
-};
-use tracing::{info, instrument, warn};
+use kube::{Api, Resource, ResourceExt, runtime::reflector::ObjectRef};
+use tracing::info;
 
 use crate::{Context, FIELD_MANAGER};
 
@@ -85,7 +82,7 @@ pub enum Error {
     Storage(String),
     /// Talking to the API server failed.
     #[error("kubernetes API: {}", driftless_runtime::error::api_message(.0))]
-    Kube(#[source] kube::Error),
+    Kube(#[from] kube::Error),
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     // NB: boxed to break the error cycle
@@ -186,79 +183,107 @@ pub async fn run(ctx: Arc<Context>) {
         },
         progress,
     );
-    run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    run_loop::drain(ctrl.run(reconcile::<Context>, error_policy::<Context>, ctx)).await;
 }
 
-/// Reconciles one GitRepository.
-#[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
-pub async fn reconcile(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let timeout = obj
-        .spec
-        .timeout
-        .as_deref()
-        .and_then(|t| parse_duration(t).ok())
-        .unwrap_or(std::time::Duration::from_secs(60));
-    with_finalizer(&api, &ctx.metrics, obj, timeout, |event| async {
-        match event {
-            Event::Apply(obj) => apply(obj, ctx.clone()).await,
-            Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
+impl Reconciler for Context {
+    type Object = GitRepository;
+    type Status = GitRepositoryStatus;
+    type Outcome = steps::Outcome;
+    type Error = Error;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+
+    fn runtime(&self) -> Runtime<'_> {
+        Runtime {
+            client: &self.client,
+            recorder: &self.recorder,
+            metrics: &self.metrics,
+            retry: &self.retry,
         }
-    })
-    .await
-}
-
-/// Maps an error to a requeue (see `driftless_runtime::error`).
-pub fn error_policy(obj: Arc<GitRepository>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.count_error(KIND, err.reason());
-    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-    ctx.retry.on_error(&key, err.class(), None)
-}
-
-async fn cleanup(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let owner = driftless_artifact::storage::Owner {
-        kind: KIND,
-        namespace: &obj.namespace().unwrap_or_default(),
-        name: &obj.name_any(),
-    };
-    ctx.storage
-        .remove_all(owner)
-        .map_err(|e| Error::Storage(e.to_string()))?;
-    info!("removed artifacts");
-    Ok(Action::await_change())
-}
-
-async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    if is_suspended(obj.spec.suspend) {
-        info!("reconciliation is suspended");
-        return Ok(Action::await_change());
     }
-    let interval = parse_duration(&obj.spec.interval).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let generation = obj.metadata.generation;
-    let old = obj.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    let last_written = if status.observed_generation != generation {
-        // a new generation: tell kstatus we are on it (first of at most two writes)
-        conditions::mark_progressing(&mut status.conditions, "reconciliation in progress", generation);
-        apply_status(&api, &name, FIELD_MANAGER, Some(&old), &status)
-            .await
-            .map_err(Error::Kube)?;
-        status.clone()
-    } else {
-        old.clone()
-    };
 
-    let result = steps::run(&obj, &ctx, &mut status).await;
-    status.observed_generation = generation;
-    status.reconcile_request.last_handled_reconcile_at = handled_request(
-        obj.as_ref(),
-        old.reconcile_request.last_handled_reconcile_at.as_deref(),
-    );
-    let reference = obj.object_ref(&());
-    match &result {
+    fn status(obj: &GitRepository) -> Option<&GitRepositoryStatus> {
+        obj.status.as_ref()
+    }
+
+    fn suspended(obj: &GitRepository) -> bool {
+        is_suspended(obj.spec.suspend)
+    }
+
+    fn interval(obj: &GitRepository) -> Result<Duration, Error> {
+        parse_duration(&obj.spec.interval).map_err(|e| Error::InvalidSpec(e.to_string()))
+    }
+
+    fn timeout(obj: &GitRepository) -> Duration {
+        obj.spec
+            .timeout
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    async fn run(
+        &self,
+        obj: &GitRepository,
+        status: &mut GitRepositoryStatus,
+        _writer: &mut StatusWriter<GitRepository, GitRepositoryStatus>,
+    ) -> Result<steps::Outcome, Error> {
+        steps::run(obj, self, status).await
+    }
+
+    fn summarize(
+        obj: &GitRepository,
+        status: &mut GitRepositoryStatus,
+        result: &Result<steps::Outcome, Error>,
+    ) {
+        summarize(obj, status, result);
+    }
+
+    fn after(
+        &self,
+        obj: &GitRepository,
+        status: &GitRepositoryStatus,
+        result: &Result<steps::Outcome, Error>,
+    ) {
+        let (Ok(outcome), Some(artifact)) = (result, &status.artifact) else {
+            return;
+        };
+        if let Some(subject) = &outcome.new_commit {
+            let metadata = BTreeMap::from([(
+                "source.toolkit.fluxcd.io/revision".to_string(),
+                artifact.revision.clone(),
+            )]);
+            self.recorder.record(
+                &obj.object_ref(&()),
+                Severity::Info,
+                "NewArtifact",
+                &format!("stored artifact for commit '{subject}'"),
+                metadata,
+            );
+            info!(revision = %artifact.revision, digest = %artifact.digest, "stored artifact");
+        }
+    }
+
+    async fn cleanup(&self, obj: &GitRepository) -> Result<(), Error> {
+        let owner = driftless_artifact::storage::Owner {
+            kind: KIND,
+            namespace: &obj.namespace().unwrap_or_default(),
+            name: &obj.name_any(),
+        };
+        self.storage
+            .remove_all(owner)
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        info!("removed artifacts");
+        Ok(())
+    }
+}
+
+/// The conditions after a run: on success the artifact is in storage and every failure condition goes;
+/// on failure the error's condition carries it (SourceVerified is False for a failed verification) and
+/// Ready summarises the rest; `Reconciling` stays while a transient failure is retried.
+fn summarize(obj: &GitRepository, status: &mut GitRepositoryStatus, result: &Result<steps::Outcome, Error>) {
+    let generation = obj.metadata.generation;
+    match result {
         Ok(outcome) => {
             for t in [
                 FETCH_FAILED,
@@ -282,11 +307,8 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
                 // unchanged revision: the verification of that revision stands
                 (Some(_), None) => {}
             }
-            let artifact = status
-                .artifact
-                .as_ref()
-                .expect("a successful run stores an artifact");
-            let message = format!("stored artifact for revision '{}'", artifact.revision);
+            let revision = status.artifact.as_ref().map_or("", |a| a.revision.as_str());
+            let message = format!("stored artifact for revision '{revision}'");
             conditions::mark_true(
                 &mut status.conditions,
                 ARTIFACT_IN_STORAGE,
@@ -301,23 +323,8 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
                 &message,
                 generation,
             );
-            if let Some(subject) = &outcome.new_commit {
-                let metadata = BTreeMap::from([(
-                    "source.toolkit.fluxcd.io/revision".to_string(),
-                    artifact.revision.clone(),
-                )]);
-                ctx.recorder.record(
-                    &reference,
-                    Severity::Info,
-                    "NewArtifact",
-                    &format!("stored artifact for commit '{subject}'"),
-                    metadata,
-                );
-                info!(revision = %artifact.revision, digest = %artifact.digest, "stored artifact");
-            }
         }
         Err(err) => {
-            let message = err.to_string();
             let progress = match conditions::get(&status.conditions, ARTIFACT_OUTDATED) {
                 Some(c) if c.status == "True" => format!("building artifact: {}", c.message),
                 _ => "reconciliation in progress".to_string(),
@@ -335,7 +342,7 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
                 condition,
                 polarity,
                 err.reason(),
-                &message,
+                &err.to_string(),
                 generation,
             );
             conditions::summarize(
@@ -345,15 +352,155 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Err
                 "",
                 generation,
             );
-            ctx.recorder
-                .record_failure(&reference, &old.conditions, err.reason(), &message);
-            warn!(reason = err.reason(), error = %message, "reconciliation failed");
         }
     }
-    apply_status(&api, &name, FIELD_MANAGER, Some(&last_written), &status)
-        .await
-        .map_err(Error::Kube)?;
-    result?;
-    let key = format!("{ns}/{name}");
-    Ok(ctx.retry.on_success(&key, interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use driftless_api::{meta::Artifact, source::GitRepositorySpec};
+
+    use super::*;
+
+    fn repo(verify: bool) -> GitRepository {
+        let mut obj = GitRepository::new(
+            "app",
+            GitRepositorySpec {
+                url: "https://example.com/app.git".into(),
+                interval: "1m".into(),
+                ..Default::default()
+            },
+        );
+        if verify {
+            obj.spec.verification = Some(Default::default());
+        }
+        obj.metadata.generation = Some(3);
+        obj
+    }
+
+    fn stored() -> GitRepositoryStatus {
+        GitRepositoryStatus {
+            artifact: Some(Artifact {
+                path: "gitrepository/a/app/abc.tar.gz".into(),
+                url: "http://storage/gitrepository/a/app/abc.tar.gz".into(),
+                revision: "main@sha1:abc".into(),
+                digest: "sha256:0".into(),
+                last_update_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+                size: None,
+                metadata: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn condition<'a>(status: &'a GitRepositoryStatus, type_: &str) -> (&'a str, &'a str, &'a str) {
+        let c = conditions::get(&status.conditions, type_).unwrap_or_else(|| panic!("{type_} is set"));
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    #[test]
+    fn a_stored_artifact_is_ready_and_clears_every_failure() {
+        let obj = repo(true);
+        let mut status = stored();
+        conditions::mark_true(
+            &mut status.conditions,
+            FETCH_FAILED,
+            "GitOperationFailed",
+            "down",
+            Some(2),
+        );
+        conditions::mark_progressing(&mut status.conditions, "reconciliation in progress", Some(3));
+        let outcome = steps::Outcome {
+            new_commit: Some("fix".into()),
+            verified: Some("verified signature of commit".into()),
+        };
+        summarize(&obj, &mut status, &Ok(outcome));
+        let message = "stored artifact for revision 'main@sha1:abc'";
+        assert_eq!(condition(&status, "Ready").0, "True");
+        let mut unverified = stored();
+        let outcome = steps::Outcome {
+            new_commit: None,
+            verified: None,
+        };
+        summarize(&repo(false), &mut unverified, &Ok(outcome));
+        assert_eq!(condition(&unverified, "Ready"), ("True", "Succeeded", message));
+        assert!(conditions::get(&unverified.conditions, SOURCE_VERIFIED).is_none());
+        assert_eq!(
+            condition(&status, ARTIFACT_IN_STORAGE),
+            ("True", "Succeeded", message)
+        );
+        assert_eq!(condition(&status, SOURCE_VERIFIED).0, "True");
+        assert!(conditions::get(&status.conditions, FETCH_FAILED).is_none());
+        assert!(conditions::get(&status.conditions, RECONCILING).is_none());
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(3) || c.type_ == "Ready")
+        );
+    }
+
+    #[test]
+    fn a_failure_is_carried_by_its_condition_and_retried_or_stalled() {
+        let obj = repo(true);
+        let mut status = stored();
+        let storage = Err(Error::Storage("disk full".into()));
+        summarize(&obj, &mut status, &storage);
+        assert_eq!(
+            condition(&status, STORAGE_OPERATION_FAILED),
+            ("True", "StorageOperationFailed", "disk full")
+        );
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "StorageOperationFailed", "disk full")
+        );
+        assert_eq!(
+            condition(&status, RECONCILING).1,
+            "ProgressingWithRetry",
+            "retried"
+        );
+
+        let mut status = stored();
+        summarize(&obj, &mut status, &Err(Error::Verification("unsigned".into())));
+        assert_eq!(
+            condition(&status, SOURCE_VERIFIED),
+            ("False", "VerificationError", "unsigned")
+        );
+        assert_eq!(condition(&status, "Ready").0, "False");
+
+        let mut status = stored();
+        summarize(&obj, &mut status, &Err(Error::InvalidSpec("bad interval".into())));
+        assert_eq!(
+            condition(&status, STALLED),
+            ("True", "InvalidSpec", "bad interval")
+        );
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "InvalidSpec", "bad interval")
+        );
+        assert!(
+            conditions::get(&status.conditions, RECONCILING).is_none(),
+            "stalled: not retried"
+        );
+    }
+
+    #[test]
+    fn a_failure_while_a_new_revision_waits_says_so_in_reconciling() {
+        let obj = repo(false);
+        let mut status = stored();
+        conditions::mark_true(
+            &mut status.conditions,
+            ARTIFACT_OUTDATED,
+            "NewRevision",
+            "new revision 'b'",
+            Some(3),
+        );
+        summarize(&obj, &mut status, &Err(Error::Storage("disk full".into())));
+        assert_eq!(
+            condition(&status, RECONCILING).2,
+            "building artifact: new revision 'b'"
+        );
+    }
 }

@@ -106,6 +106,55 @@ pub struct Artifact {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
+/// What the status of every reconciled kind has: conditions, the generation last reconciled and the
+/// last handled reconcile request. The reconcile lifecycle (`driftless_runtime::reconcile`) keeps them.
+pub trait ObjectStatus: Clone + Default + Serialize + Send + Sync + 'static {
+    /// `status.conditions`.
+    fn conditions(&self) -> &Vec<crate::Condition>;
+    /// `status.conditions`, to change.
+    fn conditions_mut(&mut self) -> &mut Vec<crate::Condition>;
+    /// `status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+    /// Sets `status.observedGeneration`.
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+    /// `status.lastHandledReconcileAt`.
+    fn reconcile_request(&self) -> &ReconcileRequestStatus;
+    /// `status.lastHandledReconcileAt`, to change.
+    fn reconcile_request_mut(&mut self) -> &mut ReconcileRequestStatus;
+}
+
+/// Implements [`ObjectStatus`] for status types with the usual field names.
+macro_rules! object_status {
+    ($($status:ty),* $(,)?) => {$(
+        impl $crate::meta::ObjectStatus for $status {
+            fn conditions(&self) -> &Vec<$crate::Condition> {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<$crate::Condition> {
+                &mut self.conditions
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+            fn reconcile_request(&self) -> &$crate::meta::ReconcileRequestStatus {
+                &self.reconcile_request
+            }
+            fn reconcile_request_mut(&mut self) -> &mut $crate::meta::ReconcileRequestStatus {
+                &mut self.reconcile_request
+            }
+        }
+    )*};
+}
+
+object_status!(
+    crate::source::GitRepositoryStatus,
+    crate::kustomize::KustomizationStatus,
+    crate::notification::ReceiverStatus,
+);
+
 /// The status field echoing the last handled `reconcile.fluxcd.io/requestedAt` value.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
