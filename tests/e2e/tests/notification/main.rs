@@ -650,5 +650,28 @@ async fn a_receiver_without_its_secret_is_retried_until_the_secret_appears() {
     })
     .await;
     assert_eq!(condition(&ready, "Reconciling"), None);
-    assert!(ready.status.unwrap().webhook_path.is_some());
+    let path = ready.status.as_ref().unwrap().webhook_path.clone().unwrap();
+    // the lifecycle's finalizer: deleting the Receiver takes its path down before it goes
+    assert!(
+        ready
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == "finalizers.fluxcd.io"),
+        "{:?}",
+        ready.metadata.finalizers
+    );
+    receivers.delete("waiting", &Default::default()).await.unwrap();
+    eventually("the Receiver is gone", async || {
+        receivers.get_opt("waiting").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}{path}", h.receivers))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404, "a deleted Receiver triggers nothing");
 }
