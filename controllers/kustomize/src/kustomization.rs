@@ -11,13 +11,12 @@ use driftless_api::{
     },
 };
 use driftless_runtime::{
-    conditions,
-    controller::{self as run_loop, with_finalizer},
+    conditions, controller as run_loop,
     error::{ErrorClass, ReconcileError, api_message, is_unavailable},
     events::Severity,
     manager::{watched_api, watcher_config},
-    request::{handled_request, is_suspended},
-    status::apply_status,
+    reconcile::{Reconciler, Runtime, StatusWriter, error_policy, reconcile},
+    request::is_suspended,
 };
 use driftless_ssa::{
     ResourceManager,
@@ -30,10 +29,10 @@ use kube::{
     api::DynamicObject,
     core::GroupVersionKind,
     discovery::ApiResource,
-    runtime::{controller::Action, finalizer::Event, reflector::ObjectRef, watcher},
+    runtime::{reflector::ObjectRef, watcher},
 };
 use serde_json::{Value, json};
-use tracing::{info, instrument, warn};
+use tracing::info;
 
 use crate::{Context, FIELD_MANAGER};
 
@@ -82,7 +81,7 @@ pub enum Error {
     HealthCheckCanceled(String),
     /// Talking to the API server failed.
     #[error("kubernetes API: {}", api_message(.0))]
-    Kube(#[source] kube::Error),
+    Kube(#[from] kube::Error),
     /// The API server did not answer or was overloaded in a step that fails with `reason`.
     #[error("{message}")]
     Unavailable {
@@ -259,7 +258,7 @@ pub async fn run(ctx: Arc<Context>) {
         },
         progress,
     );
-    run_loop::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    run_loop::drain(ctrl.run(reconcile::<Context>, error_policy::<Context>, ctx)).await;
 }
 
 /// The owner labels of what `obj` applies, and which prune requires: `kustomize.toolkit.fluxcd.io/name`
@@ -492,22 +491,7 @@ fn uses(k: &Kustomization, kind: &str, name: &str) -> bool {
     substitutes || decrypts
 }
 
-/// Reconciles one Kustomization.
-#[instrument(skip_all, fields(kind = KIND, name = %obj.name_any(), namespace = obj.namespace()))]
-pub async fn reconcile(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let interval = parse_duration(&obj.spec.interval).unwrap_or(std::time::Duration::from_secs(600));
-    // NB: the steps and then the health check may each take the timeout
-    let timeout = reconcile_timeout(&obj, interval) * 2;
-    with_finalizer(&api, &ctx.metrics, obj, timeout, |event| async {
-        match event {
-            Event::Apply(obj) => apply(obj, ctx.clone()).await,
-            Event::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
-        }
-    })
-    .await
-}
-
+/// `spec.retryInterval`, else `spec.interval`, as Flux retries a failure.
 fn retry_interval(obj: &Kustomization) -> Option<std::time::Duration> {
     obj.spec
         .retry_interval
@@ -516,15 +500,8 @@ fn retry_interval(obj: &Kustomization) -> Option<std::time::Duration> {
         .and_then(|d| parse_duration(d).ok())
 }
 
-/// Maps an error to a requeue: `spec.retryInterval`, else `spec.interval`, as Flux does.
-pub fn error_policy(obj: Arc<Kustomization>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.count_error(KIND, err.reason());
-    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-    ctx.retry.on_error(&key, err.class(), retry_interval(&obj))
-}
-
 /// On deletion: delete the inventory when `prune` (or `deletionPolicy: Delete`) says so.
-async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn cleanup(obj: &Kustomization, ctx: &Context) -> Result<(), Error> {
     use driftless_api::kustomize::DeletionPolicy;
     let delete = match obj.spec.deletion_policy.unwrap_or_default() {
         DeletionPolicy::MirrorPrune => obj.spec.prune,
@@ -538,10 +515,10 @@ async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, E
             .and_then(|s| s.inventory.clone())
             .map(|i| i.entries)
             .unwrap_or_default();
-        let client = target_client(&obj, &ctx).await?;
-        let manager = resource_manager(&obj, &ctx, client);
+        let client = target_client(obj, ctx).await?;
+        let manager = resource_manager(obj, ctx, client);
         let changes = manager
-            .prune(&old, &[], &owner_labels(&obj))
+            .prune(&old, &[], &owner_labels(obj))
             .await
             .map_err(|e| Error::from_ssa(e, Error::Prune))?;
         let count = |action| changes.entries.iter().filter(|c| c.action == action).count();
@@ -551,10 +528,10 @@ async fn cleanup(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, E
             "garbage collected the inventory"
         );
         if obj.spec.deletion_policy == Some(DeletionPolicy::WaitForTermination) {
-            wait_for_termination(&obj, &manager, &old).await?;
+            wait_for_termination(obj, &manager, &old).await?;
         }
     }
-    Ok(Action::await_change())
+    Ok(())
 }
 
 /// `deletionPolicy: WaitForTermination`: the Kustomization goes only once what it deleted is gone
@@ -930,125 +907,168 @@ async fn load_vars(
     Ok(vars)
 }
 
-async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
-    if is_suspended(obj.spec.suspend) {
-        info!("reconciliation is suspended");
-        return Ok(Action::await_change());
-    }
-    let interval = parse_duration(&obj.spec.interval).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let generation = obj.metadata.generation;
-    let old = obj.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    let mut last_written = if status.observed_generation != generation {
-        conditions::mark_progressing(&mut status.conditions, "reconciliation in progress", generation);
-        apply_status(&api, &name, FIELD_MANAGER, Some(&old), &status)
-            .await
-            .map_err(Error::Kube)?;
-        status.clone()
-    } else {
-        old.clone()
-    };
+impl Reconciler for Context {
+    type Object = Kustomization;
+    type Status = KustomizationStatus;
+    type Outcome = Outcome;
+    type Error = Error;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
 
-    let started = Instant::now();
-    let (mut digest, mut origin) = (None, None);
-    let timeout = reconcile_timeout(&obj, interval);
-    let applied = tokio::time::timeout(
-        timeout,
-        run_steps(
-            &obj,
-            &ctx,
-            (&api, &mut last_written),
-            &mut status,
-            &mut digest,
-            &mut origin,
+    fn runtime(&self) -> Runtime<'_> {
+        Runtime {
+            client: &self.client,
+            recorder: &self.recorder,
+            metrics: &self.metrics,
+            retry: &self.retry,
+        }
+    }
+
+    fn status(obj: &Kustomization) -> Option<&KustomizationStatus> {
+        obj.status.as_ref()
+    }
+
+    fn suspended(obj: &Kustomization) -> bool {
+        is_suspended(obj.spec.suspend)
+    }
+
+    fn interval(obj: &Kustomization) -> Result<std::time::Duration, Error> {
+        parse_duration(&obj.spec.interval).map_err(|e| Error::InvalidSpec(e.to_string()))
+    }
+
+    fn timeout(obj: &Kustomization) -> std::time::Duration {
+        let interval = parse_duration(&obj.spec.interval).unwrap_or(std::time::Duration::from_secs(600));
+        // NB: the steps and then the health check may each take the timeout
+        reconcile_timeout(obj, interval) * 2
+    }
+
+    fn retry_interval(obj: &Kustomization) -> Option<std::time::Duration> {
+        retry_interval(obj)
+    }
+
+    async fn run(
+        &self,
+        obj: &Kustomization,
+        status: &mut KustomizationStatus,
+        writer: &mut StatusWriter<Kustomization, KustomizationStatus>,
+    ) -> Result<Outcome, Error> {
+        let interval = Self::interval(obj)?;
+        let started = Instant::now();
+        let (mut digest, mut origin) = (None, None);
+        let timeout = reconcile_timeout(obj, interval);
+        let applied = tokio::time::timeout(
             timeout,
-        ),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(Error::Apply(format!(
-            "the reconciliation did not finish within its timeout of {}",
-            format_duration(timeout)
-        )))
-    });
-    let result = match applied {
-        Ok(applied) => check_health(
-            &obj,
-            &ctx,
-            &api,
-            &mut status,
-            &mut last_written,
-            &applied,
-            timeout,
+            run_steps(obj, self, writer, status, &mut digest, &mut origin, timeout),
         )
         .await
-        .map(|()| (applied.revision, applied.summary)),
-        Err(e) => Err(e),
-    };
-    // like Flux, history starts once the build succeeded: its digest is that of the built objects
-    if let Some(digest) = digest {
-        let reason = match &result {
-            Ok(_) => reasons::RECONCILIATION_SUCCEEDED,
-            Err(e) => e.reason(),
+        .unwrap_or_else(|_| {
+            Err(Error::Apply(format!(
+                "the reconciliation did not finish within its timeout of {}",
+                format_duration(timeout)
+            )))
+        });
+        let result = match applied {
+            Ok(applied) => check_health(obj, self, status, writer, &applied, timeout)
+                .await
+                .map(|()| Outcome {
+                    revision: applied.revision,
+                    summary: applied.summary,
+                    origin: origin.clone(),
+                }),
+            Err(e) => Err(e),
         };
-        let metadata = [
-            ("revision", &status.last_attempted_revision),
-            ("originRevision", &origin),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
-        .collect();
-        driftless_runtime::history::upsert(
-            status.history.get_or_insert_default(),
-            &digest,
-            k8s_openapi::jiff::Timestamp::now(),
-            started.elapsed(),
-            reason,
+        // like Flux, history starts once the build succeeded: its digest is that of the built objects
+        if let Some(digest) = digest {
+            let reason = match &result {
+                Ok(_) => reasons::RECONCILIATION_SUCCEEDED,
+                Err(e) => e.reason(),
+            };
+            let metadata = [
+                ("revision", &status.last_attempted_revision),
+                ("originRevision", &origin),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+            .collect();
+            driftless_runtime::history::upsert(
+                status.history.get_or_insert_default(),
+                &digest,
+                k8s_openapi::jiff::Timestamp::now(),
+                started.elapsed(),
+                reason,
+                metadata,
+            );
+        }
+        result
+    }
+
+    fn summarize(obj: &Kustomization, status: &mut KustomizationStatus, result: &Result<Outcome, Error>) {
+        summarize(obj, status, result);
+    }
+
+    fn after(&self, obj: &Kustomization, _status: &KustomizationStatus, result: &Result<Outcome, Error>) {
+        let Ok(Outcome {
+            revision,
+            summary,
+            origin,
+        }) = result
+        else {
+            return;
+        };
+        if summary.is_empty() {
+            return;
+        }
+        let mut metadata = BTreeMap::from([(
+            "kustomize.toolkit.fluxcd.io/revision".to_string(),
+            revision.clone(),
+        )]);
+        if let Some(origin) = origin {
+            metadata.insert(
+                "kustomize.toolkit.fluxcd.io/originRevision".to_string(),
+                origin.clone(),
+            );
+        }
+        self.recorder.record(
+            &obj.object_ref(&()),
+            Severity::Info,
+            reasons::RECONCILIATION_SUCCEEDED,
+            summary,
             metadata,
         );
+        info!(revision = %revision, changes = %summary.replace('\n', ", "), "applied");
     }
-    status.observed_generation = generation;
-    status.reconcile_request.last_handled_reconcile_at = handled_request(
-        obj.as_ref(),
-        old.reconcile_request.last_handled_reconcile_at.as_deref(),
-    );
-    let reference = obj.object_ref(&());
-    match &result {
-        Ok((revision, summary)) => {
+
+    async fn cleanup(&self, obj: &Kustomization) -> Result<(), Error> {
+        cleanup(obj, self).await
+    }
+}
+
+/// What a successful reconcile applied.
+pub struct Outcome {
+    /// The source revision.
+    revision: String,
+    /// What changed, one line per object (empty when nothing did).
+    summary: String,
+    /// The revision the artifact was built from, when its producer recorded one.
+    origin: Option<String>,
+}
+
+/// The conditions after a run: Ready with the applied revision, or Ready=False with the reason, still
+/// `Reconciling` for the attempted revision while a transient failure is retried, `Stalled` when only a
+/// spec change helps.
+fn summarize(obj: &Kustomization, status: &mut KustomizationStatus, result: &Result<Outcome, Error>) {
+    let generation = obj.metadata.generation;
+    match result {
+        Ok(Outcome { revision, .. }) => {
             for t in [RECONCILING, STALLED] {
                 conditions::delete(&mut status.conditions, t);
             }
-            let message = format!("Applied revision: {revision}");
             conditions::mark_true(
                 &mut status.conditions,
                 READY,
                 reasons::RECONCILIATION_SUCCEEDED,
-                &message,
+                &format!("Applied revision: {revision}"),
                 generation,
             );
-            if !summary.is_empty() {
-                let mut metadata = BTreeMap::from([(
-                    "kustomize.toolkit.fluxcd.io/revision".to_string(),
-                    revision.clone(),
-                )]);
-                if let Some(origin) = &origin {
-                    metadata.insert(
-                        "kustomize.toolkit.fluxcd.io/originRevision".to_string(),
-                        origin.clone(),
-                    );
-                }
-                ctx.recorder.record(
-                    &reference,
-                    Severity::Info,
-                    reasons::RECONCILIATION_SUCCEEDED,
-                    summary,
-                    metadata,
-                );
-                info!(revision = %revision, changes = %summary.replace('\n', ", "), "applied");
-            }
         }
         Err(err) => {
             let message = err.to_string();
@@ -1061,16 +1081,8 @@ async fn apply(obj: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Err
                 conditions::mark_stalled(&mut status.conditions, err.reason(), &message, generation);
             }
             conditions::mark_false(&mut status.conditions, READY, err.reason(), &message, generation);
-            ctx.recorder
-                .record_failure(&reference, &old.conditions, err.reason(), &message);
-            warn!(reason = err.reason(), error = %message, "reconciliation failed");
         }
     }
-    apply_status(&api, &name, FIELD_MANAGER, Some(&last_written), &status)
-        .await
-        .map_err(Error::Kube)?;
-    result?;
-    Ok(ctx.retry.on_success(&format!("{ns}/{name}"), interval))
 }
 
 /// `spec.timeout`, else the interval less 30s; never under 30s (Flux's `GetTimeout`).
@@ -1109,7 +1121,7 @@ struct Applied {
 async fn run_steps(
     obj: &Kustomization,
     ctx: &Context,
-    (api, last_written): (&Api<Kustomization>, &mut KustomizationStatus),
+    writer: &mut StatusWriter<Kustomization, KustomizationStatus>,
     status: &mut KustomizationStatus,
     digest: &mut Option<String>,
     origin: &mut Option<String>,
@@ -1128,10 +1140,7 @@ async fn run_steps(
             format_duration(timeout)
         );
         conditions::mark_progressing(&mut status.conditions, &message, obj.metadata.generation);
-        apply_status(api, &obj.name_any(), FIELD_MANAGER, Some(last_written), status)
-            .await
-            .map_err(Error::Kube)?;
-        *last_written = status.clone();
+        writer.write(status).await.map_err(Error::Kube)?;
     }
     let client = target_client(obj, ctx).await?;
     let rules = health_rules(obj)?;
@@ -1223,9 +1232,8 @@ async fn run_steps(
 async fn check_health(
     obj: &Kustomization,
     ctx: &Context,
-    api: &Api<Kustomization>,
     status: &mut KustomizationStatus,
-    last_written: &mut KustomizationStatus,
+    writer: &mut StatusWriter<Kustomization, KustomizationStatus>,
     applied: &Applied,
     timeout: std::time::Duration,
 ) -> Result<(), Error> {
@@ -1275,10 +1283,7 @@ async fn check_health(
         &message,
         generation,
     );
-    apply_status(api, &name, FIELD_MANAGER, Some(last_written), status)
-        .await
-        .map_err(Error::Kube)?;
-    *last_written = status.clone();
+    writer.write(status).await.map_err(Error::Kube)?;
     let manager = resource_manager(obj, ctx, applied.client.clone());
     let options = WaitOptions {
         interval: poll_interval(all.len()),
@@ -1340,6 +1345,90 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn after(result: Result<Outcome, Error>, attempted: Option<&str>) -> KustomizationStatus {
+        let mut obj = Kustomization::new("apps", Default::default());
+        obj.metadata.generation = Some(4);
+        let mut status = KustomizationStatus {
+            last_attempted_revision: attempted.map(str::to_string),
+            ..Default::default()
+        };
+        conditions::mark_progressing(&mut status.conditions, "reconciliation in progress", Some(4));
+        summarize(&obj, &mut status, &result);
+        status
+    }
+
+    fn condition(status: &KustomizationStatus, type_: &str) -> Option<(String, String, String)> {
+        conditions::get(&status.conditions, type_)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    }
+
+    #[test]
+    fn an_applied_revision_is_ready_and_a_failure_says_why_and_whether_it_is_retried() {
+        let ok = after(
+            Ok(Outcome {
+                revision: "main@sha1:abc".into(),
+                summary: String::new(),
+                origin: None,
+            }),
+            Some("main@sha1:abc"),
+        );
+        assert_eq!(
+            condition(&ok, READY),
+            Some((
+                "True".into(),
+                "ReconciliationSucceeded".into(),
+                "Applied revision: main@sha1:abc".into()
+            ))
+        );
+        assert_eq!(condition(&ok, RECONCILING), None);
+
+        let failed = after(
+            Err(Error::Build("kustomization.yaml: bad".into())),
+            Some("main@sha1:def"),
+        );
+        assert_eq!(
+            condition(&failed, READY),
+            Some((
+                "False".into(),
+                "BuildFailed".into(),
+                "kustomization.yaml: bad".into()
+            ))
+        );
+        assert_eq!(
+            condition(&failed, RECONCILING),
+            Some((
+                "True".into(),
+                "ProgressingWithRetry".into(),
+                "Reconciliation in progress for revision main@sha1:def".into()
+            ))
+        );
+        assert_eq!(condition(&failed, STALLED), None);
+
+        let stalled = after(Err(Error::InvalidSpec("bad path".into())), None);
+        assert_eq!(
+            condition(&stalled, STALLED).map(|c| c.1),
+            Some("InvalidSpec".into())
+        );
+        assert_eq!(condition(&stalled, READY).map(|c| c.0), Some("False".into()));
+        assert_eq!(condition(&stalled, RECONCILING), None, "stalled: not retried");
+
+        let waiting = after(
+            Err(Error::DependencyNotReady {
+                message: "dependency 'a/infra' is not ready".into(),
+                retry: Duration::from_secs(30),
+            }),
+            None,
+        );
+        assert_eq!(
+            condition(&waiting, READY).map(|c| c.1),
+            Some("DependencyNotReady".into())
+        );
+        assert_eq!(
+            condition(&waiting, RECONCILING).map(|c| c.2),
+            Some("Reconciliation in progress".into())
+        );
+    }
 
     #[test]
     fn paths_stay_inside_the_artifact() {
