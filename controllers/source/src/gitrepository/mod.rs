@@ -183,10 +183,20 @@ pub async fn run(ctx: Arc<Context>) {
         },
         progress,
     );
-    run_loop::drain(ctrl.run(reconcile::<Context>, error_policy::<Context>, ctx)).await;
+    let repositories = Arc::new(GitRepositories(ctx));
+    run_loop::drain(ctrl.run(
+        reconcile::<GitRepositories>,
+        error_policy::<GitRepositories>,
+        repositories,
+    ))
+    .await;
 }
 
-impl Reconciler for Context {
+/// The GitRepository reconciler (one per kind: source-controller reconciles several kinds with one
+/// [`Context`]).
+pub struct GitRepositories(pub Arc<Context>);
+
+impl Reconciler for GitRepositories {
     type Object = GitRepository;
     type Status = GitRepositoryStatus;
     type Outcome = steps::Outcome;
@@ -195,10 +205,10 @@ impl Reconciler for Context {
 
     fn runtime(&self) -> Runtime<'_> {
         Runtime {
-            client: &self.client,
-            recorder: &self.recorder,
-            metrics: &self.metrics,
-            retry: &self.retry,
+            client: &self.0.client,
+            recorder: &self.0.recorder,
+            metrics: &self.0.metrics,
+            retry: &self.0.retry,
         }
     }
 
@@ -228,7 +238,7 @@ impl Reconciler for Context {
         status: &mut GitRepositoryStatus,
         _writer: &mut StatusWriter<GitRepository, GitRepositoryStatus>,
     ) -> Result<steps::Outcome, Error> {
-        steps::run(obj, self, status).await
+        steps::run(obj, &self.0, status).await
     }
 
     fn summarize(
@@ -253,7 +263,7 @@ impl Reconciler for Context {
                 "source.toolkit.fluxcd.io/revision".to_string(),
                 artifact.revision.clone(),
             )]);
-            self.recorder.record(
+            self.0.recorder.record(
                 &obj.object_ref(&()),
                 Severity::Info,
                 "NewArtifact",
@@ -270,7 +280,8 @@ impl Reconciler for Context {
             namespace: &obj.namespace().unwrap_or_default(),
             name: &obj.name_any(),
         };
-        self.storage
+        self.0
+            .storage
             .remove_all(owner)
             .map_err(|e| Error::Storage(e.to_string()))?;
         info!("removed artifacts");
