@@ -1,5 +1,8 @@
-//! The artifact storage of source-controller: files under `<base>/<kind>/<namespace>/<name>/`, written
-//! atomically (temporary file + rename in the same directory), a `latest.tar.gz` link to the newest,
+//! The artifact storage of source-controller: files under `<base>/<kind>/<namespace>/<name>/` — a
+//! directory archived reproducibly ([`Storage::archive`]) or a stream or file stored as it is, hashed on
+//! the way ([`Storage::store`]: a chart, an index, an OCI layer) — written atomically (temporary file +
+//! rename in the same directory), a link to the newest (`latest.tar.gz`, or the name the kind uses),
+//! [`settle`] for what every source kind does with a new artifact,
 //! garbage collection by age (`--artifact-retention-ttl`) and count (`--artifact-retention-records`),
 //! and removal of everything when the object goes.
 
@@ -87,6 +90,34 @@ impl Owner<'_> {
     }
 }
 
+/// What every source kind does with an artifact it just stored: the same revision and digest as
+/// `previous` (the one in status) keep its `lastUpdateTime`, so an unchanged source writes no status;
+/// the object's older files beyond the retention are deleted (a failure is logged: the new artifact
+/// stands). Returns the artifact for status and whether it is a new one.
+pub fn settle(storage: &Storage, previous: Option<&Artifact>, stored: Artifact) -> (Artifact, bool) {
+    let changed = previous.is_none_or(|a| a.revision != stored.revision || a.digest != stored.digest);
+    let artifact = match previous {
+        Some(old) if !changed => Artifact {
+            last_update_time: old.last_update_time.clone(),
+            ..stored
+        },
+        _ => stored,
+    };
+    collect_garbage(storage, &artifact);
+    (artifact, changed)
+}
+
+/// [`Storage::garbage_collect`] around `current`, logged.
+pub fn collect_garbage(storage: &Storage, current: &Artifact) {
+    match storage.garbage_collect(current) {
+        Ok(deleted) if !deleted.is_empty() => {
+            tracing::debug!(count = deleted.len(), "garbage collected old artifacts")
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "garbage collection failed"),
+    }
+}
+
 /// `<kind-lower>/<namespace>/<name>`.
 pub fn artifact_dir(kind: &str, namespace: &str, name: &str) -> String {
     format!("{}/{namespace}/{name}", kind.to_lowercase())
@@ -152,6 +183,54 @@ impl Storage {
         source: &Path,
         filter: &Filter,
     ) -> Result<Artifact, Error> {
+        self.put(owner, file, revision, Some(LATEST), |tmp| {
+            archive::write_archive(source, filter, tmp).map_err(io_err(source))
+        })
+    }
+
+    /// Stores what `content` reads (a chart `.tgz`, a repository index, an OCI layer) as
+    /// `<kind>/<ns>/<name>/<file>` for `revision`, streamed to disk and hashed on the way, atomically;
+    /// points the link `link` (`index.yaml`, `latest.tar.gz`) at it when given. Returns the artifact.
+    pub fn store(
+        &self,
+        owner: Owner<'_>,
+        file: &str,
+        revision: &str,
+        content: &mut dyn io::Read,
+        link: Option<&str>,
+    ) -> Result<Artifact, Error> {
+        self.put(owner, file, revision, link, |tmp| {
+            let path = tmp.path().to_path_buf();
+            let mut hashing = archive::HashingWriter::new(tmp);
+            io::copy(content, &mut hashing).map_err(io_err(&path))?;
+            Ok(hashing.finish())
+        })
+    }
+
+    /// [`Storage::store`] of the file at `path`.
+    pub fn store_file(
+        &self,
+        owner: Owner<'_>,
+        file: &str,
+        revision: &str,
+        path: &Path,
+        link: Option<&str>,
+    ) -> Result<Artifact, Error> {
+        let mut content = io::BufReader::new(std::fs::File::open(path).map_err(io_err(path))?);
+        self.store(owner, file, revision, &mut content, link)
+    }
+
+    /// Writes `<kind>/<ns>/<name>/<file>` with `write` (given a temporary file in the same directory,
+    /// it returns that file, the digest and the size of what it wrote), then renames it into place and
+    /// points `link` at it: a reader sees the old file or the new one, never a part.
+    fn put(
+        &self,
+        owner: Owner<'_>,
+        file: &str,
+        revision: &str,
+        link: Option<&str>,
+        write: impl FnOnce(tempfile::NamedTempFile) -> Result<(tempfile::NamedTempFile, String, u64), Error>,
+    ) -> Result<Artifact, Error> {
         let dir_rel = owner.dir();
         let path = format!("{dir_rel}/{file}");
         let target = self.local_path(&path)?;
@@ -166,13 +245,15 @@ impl Storage {
             .prefix(".tmp-")
             .tempfile_in(&dir)
             .map_err(io_err(&dir))?;
-        let (tmp, digest, size) = archive::write_archive(source, filter, tmp).map_err(io_err(source))?;
+        let (tmp, digest, size) = write(tmp)?;
         tmp.as_file().sync_all().map_err(io_err(&target))?;
         tmp.persist(&target).map_err(|e| Error::Io {
             path: target.clone(),
             source: e.error,
         })?;
-        self.link_latest(&dir, file)?;
+        if let Some(link) = link {
+            self.link(&dir, link, file)?;
+        }
         self.remember(&target, &digest);
         Ok(Artifact {
             path: path.clone(),
@@ -185,9 +266,9 @@ impl Storage {
         })
     }
 
-    fn link_latest(&self, dir: &Path, file: &str) -> Result<(), Error> {
-        let link = dir.join(LATEST);
-        let tmp = dir.join(format!(".tmp-{LATEST}"));
+    fn link(&self, dir: &Path, name: &str, file: &str) -> Result<(), Error> {
+        let link = dir.join(name);
+        let tmp = dir.join(format!(".tmp-{name}"));
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(file, &tmp).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &link).map_err(io_err(&link))
@@ -346,6 +427,82 @@ mod tests {
         storage
             .archive(OWNER, file, &format!("main@sha1:{file}"), src.path(), &filter)
             .unwrap()
+    }
+
+    #[test]
+    fn a_stream_is_stored_whole_with_its_digest_and_linked_by_name() {
+        use sha2::Digest;
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "sc", Duration::from_secs(60), 2).unwrap();
+        let owner = Owner {
+            kind: "HelmRepository",
+            namespace: "flux-system",
+            name: "podinfo",
+        };
+        // larger than any copy buffer: streamed, not read whole
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let artifact = storage
+            .store(
+                owner,
+                "index-abc.yaml",
+                "sha256:abc",
+                &mut content.as_slice(),
+                Some("index.yaml"),
+            )
+            .unwrap();
+        let expected = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&content)));
+        assert_eq!(artifact.digest, expected);
+        assert_eq!(artifact.size, Some(content.len() as i64));
+        assert_eq!(artifact.path, "helmrepository/flux-system/podinfo/index-abc.yaml");
+        assert_eq!(
+            artifact.url,
+            "http://sc/helmrepository/flux-system/podinfo/index-abc.yaml"
+        );
+        let dir = base.path().join("helmrepository/flux-system/podinfo");
+        assert_eq!(
+            std::fs::read(dir.join("index.yaml")).unwrap(),
+            content,
+            "the link"
+        );
+        assert_eq!(storage.check(&artifact).unwrap(), Integrity::Intact);
+        // a file, and no link: the old link stays
+        let chart = base.path().join("chart.tgz");
+        std::fs::write(&chart, b"chart").unwrap();
+        let stored = storage
+            .store_file(owner, "chart-1.0.0.tgz", "1.0.0", &chart, None)
+            .unwrap();
+        assert!(storage.verify(&stored).unwrap());
+        assert_eq!(std::fs::read(dir.join("index.yaml")).unwrap(), content);
+        // nothing half-written is left behind
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn settling_an_unchanged_artifact_keeps_its_time_and_collects_the_old_ones() {
+        let base = tempfile::tempdir().unwrap();
+        let storage = Storage::new(base.path(), "sc", Duration::from_secs(3600), 2).unwrap();
+        let first = store(&storage, "a.tar.gz", "one");
+        let (first, changed) = settle(&storage, None, first);
+        assert!(changed);
+        let mut old = first.clone();
+        old.last_update_time = Time(Timestamp::UNIX_EPOCH);
+        // the same revision stored again, byte for byte: not new, its time kept
+        let again = store(&storage, "a.tar.gz", "one");
+        let (again, changed) = settle(&storage, Some(&old), again);
+        assert!(!changed);
+        assert_eq!(again.last_update_time, old.last_update_time);
+        // new revisions: new, and only the retention's records are kept
+        let second = store(&storage, "b.tar.gz", "two");
+        std::thread::sleep(Duration::from_millis(20));
+        let third = store(&storage, "c.tar.gz", "three");
+        let (third, changed) = settle(&storage, Some(&again), third);
+        assert!(changed);
+        assert!(storage.exists(&third) && storage.exists(&second));
+        assert!(!storage.exists(&first), "beyond the two records kept");
     }
 
     #[test]

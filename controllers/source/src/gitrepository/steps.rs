@@ -13,7 +13,7 @@ use driftless_api::{
 use driftless_artifact::{
     fetch::Limits,
     ignore::Filter,
-    storage::{Integrity, Owner},
+    storage::{Integrity, Owner, collect_garbage, settle},
 };
 use driftless_git::{Auth, Keyring, Options, Reference, auth::RemoteUrl};
 use driftless_runtime::events::Severity;
@@ -109,7 +109,7 @@ pub async fn run(
             && resolved.revision == artifact.revision
         {
             debug!(revision = %artifact.revision, "revision unchanged, artifact up to date");
-            garbage_collect(ctx, &artifact);
+            collect_garbage(&ctx.storage, &artifact);
             return Ok(Outcome::default());
         }
     }
@@ -223,18 +223,7 @@ pub async fn run(
         .storage
         .archive(owner, &file, &resolved.revision, &checkout_dir, &filter)
         .map_err(|e| Error::Storage(e.to_string()))?;
-    let changed = status
-        .artifact
-        .as_ref()
-        .is_none_or(|a| a.revision != artifact.revision || a.digest != artifact.digest);
-    let artifact = match &status.artifact {
-        // NB: same bytes, keep lastUpdateTime so the status does not change
-        Some(old) if !changed => Artifact {
-            last_update_time: old.last_update_time.clone(),
-            ..artifact
-        },
-        _ => artifact,
-    };
+    let (artifact, changed) = settle(&ctx.storage, status.artifact.as_ref(), artifact);
     status.artifact = Some(artifact.clone());
     status.included_artifacts =
         (!includes.is_empty()).then(|| includes.iter().map(|(_, a)| a.clone()).collect());
@@ -242,7 +231,6 @@ pub async fn run(
     status.observed_include = obj.spec.include.clone();
     status.observed_sparse_checkout = obj.spec.sparse_checkout.clone();
     status.observed_recurse_submodules = obj.spec.recurse_submodules.filter(|r| *r);
-    garbage_collect(ctx, &artifact);
     Ok(Outcome {
         new_commit: changed.then_some(checkout.subject),
         verified: verified_message,
@@ -290,16 +278,6 @@ fn reconcile_storage(
 
 /// The event reason of a stored artifact whose digest no longer matches (Flux's).
 pub const ARTIFACT_VERIFICATION_FAILED: &str = "ArtifactVerificationFailed";
-
-fn garbage_collect(ctx: &Context, artifact: &Artifact) {
-    match ctx.storage.garbage_collect(artifact) {
-        Ok(deleted) if !deleted.is_empty() => {
-            debug!(count = deleted.len(), "garbage collected old artifacts")
-        }
-        Ok(_) => {}
-        Err(err) => tracing::warn!(error = %err, "garbage collection failed"),
-    }
-}
 
 /// Whether the spec fields that shape the artifact are the ones the stored artifact was made with.
 fn observed_matches(
