@@ -81,7 +81,7 @@ impl Cache {
     /// verifies TLS against the process's store only, and ignores its proxy option for `http://` URLs
     /// (it connects to the server directly), so the bridge does both. `ls_remote` also needs one for a
     /// bearer token (`for_headers`): libgit2 sends custom headers when fetching only.
-    fn bridge(opts: &Options<'_>, for_headers: bool) -> Result<Option<Bridge>> {
+    pub(crate) fn bridge(opts: &Options<'_>, for_headers: bool) -> Result<Option<Bridge>> {
         let http = opts.url.starts_with("https://") || opts.url.starts_with("http://");
         let bearer = opts.auth.bearer_token.as_deref();
         let needed = opts.auth.tls.is_set()
@@ -314,7 +314,7 @@ fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
 
 /// Maps libgit2's failure to an auth error where that is what it is, with the URL for context; through a
 /// TLS bridge, the bridge's own failure (an untrusted certificate, say) is the error.
-fn classify(e: git2::Error, url: &str, bridge: Option<&Bridge>, what: &str) -> Error {
+pub(crate) fn classify(e: git2::Error, url: &str, bridge: Option<&Bridge>, what: &str) -> Error {
     if let Some(message) = bridge.and_then(Bridge::failure) {
         return Error::Connection {
             url: url.to_string(),

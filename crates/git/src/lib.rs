@@ -1,12 +1,13 @@
 //! Git for source-controller, on libgit2: authentication from a Secret with Flux's keys ([`auth`]), refs
 //! resolved with Flux's precedence and revision format ([`reference`]), and one bare repository per URL
 //! shared by every object that uses it ([`cache`]): a remote is asked for its refs first, so an unchanged
-//! revision costs one round trip and no fetch.
+//! revision costs one round trip and no fetch. Commit and push for image automation ([`push`]).
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod cache;
 pub mod known_hosts;
+pub mod push;
 pub mod reference;
 pub mod tls;
 pub mod verify;
@@ -14,6 +15,7 @@ pub mod verify;
 pub use self::{
     auth::Auth,
     cache::{Cache, Checkout, Options},
+    push::{Author, Worktree},
     reference::{Reference, Resolved},
     verify::Keyring,
 };
@@ -65,6 +67,9 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The remote refused a push: the branch moved (not a fast-forward), or a hook declined it.
+    #[error("{0}")]
+    Rejected(String),
     /// The operation took longer than the timeout.
     #[error("timeout after {0:?} talking to the Git server")]
     Timeout(std::time::Duration),

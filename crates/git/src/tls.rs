@@ -53,7 +53,11 @@ impl Tls {
     pub fn http_client(&self, proxy: Option<&str>) -> Result<reqwest::Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let invalid = |what: &str, e: reqwest::Error| Error::Invalid(format!("invalid {what}: {e}"));
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(10));
+        // NB: HTTP/1.1 as libgit2 speaks it: a push's chunked request body over HTTP/2 is refused by
+        // servers that hand it to a CGI (lighttpd answers 411)
+        let mut builder = reqwest::Client::builder()
+            .http1_only()
+            .redirect(reqwest::redirect::Policy::limited(10));
         if let Some(pem) = &self.ca {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| invalid("'ca.crt'", e))?;
             if certs.is_empty() {

@@ -414,3 +414,151 @@ fn a_bearer_token_lists_refs_and_fetches_and_a_wrong_one_is_refused() {
         assert!(cache.fetch(opts(&url, &wrong), &main).is_err());
     }
 }
+
+/// `git log -1 --format=<format> <rev>` in the bare repository `bare`.
+fn git_log(bare: &std::path::Path, rev: &str, format: &str) -> String {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(["log", "-1", &format!("--format={format}"), rev])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_worktree_commits_what_changed_and_pushes_it_never_over_a_moved_branch() {
+    use driftless_git::{Author, Worktree};
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let first = repo.commit(
+        &[
+            (
+                "apps/app.yaml",
+                "image: app:1.0.0 # {\"$imagepolicy\": \"a:app\"}\n",
+            ),
+            ("old.yaml", "x\n"),
+        ],
+        "first",
+    );
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let url = server.url("fleet");
+    let auth = http_auth(&server);
+    let author = Author {
+        name: "Flux Bot",
+        email: "bot@example.com",
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let work = Worktree::clone(opts(&url, &auth), "main", &dir.path().join("w")).unwrap();
+    assert_eq!(
+        work.commit(&author, "nothing").unwrap(),
+        None,
+        "nothing changed, nothing committed"
+    );
+    std::fs::write(
+        work.path().join("apps/app.yaml"),
+        "image: app:1.1.0 # {\"$imagepolicy\": \"a:app\"}\n",
+    )
+    .unwrap();
+    std::fs::write(work.path().join("apps/new.yaml"), "new\n").unwrap();
+    std::fs::remove_file(work.path().join("old.yaml")).unwrap();
+    let commit = work
+        .commit(&author, "Update app to 1.1.0")
+        .unwrap()
+        .expect("a commit");
+    work.push(opts(&url, &auth), "main").unwrap();
+    assert_eq!(git_log(repo.bare(), "main", "%H"), commit);
+    assert_eq!(
+        git_log(repo.bare(), "main", "%P"),
+        first,
+        "on top of what was checked out"
+    );
+    assert_eq!(
+        git_log(repo.bare(), "main", "%an <%ae>|%s"),
+        "Flux Bot <bot@example.com>|Update app to 1.1.0"
+    );
+    let files = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.bare())
+        .args(["ls-tree", "-r", "--name-only", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&files.stdout),
+        "apps/app.yaml\napps/new.yaml\n",
+        "the deletion too"
+    );
+
+    // to another branch, which the push creates
+    work.push(opts(&url, &auth), "image-updates").unwrap();
+    assert_eq!(git_log(repo.bare(), "image-updates", "%H"), commit);
+
+    // someone pushes meanwhile: ours is not a fast-forward any more, and is refused, not forced
+    let dir2 = tempfile::tempdir().unwrap();
+    let stale = Worktree::clone(opts(&url, &auth), "main", &dir2.path().join("w")).unwrap();
+    let other = Worktree::clone(opts(&url, &auth), "main", &dir2.path().join("other")).unwrap();
+    std::fs::write(other.path().join("theirs.yaml"), "t\n").unwrap();
+    let theirs = other.commit(&author, "theirs").unwrap().unwrap();
+    other.push(opts(&url, &auth), "main").unwrap();
+    std::fs::write(stale.path().join("apps/app.yaml"), "image: app:1.2.0\n").unwrap();
+    stale
+        .commit(&author, "Update app to 1.2.0")
+        .unwrap()
+        .expect("a commit");
+    let err = stale.push(opts(&url, &auth), "main").unwrap_err();
+    assert!(matches!(err, Error::Rejected(_)), "{err}");
+    assert!(err.to_string().contains("not a fast-forward"), "{err}");
+    assert_eq!(git_log(repo.bare(), "main", "%H"), theirs, "theirs stays");
+
+    // bad credentials and a missing branch say what is wrong
+    let wrong = Auth {
+        password: Some("nope".into()),
+        ..http_auth(&server)
+    };
+    let dir3 = tempfile::tempdir().unwrap();
+    let err = Worktree::clone(opts(&url, &wrong), "main", &dir3.path().join("a"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Auth { .. }), "{err}");
+    let err = Worktree::clone(opts(&url, &auth), "nope", &dir3.path().join("b"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("'nope'"), "{err}");
+}
+
+#[test]
+fn a_push_over_https_uses_the_secrets_ca_and_client_certificate() {
+    use driftless_git::{Author, Worktree, tls::Tls};
+    use driftless_testkit::pki::Pki;
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    repo.commit(&[("a.yaml", "a: 1\n")], "first");
+    let pki = Pki::new();
+    let server = GitHttp::start_tls(&root, "flux", "s3cret", &pki, true);
+    let url = server.url("fleet");
+    let auth = Auth {
+        tls: Tls {
+            ca: Some(pki.pem("ca.crt").into_bytes()),
+            cert: Some(pki.pem("client.crt").into_bytes()),
+            key: Some(pki.pem("client.key").into_bytes()),
+        },
+        ..http_auth(&server)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let work = Worktree::clone(opts(&url, &auth), "main", &dir.path().join("w")).unwrap();
+    std::fs::write(work.path().join("a.yaml"), "a: 2\n").unwrap();
+    let commit = work
+        .commit(
+            &Author {
+                name: "bot",
+                email: "bot@example.com",
+            },
+            "a: 2",
+        )
+        .unwrap()
+        .unwrap();
+    work.push(opts(&url, &auth), "main").unwrap();
+    assert_eq!(git_log(repo.bare(), "main", "%H"), commit);
+}

@@ -1,0 +1,153 @@
+//! Commit and push, for image automation: a working clone of one branch ([`Worktree::clone`]), changed
+//! by the caller, committed as an author ([`Worktree::commit`]) and pushed to a branch
+//! ([`Worktree::push`]) — with the credentials, CA, client certificate and proxy every fetch uses. A push
+//! is never forced: when the remote branch moved meanwhile it is refused ([`Error::Rejected`]), and the
+//! caller starts again from a fresh clone.
+
+use std::path::Path;
+
+use git2::{FetchOptions, IndexAddOption, PushOptions, Repository, Signature, build::RepoBuilder};
+
+use crate::{
+    Error, Result,
+    auth::RemoteUrl,
+    cache::{Cache, Options, classify},
+};
+
+/// Who commits.
+#[derive(Clone, Copy, Debug)]
+pub struct Author<'a> {
+    /// `spec.git.commit.author.name`.
+    pub name: &'a str,
+    /// `spec.git.commit.author.email`.
+    pub email: &'a str,
+}
+
+/// A working clone of one branch.
+pub struct Worktree {
+    repo: Repository,
+}
+
+fn git_err(context: &'static str) -> impl FnOnce(git2::Error) -> Error {
+    move |source| Error::Git {
+        context: context.to_string(),
+        source,
+    }
+}
+
+impl Worktree {
+    /// Clones `branch` of `opts.url` into `dir` (missing or empty).
+    pub fn clone(opts: Options<'_>, branch: &str, dir: &Path) -> Result<Self> {
+        let url = RemoteUrl::parse(opts.url)?;
+        let bridge = Cache::bridge(&opts, false)?;
+        let headers = opts.auth.headers();
+        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut fetch = FetchOptions::new();
+        fetch
+            .remote_callbacks(opts.auth.callbacks(&url))
+            .custom_headers(&header_refs);
+        let repo = RepoBuilder::new()
+            .branch(branch)
+            .fetch_options(fetch)
+            .clone(bridge.as_ref().map_or(opts.url, |b| &b.url), dir)
+            .map_err(|e| {
+                if e.code() == git2::ErrorCode::NotFound || e.message().contains("not found") {
+                    Error::RefNotFound(format!(
+                        "unable to clone '{}': branch '{branch}' not found",
+                        opts.url
+                    ))
+                } else {
+                    classify(e, opts.url, bridge.as_ref(), "unable to clone")
+                }
+            })?;
+        Ok(Self { repo })
+    }
+
+    /// The directory to change.
+    pub fn path(&self) -> &Path {
+        self.repo.workdir().expect("a clone has a work tree")
+    }
+
+    /// Commits every change of the work tree (new, changed and deleted files) on top of the commit
+    /// checked out, as `author`; returns the new commit's SHA-1, or `None` when nothing changed.
+    pub fn commit(&self, author: &Author<'_>, message: &str) -> Result<Option<String>> {
+        let mut index = self.repo.index().map_err(git_err("reading the index"))?;
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, None)
+            .map_err(git_err("adding changes"))?;
+        index
+            .update_all(["*"], None)
+            .map_err(git_err("recording deletions"))?;
+        index.write().map_err(git_err("writing the index"))?;
+        let tree_id = index.write_tree().map_err(git_err("writing the tree"))?;
+        let head = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(git_err("reading HEAD"))?;
+        if head.tree_id() == tree_id {
+            return Ok(None);
+        }
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(git_err("reading the tree"))?;
+        let signature = Signature::now(author.name, author.email).map_err(|e| {
+            Error::Invalid(format!(
+                "invalid commit author '{} <{}>': {}",
+                author.name,
+                author.email,
+                e.message()
+            ))
+        })?;
+        let oid = self
+            .repo
+            .commit(Some("HEAD"), &signature, &signature, message, &tree, &[&head])
+            .map_err(git_err("committing"))?;
+        Ok(Some(oid.to_string()))
+    }
+
+    /// Pushes HEAD to the branch `branch` of `opts.url`. Refused ([`Error::Rejected`]) when that is not
+    /// a fast-forward (someone pushed meanwhile) or the server declines the update.
+    pub fn push(&self, opts: Options<'_>, branch: &str) -> Result<()> {
+        let url = RemoteUrl::parse(opts.url)?;
+        let bridge = Cache::bridge(&opts, false)?;
+        let mut remote = self
+            .repo
+            .remote_anonymous(bridge.as_ref().map_or(opts.url, |b| &b.url))
+            .map_err(git_err("invalid remote URL"))?;
+        let refused = std::cell::RefCell::new(None::<String>);
+        {
+            let mut callbacks = opts.auth.callbacks(&url);
+            callbacks.push_update_reference(|refname, status| {
+                if let Some(status) = status {
+                    *refused.borrow_mut() = Some(format!("{refname}: {status}"));
+                }
+                Ok(())
+            });
+            let headers = opts.auth.headers();
+            let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+            let mut push = PushOptions::new();
+            push.remote_callbacks(callbacks).custom_headers(&header_refs);
+            let refspec = format!("HEAD:refs/heads/{branch}");
+            remote.push(&[refspec.as_str()], Some(&mut push)).map_err(|e| {
+                if e.code() == git2::ErrorCode::NotFastForward || e.message().contains("fast-forward") {
+                    Error::Rejected(format!(
+                        "push to '{}' branch '{branch}' rejected: the branch moved, it is not a fast-forward",
+                        opts.url
+                    ))
+                } else {
+                    classify(e, opts.url, bridge.as_ref(), "unable to push")
+                }
+            })?;
+        }
+        drop(remote);
+        if let Some(status) = refused.into_inner() {
+            return Err(Error::Rejected(format!(
+                "push to '{}' rejected by the server: {status}",
+                opts.url
+            )));
+        }
+        Ok(())
+    }
+}
