@@ -63,7 +63,7 @@ pub struct Args {
     #[command(flatten)]
     pub storage: StorageArgs,
     #[command(flatten)]
-    pub azure: gitrepository::provider::AzureArgs,
+    pub azure: driftless_credentials::AzureArgs,
     /// Feature gates, `Name=true,…` as Flux's: `ObjectLevelWorkloadIdentity` (`spec.serviceAccountName`
     /// for the `azure` provider) acts; Flux's other source-controller gates are accepted and have no
     /// effect.
@@ -95,12 +95,9 @@ pub struct Context {
     pub retry: RetryPolicy,
     /// The controller flags.
     pub config: ControllerArgs,
-    /// Tokens issued by providers (GitHub App, Azure workload identity), reused until they near expiry.
-    pub tokens: Arc<gitrepository::provider::Tokens>,
-    /// Whether `spec.serviceAccountName` may name the identity a provider uses (`ObjectLevelWorkloadIdentity`).
-    pub object_level_identity: bool,
-    /// The controller's Azure workload identity.
-    pub azure: gitrepository::provider::AzureArgs,
+    /// What the credential providers (GitHub App, Azure workload identity) need, and the tokens they
+    /// issued, reused until they near expiry.
+    pub providers: driftless_credentials::Providers,
 }
 
 /// Runs source-controller until SIGTERM, with the client of the environment (in-cluster or kubeconfig).
@@ -165,9 +162,11 @@ pub async fn run_with(
         metrics: manager.metrics.clone(),
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
-        tokens: Arc::default(),
-        object_level_identity: args.feature_gates.enabled("ObjectLevelWorkloadIdentity", false),
-        azure: args.azure.clone(),
+        providers: driftless_credentials::Providers {
+            tokens: Default::default(),
+            azure: args.azure.clone(),
+            object_level_identity: args.feature_gates.enabled("ObjectLevelWorkloadIdentity", false),
+        },
     });
     tokio::select! {
         _ = gitrepository::run(ctx) => {}

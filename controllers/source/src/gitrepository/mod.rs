@@ -2,7 +2,6 @@
 //! that need the cluster or the network (`fetch_*`, `apply_status`) are kept apart from the pure ones
 //! (`plan`, `compute_status`). A failure keeps the last artifact in status and in storage.
 
-pub mod provider;
 mod steps;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -87,6 +86,27 @@ pub enum Error {
     #[error("finalizer: {0}")]
     // NB: boxed to break the error cycle
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl From<driftless_credentials::Error> for Error {
+    fn from(e: driftless_credentials::Error) -> Self {
+        use driftless_credentials::Error as E;
+        match e {
+            E::GetSecret {
+                namespace,
+                name,
+                source,
+            } => Error::GetSecret {
+                namespace,
+                name,
+                source,
+            },
+            E::InvalidSpec(message) => Error::InvalidSpec(message),
+            E::Authenticate(e) => Error::Authenticate(e),
+            E::Provider { provider, message } => Error::Provider { provider, message },
+            E::FeatureGateDisabled(message) => Error::FeatureGateDisabled(message),
+        }
+    }
 }
 
 impl ReconcileError for Error {

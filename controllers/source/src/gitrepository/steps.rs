@@ -1,7 +1,6 @@
 //! The steps of a GitRepository reconcile, in Flux's order: storage, source, include, artifact.
 
 use std::{
-    collections::BTreeMap,
     path::{Component, Path},
     time::Duration,
 };
@@ -15,13 +14,12 @@ use driftless_artifact::{
     ignore::Filter,
     storage::{Integrity, Owner, collect_garbage, settle},
 };
-use driftless_git::{Auth, Keyring, Options, Reference, auth::RemoteUrl};
+use driftless_git::{Keyring, Options, Reference};
 use driftless_runtime::events::Severity;
-use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::{Error, KIND, provider};
+use super::{Error, KIND};
 use crate::Context;
 
 /// What a successful run did.
@@ -49,30 +47,11 @@ pub async fn run(
     reconcile_storage(obj, ctx, status)?;
 
     // source
-    let url = RemoteUrl::parse(&obj.spec.url).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let secret = match &obj.spec.secret_ref {
-        Some(r) => Some((fetch_secret(ctx, &ns, &r.name).await?, format!("{ns}/{}", r.name))),
-        None => None,
-    };
-    let mut auth = match &secret {
-        Some((data, name)) => {
-            let auth = Auth::from_secret(data);
-            auth.validate(&url, name).map_err(Error::Authenticate)?;
-            auth
-        }
-        None => Auth::default(),
-    };
-    let proxy = match &obj.spec.proxy_secret_ref {
-        Some(r) => Some(proxy_url(
-            &fetch_secret(ctx, &ns, &r.name).await?,
-            &format!("{ns}/{}", r.name),
-        )?),
-        None => None,
-    };
-    provider_credentials(obj, ctx, &ns, secret.as_ref(), proxy.as_deref(), &mut auth).await?;
+    let driftless_credentials::Credentials { auth, proxy, .. } =
+        driftless_credentials::for_repository(&ctx.client, obj, &ctx.providers).await?;
     let keyring = match &obj.spec.verification {
         Some(v) => {
-            let data = fetch_secret(ctx, &ns, &v.secret_ref.name).await?;
+            let data = driftless_credentials::secret_data(&ctx.client, &ns, &v.secret_ref.name).await?;
             Some(Keyring::from_secret(&data).map_err(|e| Error::Verification(e.to_string()))?)
         }
         None => None,
@@ -299,55 +278,6 @@ fn observed_matches(
         && included == observed_included
 }
 
-async fn fetch_secret(ctx: &Context, ns: &str, name: &str) -> Result<BTreeMap<String, Vec<u8>>, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = api.get(name).await.map_err(|source| Error::GetSecret {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-        source,
-    })?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect())
-}
-
-/// The proxy URL from a proxy Secret (`address`, optional `username`/`password`).
-fn proxy_url(data: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<String, Error> {
-    let get = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(v).to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let address = get("address").ok_or_else(|| {
-        Error::InvalidSpec(format!(
-            "invalid proxy secret '{secret}': key 'address' is missing"
-        ))
-    })?;
-    // NB: userinfo is percent-encoded, so a password with '@' or ':' stays one
-    let encode = |v: &str| {
-        v.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    match (get("username"), get("password"), address.split_once("://")) {
-        (Some(u), p, Some((scheme, rest))) => Ok(format!(
-            "{scheme}://{}{}@{rest}",
-            encode(&u),
-            p.map(|p| format!(":{}", encode(&p))).unwrap_or_default()
-        )),
-        _ => Ok(address),
-    }
-}
-
-/// The included GitRepositories with their artifacts; any missing one fails the run.
 async fn resolve_includes(
     obj: &GitRepository,
     ctx: &Context,
@@ -430,69 +360,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Replaces static credentials with those `spec.provider` issues: a GitHub App installation token (basic
 /// auth as `x-access-token`), an Azure DevOps token by workload identity (bearer); the provider's API is
 /// reached through `proxy` too.
-async fn provider_credentials(
-    obj: &GitRepository,
-    ctx: &Context,
-    ns: &str,
-    secret: Option<&(BTreeMap<String, Vec<u8>>, String)>,
-    proxy: Option<&str>,
-    auth: &mut Auth,
-) -> Result<(), Error> {
-    use driftless_api::source::GitProvider;
-    use provider::{AzureIdentity, GITHUB_TOKEN_USER};
-    let kind = obj.spec.provider.unwrap_or_default();
-    if obj.spec.service_account_name.is_some() && kind != GitProvider::Azure {
-        return Err(Error::InvalidSpec(
-            "spec.serviceAccountName is only supported with the 'azure' provider".into(),
-        ));
-    }
-    match kind {
-        GitProvider::Generic => {}
-        GitProvider::Github => {
-            let (data, name) = secret.ok_or_else(|| {
-                Error::InvalidSpec(
-                    "the 'github' provider needs spec.secretRef with the GitHub App's githubAppID, \
-                     githubAppInstallationID and githubAppPrivateKey"
-                        .into(),
-                )
-            })?;
-            let token = provider::github_token(data, name, &auth.tls, proxy, &ctx.tokens)
-                .await
-                .map_err(|message| Error::Provider {
-                    provider: "github",
-                    message,
-                })?;
-            auth.username = Some(GITHUB_TOKEN_USER.into());
-            auth.password = Some(token);
-        }
-        GitProvider::Azure => {
-            let identity = match &obj.spec.service_account_name {
-                Some(_) if !ctx.object_level_identity => {
-                    return Err(Error::FeatureGateDisabled(
-                        "to use spec.serviceAccountName for provider authentication please enable the \
-                         ObjectLevelWorkloadIdentity feature gate in the controller"
-                            .into(),
-                    ));
-                }
-                Some(name) => AzureIdentity::ServiceAccount {
-                    client: &ctx.client,
-                    namespace: ns,
-                    name,
-                },
-                None => AzureIdentity::Controller,
-            };
-            let token = provider::azure_token(identity, &ctx.azure, proxy, &ctx.tokens)
-                .await
-                .map_err(|message| Error::Provider {
-                    provider: "azure",
-                    message,
-                })?;
-            auth.bearer_token = Some(token);
-        }
-    }
-    Ok(())
-}
-
 /// Runs a blocking Git operation with the spec's timeout, mapping its errors to reasons.
 async fn blocking<T: Send + 'static>(
     timeout: Duration,
