@@ -76,10 +76,8 @@ pub const FEATURE_GATES: [&str; 10] = [
 pub struct Context {
     /// The controller's own client.
     pub client: Client,
-    /// The configuration `client` was made from.
-    pub kube_config: kube::Config,
-    /// Clients impersonating tenants' ServiceAccounts, by user name.
-    pub tenant_clients: std::sync::Mutex<std::collections::HashMap<String, Client>>,
+    /// The clients a Kustomization acts with: impersonating its ServiceAccount, or on a remote cluster.
+    pub tenants: driftless_runtime::tenant::Tenants,
     /// Events.
     pub recorder: Recorder,
     /// Metrics.
@@ -133,8 +131,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
     let instance = driftless_runtime::manager::identity();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        kube_config: config,
-        tenant_clients: Default::default(),
+        tenants: driftless_runtime::tenant::Tenants::new(client.clone(), config),
         recorder: Recorder::new(
             Some(client.clone()),
             CONTROLLER_NAME,

@@ -3,7 +3,7 @@
 //! kstatus [`conditions`], [`status`] writes by server-side apply, the [`error`] model and requeue policy,
 //! watch [`backoff`], reconcile [`request`]s (`requestedAt`, suspend, jitter, the watch trigger), [`events`] (Kubernetes
 //! Events and Flux's event JSON), Prometheus [`metrics`] and the health endpoints ([`server`], fed by [`progress`]),
-//! [`leader`] election on a Lease, the common [`flags`] and [`telemetry`].
+//! [`leader`] election on a Lease, the [`tenant`] clients (impersonation, remote clusters), the common [`flags`] and [`telemetry`].
 #![warn(missing_docs)]
 
 pub mod backoff;
@@ -25,3 +25,4 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod tenant;

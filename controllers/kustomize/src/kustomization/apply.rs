@@ -13,8 +13,7 @@ use driftless_ssa::{
     health::{Rules, WaitError, WaitOptions},
     inventory_ref,
 };
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use serde_json::Value;
 use tracing::info;
 
@@ -44,62 +43,19 @@ pub(super) fn resource_manager(obj: &Kustomization, ctx: &Context, client: kube:
 }
 
 pub(super) async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<kube::Client, Error> {
+    use driftless_runtime::tenant::Error as E;
     let ns = obj.namespace().unwrap_or_default();
     let default_sa = (!ctx.config.default_service_account.is_empty() && obj.spec.kube_config.is_none())
         .then(|| ctx.config.default_service_account.clone());
     let sa = obj.spec.service_account_name.clone().or(default_sa);
-    let user = sa.map(|sa| format!("system:serviceaccount:{ns}:{sa}"));
-    let Some(reference) = obj.spec.kube_config.as_ref() else {
-        let Some(user) = user else {
-            return Ok(ctx.client.clone());
-        };
-        if let Some(client) = ctx.tenant_clients.lock().expect("client cache").get(&user) {
-            return Ok(client.clone());
-        }
-        let mut config = ctx.kube_config.clone();
-        config.auth_info.impersonate = Some(user.clone());
-        config.auth_info.impersonate_groups = None;
-        let client = driftless_runtime::client::build(config).map_err(Error::Kube)?;
-        ctx.tenant_clients
-            .lock()
-            .expect("client cache")
-            .insert(user, client.clone());
-        return Ok(client);
-    };
-    let secret_ref = reference
-        .secret_ref
-        .as_ref()
-        .ok_or_else(|| Error::InvalidSpec("spec.kubeConfig needs a secretRef".into()))?;
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&secret_ref.name)
+    ctx.tenants
+        .client(&ns, sa.as_deref(), obj.spec.kube_config.as_ref())
         .await
-        .map_err(Error::Kube)?
-        .ok_or_else(|| Error::Artifact(format!("kubeconfig Secret '{ns}/{}' not found", secret_ref.name)))?;
-    let data = secret.data.unwrap_or_default();
-    let keys: Vec<&str> = match secret_ref.key.as_deref() {
-        Some(key) => vec![key],
-        None => vec!["value", "value.yaml"],
-    };
-    let text = keys
-        .iter()
-        .find_map(|k| data.get(*k))
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        .ok_or_else(|| {
-            Error::InvalidSpec(format!(
-                "kubeconfig Secret '{ns}/{}' has no key {}",
-                secret_ref.name,
-                keys.join(" or ")
-            ))
-        })?;
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)
-        .map_err(|e| Error::InvalidSpec(format!("kubeconfig Secret '{ns}/{}': {e}", secret_ref.name)))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .map_err(|e| Error::InvalidSpec(format!("kubeconfig Secret '{ns}/{}': {e}", secret_ref.name)))?;
-    if let Some(user) = user {
-        config.auth_info.impersonate = Some(user);
-    }
-    driftless_runtime::client::build(config).map_err(Error::Kube)
+        .map_err(|e| match e {
+            E::SecretNotFound { .. } => Error::Artifact(e.to_string()),
+            E::Invalid(message) => Error::InvalidSpec(message),
+            E::Kube(e) => Error::Kube(e),
+        })
 }
 
 /// The sync wave of an object: `driftless.io/wave`, else `argocd.argoproj.io/sync-wave`, else 0.
