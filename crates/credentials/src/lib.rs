@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use driftless_api::source::{GitProvider, GitRepository};
 use driftless_git::{Auth, auth::RemoteUrl};
 use driftless_runtime::error::api_message;
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 pub use provider::{AzureArgs, Tokens};
 
@@ -126,18 +125,21 @@ pub async fn secret_data(
     ns: &str,
     name: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret = api.get(name).await.map_err(|source| Error::GetSecret {
+    let missing = || {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure(&format!("secrets \"{name}\" not found"), "NotFound").with_code(404),
+        ))
+    };
+    let get = async {
+        driftless_runtime::refs::secret_data(client, ns, name)
+            .await?
+            .ok_or_else(missing)
+    };
+    get.await.map_err(|source| Error::GetSecret {
         namespace: ns.to_string(),
         name: name.to_string(),
         source,
-    })?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect())
+    })
 }
 
 /// The proxy URL of a `proxySecretRef` Secret (`address`, optional `username` and `password`, which go

@@ -1,8 +1,7 @@
 //! Where a Kustomization's manifests come from and what it waits on: its source's artifact (and the
 //! revision it was built from) and its `dependsOn`, with `readyExpr`.
 
-use driftless_api::{kustomize::Kustomization, meta::conditions::READY};
-use driftless_runtime::conditions;
+use driftless_api::kustomize::Kustomization;
 use kube::{Api, ResourceExt, api::DynamicObject};
 use serde_json::Value;
 
@@ -10,73 +9,39 @@ use crate::Context;
 
 use super::*;
 
-/// Evaluates a `readyExpr`: `self` is the Kustomization, `dep` its dependency.
-pub(super) fn ready_expr(expr: &str, this: &Kustomization, dep: &Kustomization) -> Result<bool, String> {
-    let program = driftless_runtime::cel::compiled(expr)?;
-    let (this, dep) = (
-        serde_json::to_value(this).map_err(|e| e.to_string())?,
-        serde_json::to_value(dep).map_err(|e| e.to_string())?,
-    );
-    driftless_runtime::cel::eval_bool(&program, &[("self", &this), ("dep", &dep)])
-}
-
-/// `dependsOn`: every dependency must be Ready for its current generation and, when it uses the same
-/// source, have applied the revision about to be applied here; a `readyExpr` replaces the Ready check
-/// (`AdditiveCELDependencyCheck`: adds to it).
+/// `dependsOn` (see `driftless_runtime::dependencies`): a dependency of the same source is current once
+/// it applied the revision about to be applied here.
 pub(super) async fn check_dependencies(
     obj: &Kustomization,
     ctx: &Context,
     source: &Source,
 ) -> Result<(), Error> {
-    let own_ns = obj.namespace().unwrap_or_default();
-    for d in obj.spec.depends_on.iter().flatten() {
-        let ns = d.namespace.clone().unwrap_or_else(|| own_ns.clone());
-        let name = format!("{ns}/{}", d.name);
-        if ctx.config.no_cross_namespace_refs && ns != own_ns {
-            return Err(Error::InvalidSpec(format!(
-                "cannot access Kustomization/{name}, cross-namespace references have been blocked"
-            )));
-        }
-        let waiting = |message: String| Error::DependencyNotReady {
-            message,
-            retry: ctx.config.requeue_dependency,
-        };
-        let dep = Api::<Kustomization>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&d.name)
-            .await
-            .map_err(Error::Kube)?
-            .ok_or_else(|| {
-                waiting(format!(
-                    "unable to get '{name}' dependency: kustomizations.kustomize.toolkit.fluxcd.io \"{}\" not found",
-                    d.name
-                ))
-            })?;
-        let not_ready = || waiting(format!("dependency '{name}' is not ready"));
-        if let Some(expr) = d.ready_expr.as_deref().filter(|e| !e.is_empty()) {
-            let ready = ready_expr(expr, obj, &dep)
-                .map_err(|e| Error::InvalidSpec(format!("dependency '{name}' readyExpr '{expr}': {e}")))?;
-            if !ready {
-                return Err(not_ready());
-            }
-            if !ctx.additive_cel_dependency_check {
-                continue;
-            }
-        }
-        let status = dep.status.clone().unwrap_or_default();
-        if status.conditions.is_empty()
-            || status.observed_generation != dep.metadata.generation
-            || !conditions::is_true(&status.conditions, READY)
-        {
-            return Err(not_ready());
-        }
+    use driftless_runtime::dependencies::{self, Error as E, Options};
+    let options = Options {
+        no_cross_namespace_refs: ctx.config.no_cross_namespace_refs,
+        additive_cel: ctx.additive_cel_dependency_check,
+    };
+    let current = |dep: &Kustomization| {
         let same_source = dep.spec.source_ref.name == obj.spec.source_ref.name
             && dep.spec.source_ref.kind == obj.spec.source_ref.kind
-            && source_namespace(&dep) == source_namespace(obj);
-        if same_source && status.last_applied_revision.as_deref() != Some(source.revision.as_str()) {
-            return Err(waiting(format!("dependency '{name}' revision is not up to date")));
-        }
-    }
-    Ok(())
+            && source_namespace(dep) == source_namespace(obj);
+        let applied = dep
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_revision.as_deref());
+        !same_source || applied == Some(source.revision.as_str())
+    };
+    let depends_on = obj.spec.depends_on.as_deref().unwrap_or_default();
+    dependencies::check(&ctx.client, obj, depends_on, options, current)
+        .await
+        .map_err(|e| match e {
+            E::NotReady(message) => Error::DependencyNotReady {
+                message,
+                retry: ctx.config.requeue_dependency,
+            },
+            E::Invalid(message) => Error::InvalidSpec(message),
+            E::Kube(e) => Error::Kube(e),
+        })
 }
 
 pub(super) struct Source {
@@ -104,12 +69,14 @@ pub(super) async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<S
     let r = &obj.spec.source_ref;
     let own_ns = obj.namespace().unwrap_or_default();
     let ns = source_namespace(obj);
-    if ctx.config.no_cross_namespace_refs && ns != own_ns {
-        return Err(Error::InvalidSpec(format!(
-            "cannot access {}/{ns}/{}, cross-namespace references have been blocked",
-            r.kind, r.name
-        )));
-    }
+    driftless_runtime::refs::cross_namespace(
+        ctx.config.no_cross_namespace_refs,
+        &own_ns,
+        &r.kind,
+        &ns,
+        &r.name,
+    )
+    .map_err(Error::InvalidSpec)?;
     let ar = source_resource(&r.kind)
         .ok_or_else(|| Error::InvalidSpec(format!("unsupported source kind '{}'", r.kind)))?;
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);

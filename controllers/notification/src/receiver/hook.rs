@@ -75,12 +75,13 @@ async fn request_reconcile(ctx: &Context, entry: &Entry, body: &[u8]) -> Result<
     let mut count = 0;
     for r in &entry.resources {
         let ns = r.namespace.clone().unwrap_or_else(|| entry.namespace.clone());
-        if ctx.config.no_cross_namespace_refs && ns != entry.namespace {
-            return Err(format!(
-                "cannot access {}/{ns}/{}, cross-namespace references have been blocked",
-                r.kind, r.name
-            ));
-        }
+        driftless_runtime::refs::cross_namespace(
+            ctx.config.no_cross_namespace_refs,
+            &entry.namespace,
+            &r.kind,
+            &ns,
+            &r.name,
+        )?;
         let api_version = r
             .api_version
             .clone()

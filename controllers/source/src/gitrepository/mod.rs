@@ -109,37 +109,60 @@ impl From<driftless_credentials::Error> for Error {
     }
 }
 
-impl ReconcileError for Error {
-    fn reason(&self) -> &'static str {
-        match self {
-            Error::GetSecret { .. } | Error::Authenticate(_) | Error::Provider { .. } => {
-                reasons::AUTHENTICATION_FAILED
-            }
-            Error::FeatureGateDisabled(_) => reasons::FEATURE_GATE_DISABLED,
-            Error::Checkout(_) | Error::Kube(_) | Error::Finalizer(_) => reasons::GIT_OPERATION_FAILED,
-            Error::InvalidSpec(_) => reasons::INVALID_SPEC,
-            Error::Verification(_) => reasons::VERIFICATION_ERROR,
-            Error::IncludeUnavailable(_) => reasons::INCLUDE_UNAVAILABLE,
-            Error::Storage(_) => reasons::STORAGE_OPERATION_FAILED,
-        }
-    }
+/// What a failure shows, decided in one place: the condition that carries it (abnormal-true, or
+/// `SourceVerified=False`), its reason, and how it is retried.
+struct Failure {
+    condition: &'static str,
+    reason: &'static str,
+    class: ErrorClass,
+}
 
-    fn class(&self) -> ErrorClass {
-        match self {
-            Error::InvalidSpec(_) | Error::FeatureGateDisabled(_) => ErrorClass::Stalled,
-            _ => ErrorClass::Transient,
+impl Error {
+    fn failure(&self) -> Failure {
+        let (condition, reason, class) = match self {
+            Error::GetSecret { .. } | Error::Authenticate(_) | Error::Provider { .. } => (
+                FETCH_FAILED,
+                reasons::AUTHENTICATION_FAILED,
+                ErrorClass::Transient,
+            ),
+            Error::FeatureGateDisabled(_) => {
+                (FETCH_FAILED, reasons::FEATURE_GATE_DISABLED, ErrorClass::Stalled)
+            }
+            Error::Checkout(_) | Error::Kube(_) | Error::Finalizer(_) => {
+                (FETCH_FAILED, reasons::GIT_OPERATION_FAILED, ErrorClass::Transient)
+            }
+            Error::InvalidSpec(_) => (STALLED, reasons::INVALID_SPEC, ErrorClass::Stalled),
+            Error::Verification(_) => (
+                SOURCE_VERIFIED,
+                reasons::VERIFICATION_ERROR,
+                ErrorClass::Transient,
+            ),
+            Error::IncludeUnavailable(_) => (
+                INCLUDE_UNAVAILABLE,
+                reasons::INCLUDE_UNAVAILABLE,
+                ErrorClass::Transient,
+            ),
+            Error::Storage(_) => (
+                STORAGE_OPERATION_FAILED,
+                reasons::STORAGE_OPERATION_FAILED,
+                ErrorClass::Transient,
+            ),
+        };
+        Failure {
+            condition,
+            reason,
+            class,
         }
     }
 }
 
-/// The condition that carries the error (abnormal-true).
-fn failure_condition(err: &Error) -> &'static str {
-    match err {
-        Error::Storage(_) => STORAGE_OPERATION_FAILED,
-        Error::IncludeUnavailable(_) => INCLUDE_UNAVAILABLE,
-        Error::Verification(_) => SOURCE_VERIFIED,
-        Error::InvalidSpec(_) => STALLED,
-        _ => FETCH_FAILED,
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        self.failure().reason
+    }
+
+    fn class(&self) -> ErrorClass {
+        self.failure().class
     }
 }
 
@@ -361,7 +384,7 @@ fn summarize(obj: &GitRepository, status: &mut GitRepositoryStatus, result: &Res
                 _ => "reconciliation in progress".to_string(),
             };
             conditions::mark_failed_attempt(&mut status.conditions, err.class(), &progress, generation);
-            let condition = failure_condition(err);
+            let condition = err.failure().condition;
             // SourceVerified has positive polarity: a failed verification is SourceVerified=False
             let polarity = if condition == SOURCE_VERIFIED {
                 Status::False
