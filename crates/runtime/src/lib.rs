@@ -25,6 +25,7 @@ pub mod refs;
 pub mod request;
 pub mod server;
 pub mod shutdown;
+pub mod sources;
 pub mod status;
 pub mod telemetry;
 pub mod tenant;

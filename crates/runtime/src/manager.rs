@@ -186,6 +186,20 @@ where
     }
 }
 
+/// The dynamic API of `ar` the controller watches: all namespaces, or only the runtime namespace with
+/// `--watch-all-namespaces=false`.
+pub fn watched_dynamic(
+    client: Client,
+    args: &ControllerArgs,
+    ar: &kube::core::ApiResource,
+) -> Api<kube::api::DynamicObject> {
+    if args.watch_all_namespaces {
+        Api::all_with(client, ar)
+    } else {
+        Api::namespaced_with(client, &args.runtime_namespace, ar)
+    }
+}
+
 /// The watcher configuration: `--watch-label-selector` when set.
 pub fn watcher_config(args: &ControllerArgs) -> watcher::Config {
     let config = watcher::Config::default();

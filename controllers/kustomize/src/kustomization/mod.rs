@@ -144,25 +144,8 @@ impl Error {
 /// The source kinds a Kustomization may reference.
 const SOURCE_KINDS: [&str; 4] = driftless_api::kinds::KUSTOMIZATION_SOURCES;
 
-/// The API resource of the source kind `kind`, if a Kustomization may reference it.
-fn source_resource(kind: &str) -> Option<ApiResource> {
-    SOURCE_KINDS
-        .contains(&kind)
-        .then(|| driftless_api::kinds::get(kind).map(|k| k.api_resource()))
-        .flatten()
-}
-
 /// The label that makes a Secret or ConfigMap trigger the Kustomizations using it when it changes.
 pub const WATCH_LABEL: (&str, &str) = ("reconcile.fluxcd.io/watch", "Enabled");
-
-/// An API of `ar` in the watched namespaces.
-fn watched_dynamic(ctx: &Context, ar: &ApiResource) -> Api<DynamicObject> {
-    if ctx.config.watch_all_namespaces {
-        Api::all_with(ctx.client.clone(), ar)
-    } else {
-        Api::namespaced_with(ctx.client.clone(), &ctx.config.runtime_namespace, ar)
-    }
-}
 
 /// Runs the Kustomization controller. A source whose artifact changes triggers the Kustomizations that
 /// use it at once, and so does a Secret or ConfigMap labelled [`WATCH_LABEL`] that one of them substitutes
@@ -176,30 +159,15 @@ pub async fn run(ctx: Arc<Context>) {
         ctx.config.concurrent,
         progress.clone(),
     );
-    for kind in SOURCE_KINDS {
-        let ar = source_resource(kind).expect("a source kind");
-        let store = store.clone();
-        ctrl = run_loop::watch_related(
-            ctrl,
-            kind,
-            watched_dynamic(&ctx, &ar),
-            ar,
-            watcher::Config::default(),
-            move |source: DynamicObject| {
-                let (ns, name) = (source.namespace().unwrap_or_default(), source.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|k| {
-                        let r = &k.spec.source_ref;
-                        r.kind == kind && r.name == name && source_namespace(k) == ns
-                    })
-                    .map(|k| ObjectRef::from_obj(k.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-            progress.clone(),
-        );
-    }
+    ctrl = driftless_runtime::sources::watch_sources(
+        ctrl,
+        &ctx.client,
+        &ctx.config,
+        &SOURCE_KINDS,
+        store.clone(),
+        source_ref,
+        progress.clone(),
+    );
     let config_kinds: &[&str] = if ctx.watch_configs {
         &["ConfigMap", "Secret"]
     } else {
@@ -215,7 +183,7 @@ pub async fn run(ctx: Arc<Context>) {
         ctrl = run_loop::watch_related(
             ctrl,
             kind,
-            watched_dynamic(&ctx, &ar),
+            driftless_runtime::manager::watched_dynamic(ctx.client.clone(), &ctx.config, &ar),
             ar,
             labelled.clone(),
             move |data: DynamicObject| {

@@ -2,8 +2,8 @@
 //! revision it was built from) and its `dependsOn`, with `readyExpr`.
 
 use driftless_api::kustomize::Kustomization;
-use kube::{Api, ResourceExt, api::DynamicObject};
-use serde_json::Value;
+use driftless_runtime::sources::SourceRef;
+use kube::ResourceExt;
 
 use crate::Context;
 
@@ -44,13 +44,18 @@ pub(super) async fn check_dependencies(
         })
 }
 
-pub(super) struct Source {
-    pub(super) url: String,
-    pub(super) digest: String,
-    pub(super) revision: String,
-    /// The revision the artifact was built from, when its producer recorded one
-    /// (`org.opencontainers.image.revision` in the artifact's metadata, as for OCI sources).
-    pub(super) origin_revision: Option<String>,
+/// What a Kustomization applies: its source's artifact.
+pub(super) type Source = driftless_runtime::sources::SourceArtifact;
+
+/// The source a Kustomization applies from, its namespace resolved (`sourceRef.namespace`, else its
+/// own).
+pub(super) fn source_ref(k: &Kustomization) -> SourceRef {
+    let r = &k.spec.source_ref;
+    SourceRef {
+        kind: r.kind.clone(),
+        namespace: source_namespace(k),
+        name: r.name.clone(),
+    }
 }
 
 /// The namespace of a Kustomization's source: `sourceRef.namespace`, else its own.
@@ -62,59 +67,21 @@ pub(super) fn source_namespace(k: &Kustomization) -> String {
         .unwrap_or_else(|| k.namespace().unwrap_or_default())
 }
 
-/// The artifact metadata key of the origin revision.
-pub(super) const ORIGIN_REVISION_KEY: &str = "org.opencontainers.image.revision";
-
+/// The artifact of the Kustomization's source.
 pub(super) async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<Source, Error> {
-    let r = &obj.spec.source_ref;
-    let own_ns = obj.namespace().unwrap_or_default();
-    let ns = source_namespace(obj);
-    driftless_runtime::refs::cross_namespace(
+    use driftless_runtime::sources::{self, Error as E};
+    let own = obj.namespace().unwrap_or_default();
+    sources::artifact(
+        &ctx.client,
+        &SOURCE_KINDS,
+        &own,
+        &source_ref(obj),
         ctx.config.no_cross_namespace_refs,
-        &own_ns,
-        &r.kind,
-        &ns,
-        &r.name,
     )
-    .map_err(Error::InvalidSpec)?;
-    let ar = source_resource(&r.kind)
-        .ok_or_else(|| Error::InvalidSpec(format!("unsupported source kind '{}'", r.kind)))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
-    let source = api
-        .get_opt(&r.name)
-        .await
-        .map_err(Error::Kube)?
-        .ok_or_else(|| Error::Artifact(format!("Source '{}/{ns}/{}' not found", r.kind, r.name)))?;
-    let artifact = source
-        .data
-        .pointer("/status/artifact")
-        .cloned()
-        .filter(|a| a.is_object())
-        .ok_or_else(|| {
-            Error::Artifact(format!(
-                "Source '{}/{ns}/{}' is not ready, artifact not found",
-                r.kind, r.name
-            ))
-        })?;
-    let get = |k: &str| {
-        artifact
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let origin_revision = artifact
-        .pointer(&format!(
-            "/metadata/{}",
-            ORIGIN_REVISION_KEY.replace('~', "~0").replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string);
-    Ok(Source {
-        url: get("url"),
-        digest: get("digest"),
-        revision: get("revision"),
-        origin_revision,
+    .await
+    .map_err(|e| match e {
+        E::Invalid(message) => Error::InvalidSpec(message),
+        E::NotFound(_) | E::NotReady(_) => Error::Artifact(e.to_string()),
+        E::Kube(e) => Error::Kube(e),
     })
 }
