@@ -2,6 +2,7 @@
 //! that need the cluster or the network (`fetch_*`, `apply_status`) are kept apart from the pure ones
 //! (`plan`, `compute_status`). A failure keeps the last artifact in status and in storage.
 
+mod include;
 mod steps;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
