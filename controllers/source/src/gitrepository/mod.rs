@@ -1,6 +1,9 @@
-//! GitRepository: `storage → source → include → artifact`, as Flux orders its sub-reconcilers. Steps
-//! that need the cluster or the network (`fetch_*`, `apply_status`) are kept apart from the pure ones
-//! (`plan`, `compute_status`). A failure keeps the last artifact in status and in storage.
+//! GitRepository: `storage → source → include → artifact`, as Flux orders its sub-reconcilers
+//! (`steps.rs`: the stored artifact's integrity, the credentials, ls-remote or fetch, verification,
+//! checkout, the artifact; `include.rs`: `spec.include`), on the shared reconcile lifecycle. Here: the
+//! kind's errors (one match gives each its condition, reason and retry), its watches, and the pure
+//! `summarize` from a run's outcome to conditions. A failure keeps the last artifact in status and in
+//! storage.
 
 mod include;
 mod steps;
