@@ -40,20 +40,9 @@ pub const KIND: &str = "GitRepository";
 /// A failed step. Each variant names what failed; [`ReconcileError`] gives its reason and class.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The credentials Secret is missing or unreadable.
-    #[error(
-        "failed to get secret '{namespace}/{name}': {}",
-        driftless_runtime::error::api_message(source)
-    )]
-    GetSecret {
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// Why.
-        #[source]
-        source: kube::Error,
-    },
+    /// The remote's credentials could not be had (a Secret, a provider's token, a feature gate).
+    #[error("{}", credentials_message(.0))]
+    Credentials(#[from] driftless_credentials::Error),
     /// The Git operation failed: network, missing ref, no semver match.
     #[error("failed to checkout and determine revision: {0}")]
     Checkout(#[source] driftless_git::Error),
@@ -63,17 +52,6 @@ pub enum Error {
     /// The spec cannot work: only a change helps.
     #[error("{0}")]
     InvalidSpec(String),
-    /// The provider (GitHub App, Azure workload identity) issued no credentials.
-    #[error("failed to get credentials from the '{provider}' provider: {message}")]
-    Provider {
-        /// `github` or `azure`.
-        provider: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// The spec needs a feature gate that is off.
-    #[error("{0}")]
-    FeatureGateDisabled(String),
     /// Signature verification was asked for and could not be done or failed.
     #[error("{0}")]
     Verification(String),
@@ -92,24 +70,13 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl From<driftless_credentials::Error> for Error {
-    fn from(e: driftless_credentials::Error) -> Self {
-        use driftless_credentials::Error as E;
-        match e {
-            E::GetSecret {
-                namespace,
-                name,
-                source,
-            } => Error::GetSecret {
-                namespace,
-                name,
-                source,
-            },
-            E::InvalidSpec(message) => Error::InvalidSpec(message),
-            E::Authenticate(e) => Error::Authenticate(e),
-            E::Provider { provider, message } => Error::Provider { provider, message },
-            E::FeatureGateDisabled(message) => Error::FeatureGateDisabled(message),
+/// A credentials failure as Flux words it: keys that do not fit the URL fail the checkout.
+fn credentials_message(e: &driftless_credentials::Error) -> String {
+    match e {
+        driftless_credentials::Error::Authenticate(e) => {
+            format!("failed to checkout and determine revision: {e}")
         }
+        other => other.to_string(),
     }
 }
 
@@ -124,14 +91,25 @@ struct Failure {
 impl Error {
     fn failure(&self) -> Failure {
         let (condition, reason, class) = match self {
-            Error::GetSecret { .. } | Error::Authenticate(_) | Error::Provider { .. } => (
+            Error::Credentials(e) => {
+                use driftless_credentials::Error as E;
+                match e {
+                    E::GetSecret { .. } | E::Authenticate(_) | E::Provider { .. } => (
+                        FETCH_FAILED,
+                        reasons::AUTHENTICATION_FAILED,
+                        ErrorClass::Transient,
+                    ),
+                    E::FeatureGateDisabled(_) => {
+                        (FETCH_FAILED, reasons::FEATURE_GATE_DISABLED, ErrorClass::Stalled)
+                    }
+                    E::InvalidSpec(_) => (STALLED, reasons::INVALID_SPEC, ErrorClass::Stalled),
+                }
+            }
+            Error::Authenticate(_) => (
                 FETCH_FAILED,
                 reasons::AUTHENTICATION_FAILED,
                 ErrorClass::Transient,
             ),
-            Error::FeatureGateDisabled(_) => {
-                (FETCH_FAILED, reasons::FEATURE_GATE_DISABLED, ErrorClass::Stalled)
-            }
             Error::Checkout(_) | Error::Kube(_) | Error::Finalizer(_) => {
                 (FETCH_FAILED, reasons::GIT_OPERATION_FAILED, ErrorClass::Transient)
             }

@@ -746,26 +746,12 @@ async fn every_controller_recovers_from_an_api_server_answering_500_then_429_for
     let (proxy, c) = behind_proxy(&inst).await;
     let fleet = fleet(&inst).await;
     let hook = receiver(&inst, &c).await;
-    failing_for_a_while(
-        &inst,
-        &proxy,
-        &c,
-        &fleet,
-        &hook,
-        apiproxy::Mode::Fail(500),
-        "after-500",
-    )
-    .await;
-    failing_for_a_while(
-        &inst,
-        &proxy,
-        &c,
-        &fleet,
-        &hook,
-        apiproxy::Mode::Fail(429),
-        "after-429",
-    )
-    .await;
+    for (mode, token) in [
+        (apiproxy::Mode::Fail(500), "after-500"),
+        (apiproxy::Mode::Fail(429), "after-429"),
+    ] {
+        failing_for_a_while(&inst, &proxy, &c, &fleet, &hook, mode, token).await;
+    }
 }
 
 #[tokio::test]
