@@ -257,21 +257,32 @@ start() {
   if [ -f $RUN/port ] && ready "$(cat $RUN/port)"; then log "instance $NAME already running"; echo "$RUN/kubeconfig"; return; fi
   stop_instance
   [ -x $BIN ] && [ "$(cat $BIN.stamp 2>/dev/null)" = "$(build_stamp)" ] || (build)
-  mkdir -p $RUN && rm -rf $RUN/etcd-data $RUN/certs
-  local port etcd peer
-  if [ -n "${DRIFTLESS_TC_PORT:-}" ]; then port=$DRIFTLESS_TC_PORT
-  elif [ "$NAME" = default ] && ! (echo > /dev/tcp/127.0.0.1/6443) 2>/dev/null; then port=6443
-  else port=$(free_port); fi
-  etcd=$(free_port); peer=$(free_port)
-  echo $port > $RUN/port
-  local t0; t0=$(date +%s%N)
-  $CACHE/etcd/usr/bin/etcd --name $NAME --data-dir $RUN/etcd-data --unsafe-no-fsync \
-     --listen-client-urls http://127.0.0.1:$etcd --advertise-client-urls http://127.0.0.1:$etcd \
-     --listen-peer-urls http://127.0.0.1:$peer --initial-advertise-peer-urls http://127.0.0.1:$peer \
-     --initial-cluster $NAME=http://127.0.0.1:$peer > $RUN/etcd.log 2>&1 9>&- &
-  echo $! > $RUN/etcd.pid
-  echo $etcd > $RUN/etcd-port
-  start_apiserver
+  local port etcd peer attempt t0
+  # a port chosen free can be taken by another process before etcd or the API server binds it (tests
+  # bind 127.0.0.1:0 all the time): then start again on other ports
+  for attempt in 1 2 3; do
+    mkdir -p $RUN && rm -rf $RUN/etcd-data $RUN/certs $RUN/apiserver.log $RUN/etcd.log
+    if [ -n "${DRIFTLESS_TC_PORT:-}" ]; then port=$DRIFTLESS_TC_PORT
+    elif [ "$NAME" = default ] && ! (echo > /dev/tcp/127.0.0.1/6443) 2>/dev/null; then port=6443
+    else port=$(free_port); fi
+    etcd=$(free_port); peer=$(free_port)
+    echo $port > $RUN/port
+    t0=$(date +%s%N)
+    $CACHE/etcd/usr/bin/etcd --name $NAME --data-dir $RUN/etcd-data --unsafe-no-fsync \
+       --listen-client-urls http://127.0.0.1:$etcd --advertise-client-urls http://127.0.0.1:$etcd \
+       --listen-peer-urls http://127.0.0.1:$peer --initial-advertise-peer-urls http://127.0.0.1:$peer \
+       --initial-cluster $NAME=http://127.0.0.1:$peer > $RUN/etcd.log 2>&1 9>&- &
+    echo $! > $RUN/etcd.pid
+    echo $etcd > $RUN/etcd-port
+    launch_apiserver && break
+    if [ $attempt -lt 3 ] && grep -qs "address already in use" $RUN/apiserver.log $RUN/etcd.log; then
+      log "a port was taken before it was bound: starting $NAME again on other ports"
+      stop_instance
+      continue
+    fi
+    tail -20 $RUN/apiserver.log $RUN/etcd.log >&2
+    die "instance $NAME did not start; logs: $RUN/apiserver.log, $RUN/etcd.log"
+  done
   cat > $RUN/kubeconfig.new <<EOK
 apiVersion: v1
 kind: Config
@@ -294,19 +305,24 @@ EOK
 }
 
 # The API server of instance $RUN on its port, etcd and certificates (kept across restarts, so clients
-# keep trusting it), waited for until ready.
-start_apiserver() {
+# keep trusting it), waited for until ready; fails (1) when it or etcd exits or it is not ready in 30 s.
+launch_apiserver() {
   local port etcd i; port=$(cat $RUN/port); etcd=$(cat $RUN/etcd-port)
   $BIN --etcd-servers http://127.0.0.1:$etcd --bind-address 127.0.0.1 --secure-port $port \
      --cert-dir $RUN/certs --authz $AUTHZ --admin-token "$ADMIN_TOKEN" >> $RUN/apiserver.log 2>&1 9>&- &
   echo $! > $RUN/apiserver.pid
   for i in $(seq 1 600); do
-    ready $port && break
-    kill -0 "$(cat $RUN/apiserver.pid)" 2>/dev/null || { tail -20 $RUN/apiserver.log >&2; die "API server exited; log: $RUN/apiserver.log"; }
-    kill -0 "$(cat $RUN/etcd.pid)" 2>/dev/null || { tail -20 $RUN/etcd.log >&2; die "etcd exited; log: $RUN/etcd.log"; }
+    ready $port && return 0
+    kill -0 "$(cat $RUN/apiserver.pid)" 2>/dev/null || return 1
+    kill -0 "$(cat $RUN/etcd.pid)" 2>/dev/null || return 1
     sleep 0.05
   done
-  ready $port || { tail -20 $RUN/apiserver.log >&2; die "not ready after 30 s; log: $RUN/apiserver.log"; }
+  ready $port
+}
+
+# launch_apiserver, or the end of the script with its log.
+start_apiserver() {
+  launch_apiserver || { tail -20 $RUN/apiserver.log $RUN/etcd.log >&2; die "the API server of $NAME did not start; logs: $RUN/apiserver.log, $RUN/etcd.log"; }
 }
 
 # Fault injection for the fault suite (tests/faults): the API server stopped with a signal (etcd and its
