@@ -92,7 +92,41 @@ fn with_status_default(mut crd: CustomResourceDefinition) -> CustomResourceDefin
 fn flux_style(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let mut value = serde_json::to_value(&crd).expect("a CRD serialises to JSON");
     strip_nullable(&mut value);
+    // an object without spec is valid in Flux's schemas (the derive requires it: our spec types default)
+    for version in value["spec"]["versions"].as_array_mut().into_iter().flatten() {
+        let schema = &mut version["schema"]["openAPIV3Schema"];
+        if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                schema.as_object_mut().map(|o| o.remove("required"));
+            }
+        }
+    }
+    // a Kustomization applying these CRDs leaves `${…}` in their descriptions alone, as Flux marks them
+    if ["HelmRelease", "Kustomization", "Alert", "Provider", "Receiver"]
+        .contains(&value["spec"]["names"]["kind"].as_str().unwrap_or_default())
+    {
+        value["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/substitute"] = json!("disabled");
+    }
+    // `kubectl get fluxcd` (and `all`, and the group's own category) lists them, as Flux's (whose
+    // ImagePolicy and ImageRepository have none)
+    let group = value["spec"]["group"].as_str().unwrap_or_default().to_string();
+    let kind = value["spec"]["names"]["kind"].as_str().unwrap_or_default();
+    if !["ImagePolicy", "ImageRepository"].contains(&kind) {
+        value["spec"]["names"]["categories"] = json!(["all", "fluxcd", category(&group)]);
+    }
     serde_json::from_value(value).expect("a CRD deserialises from its JSON")
+}
+
+/// Flux's per-group category.
+fn category(group: &str) -> &'static str {
+    match group.split('.').next().unwrap_or_default() {
+        "source" => "fluxcd-sources",
+        "kustomize" | "helm" => "fluxcd-appliers",
+        "notification" => "fluxcd-notifications",
+        "image" => "fluxcd-images",
+        other => panic!("no category for the group '{other}'"),
+    }
 }
 
 fn strip_nullable(value: &mut Value) {

@@ -211,6 +211,13 @@ async fn provider_credentials(
             auth.username = Some(GITHUB_TOKEN_USER.into());
             auth.password = Some(token);
         }
+        GitProvider::Aws => {
+            return Err(Error::InvalidSpec(
+                "the 'aws' provider (AWS CodeCommit with the controller's AWS identity) is not supported \
+                 by driftless yet: use spec.secretRef with HTTPS Git credentials"
+                    .into(),
+            ));
+        }
         GitProvider::Azure => {
             let identity = match &obj.spec.service_account_name {
                 Some(_) if !providers.object_level_identity => {

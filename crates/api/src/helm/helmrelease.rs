@@ -80,10 +80,7 @@ pub struct HelmReleaseSpec {
     pub max_history: Option<i64>,
     /// The name of the Kubernetes service account to impersonate when reconciling this HelmRelease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 253),
-        pattern(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
     /// PersistentClient tells the controller to use a persistent Kubernetes client for this release. When
     /// enabled, the client will be reused for the duration of the reconciliation, instead of being created
@@ -438,6 +435,12 @@ pub struct Upgrade {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["enabled", "disabled", "auto"]))]
     pub server_side_apply: Option<String>,
+    /// ChartNameChangeStrategy defines the strategy to use when a Helm chart name changes. Valid values are
+    /// 'Reinstall' or 'InPlaceUpdate'. Defaults to 'Reinstall' if omitted. Reinstall: reinstall the Helm
+    /// release, uninstalling the existing Helm release. InPlaceUpdate: update the Helm release in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["InPlaceUpdate", "Reinstall"]))]
+    pub chart_name_change_strategy: Option<String>,
 }
 
 /// UpgradeRemediation holds the configuration for Helm upgrade remediation.

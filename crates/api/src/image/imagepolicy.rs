@@ -37,10 +37,10 @@ pub struct ImagePolicySpec {
     /// provided, all the tags from the repository will be ordered and compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter_tags: Option<TagFilter>,
-    /// DigestReflectionPolicy governs the setting of the `.status.latestRef.digest` field: 'Never',
-    /// 'IfNotPresent' (the default) or 'Always'.
+    /// DigestReflectionPolicy governs the setting of the `.status.latestRef.digest` field: 'Never' (the
+    /// default), 'IfNotPresent' or 'Always'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "IfNotPresent", "enum" = ["Always", "IfNotPresent", "Never"]))]
+    #[schemars(extend("default" = "Never", "enum" = ["Always", "IfNotPresent", "Never"]))]
     pub digest_reflection_policy: Option<String>,
     /// Interval is the length of time to wait between refreshing the digest of the latest tag when the
     /// reflection policy is set to "Always".

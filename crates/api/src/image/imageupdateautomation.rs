@@ -21,7 +21,13 @@ use crate::{
     namespaced,
     status = "ImageUpdateAutomationStatus",
     doc = "ImageUpdateAutomation is the Schema for the imageupdateautomations API.",
-    printcolumn = r#"{"name":"Last run","type":"string","jsonPath":".status.lastAutomationRunTime"}"#
+    shortname = "iua",
+    shortname = "imgupd",
+    shortname = "imgauto",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Last run","type":"string","priority":1,"jsonPath":".status.lastAutomationRunTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageUpdateAutomationSpec {
@@ -127,6 +133,12 @@ pub struct SigningKey {
     /// Armored file containing the GPG signing keypair as the value. It must be in the same namespace as
     /// the ImageUpdateAutomation.
     pub secret_ref: LocalObjectReference,
+    /// Type selects the signing-key format expected in the referenced Secret: 'gpg' (a 'git.asc' keypair
+    /// and optional 'passphrase') or 'ssh' (an 'identity' and optional 'password'). When empty, the
+    /// controller defaults to 'gpg'.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["gpg", "ssh"]))]
+    pub type_: Option<String>,
 }
 
 /// PushSpec specifies how and where to push commits.

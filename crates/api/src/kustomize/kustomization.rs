@@ -213,6 +213,13 @@ pub struct PostBuild {
     /// names, and they must match the vars declared in the manifests for the substitution to happen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub substitute_from: Option<Vec<SubstituteReference>>,
+    /// SubstituteStrategy defines the strategy for substituting variables in the YAML manifests. Valid
+    /// values are: `WithVariables` (the default): require at least one variable to be defined, either
+    /// through the inline map or through the resolved references to ConfigMaps and Secrets; `Always`:
+    /// perform the substitution even if no variables are defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["WithVariables", "Always"]))]
+    pub substitute_strategy: Option<String>,
 }
 
 /// SubstituteReference contains a reference to a resource containing the variables name and value.
@@ -239,6 +246,7 @@ pub struct CustomHealthCheck {
     /// APIVersion of the custom resource under evaluation.
     pub api_version: String,
     /// Kind of the custom resource under evaluation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
     /// Current is the CEL expression that determines if the status of the custom resource has reached the
     /// desired state.

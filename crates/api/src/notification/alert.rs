@@ -66,7 +66,7 @@ pub struct CrossNamespaceObjectReference {
     pub name: String,
     /// Namespace of the referent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 253))]
     pub namespace: Option<String>,
     /// MatchLabels is a map of {key,value} pairs. A single {key,value} in the matchLabels map is equivalent
     /// to an element of matchExpressions, whose key field is "key", the operator is "In", and the values

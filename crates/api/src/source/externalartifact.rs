@@ -16,6 +16,7 @@ use crate::meta::{Artifact, NamespacedObjectKindReference};
     namespaced,
     status = "ExternalArtifactStatus",
     doc = "ExternalArtifact is the Schema for the external artifacts API.",
+    shortname = "ea",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,

@@ -94,6 +94,8 @@ pub enum GitProvider {
     Azure,
     /// A GitHub App whose credentials are in `secretRef`.
     Github,
+    /// AWS CodeCommit with the controller's AWS identity.
+    Aws,
 }
 
 /// GitRepositoryInclude specifies a local reference to a GitRepository which Artifact (sub-)contents must

@@ -58,15 +58,15 @@ fn every_kind_has_fluxs_names_and_columns() {
         ("source.toolkit.fluxcd.io", "v1", "HelmRepository", "helmrepositories", &["helmrepo"], true, &["URL", "Age", "Ready", "Status"]),
         ("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts", &["hc"], true, &["Chart", "Version", "Source Kind", "Source Name", "Age", "Ready", "Status"]),
         ("source.toolkit.fluxcd.io", "v1", "Bucket", "buckets", &[], true, &["Endpoint", "Age", "Ready", "Status"]),
-        ("source.toolkit.fluxcd.io", "v1", "ExternalArtifact", "externalartifacts", &[], true, &["Age", "Ready", "Status", "Source"]),
+        ("source.toolkit.fluxcd.io", "v1", "ExternalArtifact", "externalartifacts", &["ea"], true, &["Age", "Ready", "Status", "Source"]),
         ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations", &["ks"], true, &["Age", "Ready", "Status"]),
         ("helm.toolkit.fluxcd.io", "v2", "HelmRelease", "helmreleases", &["hr"], true, &["Age", "Ready", "Status"]),
         ("notification.toolkit.fluxcd.io", "v1", "Receiver", "receivers", &[], true, &["Age", "Ready", "Status"]),
         ("notification.toolkit.fluxcd.io", "v1beta3", "Alert", "alerts", &[], false, &["Age"]),
         ("notification.toolkit.fluxcd.io", "v1beta3", "Provider", "providers", &[], false, &["Age"]),
-        ("image.toolkit.fluxcd.io", "v1", "ImageRepository", "imagerepositories", &[], true, &["Last scan", "Tags", "Ready", "Status", "Age"]),
+        ("image.toolkit.fluxcd.io", "v1", "ImageRepository", "imagerepositories", &["imgrepo", "imagerepo"], true, &["Image", "Tags", "Ready", "Status", "Last scan", "Age"]),
         ("image.toolkit.fluxcd.io", "v1", "ImagePolicy", "imagepolicies", &["imgpol", "imagepol"], true, &["Image", "Tag", "Ready", "Status", "Age"]),
-        ("image.toolkit.fluxcd.io", "v1", "ImageUpdateAutomation", "imageupdateautomations", &[], true, &["Last run"]),
+        ("image.toolkit.fluxcd.io", "v1", "ImageUpdateAutomation", "imageupdateautomations", &["iua", "imgupd", "imgauto"], true, &["Ready", "Status", "Last run", "Age"]),
     ];
     let generated = crds();
     assert_eq!(generated.len(), table.len());

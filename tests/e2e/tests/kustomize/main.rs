@@ -541,6 +541,7 @@ async fn post_build_substitutes_variables_and_a_watched_config_map_change_reappl
                     reference("Secret", "secret-vars", false),
                     reference("ConfigMap", "absent", true),
                 ]),
+                ..Default::default()
             }),
             ..spec("./vars", true)
         },
