@@ -166,3 +166,45 @@ fn sources_default_their_status_to_unobserved() {
         }
     }
 }
+
+/// Flux's released CRDs against ours, by `../shared/reference/flux-crds/compare.py`: no field of Flux's
+/// is missing, nothing of ours refuses or alters an object Flux accepts (its severity 1: a narrower type
+/// or enum, an extra required field, a stricter pattern or length, a rule of ours only), and no default
+/// differs. (The remaining differences — Flux's own CEL rules, formats, condition attributes — are #22's.)
+#[test]
+fn no_flux_field_is_missing_and_nothing_flux_accepts_is_refused() {
+    let Some(shared) = driftless_testkit::shared_dir() else {
+        return;
+    };
+    let reference = shared.join("reference/flux-crds");
+    let out = std::env::temp_dir().join(format!("driftless-crd-compare-{}.json", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .arg(reference.join("compare.py"))
+        .arg("--ours")
+        .arg(crds_dir())
+        .arg("--flux")
+        .arg(reference.join("crds"))
+        .arg("--json")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs compare.py");
+    assert!(status.success(), "compare.py failed: {status}");
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    let _ = fs::remove_file(&out);
+    let mut problems = Vec::new();
+    for kind in report["kinds"].as_array().expect("kinds") {
+        for version in kind["versions"].as_array().into_iter().flatten() {
+            let at = format!("{} {}", kind["kind"], version["version"]);
+            for field in version["missing"].as_array().into_iter().flatten() {
+                problems.push(format!("{at}: Flux's field {field} is missing"));
+            }
+            for diff in version["diffs"].as_array().into_iter().flatten() {
+                if diff["severity"] == 1 || diff["kind"] == "default" {
+                    problems.push(format!("{at}: {diff}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
