@@ -125,21 +125,13 @@ pub async fn secret_data(
     ns: &str,
     name: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
-    let missing = || {
-        kube::Error::Api(Box::new(
-            kube::core::Status::failure(&format!("secrets \"{name}\" not found"), "NotFound").with_code(404),
-        ))
-    };
-    let get = async {
-        driftless_runtime::refs::secret_data(client, ns, name)
-            .await?
-            .ok_or_else(missing)
-    };
-    get.await.map_err(|source| Error::GetSecret {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-        source,
-    })
+    driftless_runtime::refs::secret_data(client, ns, name)
+        .await
+        .map_err(|source| Error::GetSecret {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            source,
+        })
 }
 
 /// The proxy URL of a `proxySecretRef` Secret (`address`, optional `username` and `password`, which go

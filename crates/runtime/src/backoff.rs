@@ -52,14 +52,14 @@ pub fn schedule(err: &watcher::Error) -> Schedule {
     };
     match client {
         kube::Error::Api(status) if status.code == 410 => GONE,
-        // the server says when to come back (429 with `details.retryAfterSeconds`)
-        kube::Error::Api(status) if retry_after(status).is_some() => {
-            let after = retry_after(status).unwrap_or_default().min(ANSWERED.ceiling);
+        // the server may say when to come back (429 with `details.retryAfterSeconds`)
+        kube::Error::Api(status) => retry_after(status).map_or(ANSWERED, |after| {
+            let after = after.min(ANSWERED.ceiling);
             Schedule {
                 first: after,
                 ceiling: after,
             }
-        }
+        }),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => UNREACHABLE,
         _ => ANSWERED,
     }

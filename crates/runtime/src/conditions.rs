@@ -125,6 +125,23 @@ pub fn mark_failed_attempt(
     }
 }
 
+/// The end of a failed run of a kind whose `Ready` carries the failure itself: `Reconciling` as
+/// [`mark_failed_attempt`] leaves it (`progress` while retried), `Stalled` when only a spec change helps,
+/// and `Ready=False` with the error's reason and message.
+pub fn mark_failed_run(
+    conditions: &mut Vec<Condition>,
+    err: &dyn crate::error::ReconcileError,
+    progress: &str,
+    generation: Option<i64>,
+) {
+    let message = err.to_string();
+    mark_failed_attempt(conditions, err.class(), progress, generation);
+    if err.class() == crate::error::ErrorClass::Stalled {
+        mark_stalled(conditions, err.reason(), &message, generation);
+    }
+    mark_false(conditions, READY, err.reason(), &message, generation);
+}
+
 /// Marks the object as stalled (`Stalled=True`): only a change of the spec can help.
 pub fn mark_stalled(conditions: &mut Vec<Condition>, reason: &str, message: &str, generation: Option<i64>) {
     mark_true(conditions, STALLED, reason, message, generation);

@@ -1,9 +1,9 @@
 //! References from one object to another, checked and read one way: the cross-namespace check of
-//! `--no-cross-namespace-refs`, and the data of a Secret or ConfigMap a spec names.
+//! `--no-cross-namespace-refs`, and the data of a Secret a spec names.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 /// `--no-cross-namespace-refs`: when `blocked`, a reference from an object in `own` to the `kind`
@@ -23,46 +23,21 @@ pub fn cross_namespace(
     Ok(())
 }
 
-/// The data of the Secret `namespace/name`, `None` when it does not exist.
+/// The data of the Secret `namespace/name`; a missing one is the API server's 404.
 pub async fn secret_data(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<Option<BTreeMap<String, Vec<u8>>>, kube::Error> {
-    Ok(Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await?
-        .map(|s| {
-            s.data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect()
-        }))
-}
-
-/// The data (and binary data) of the ConfigMap `namespace/name`, `None` when it does not exist.
-pub async fn config_map_data(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<BTreeMap<String, Vec<u8>>>, kube::Error> {
-    Ok(Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await?
-        .map(|c| {
-            let text = c
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()));
-            let binary = c
-                .binary_data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0));
-            text.chain(binary).collect()
-        }))
+) -> Result<BTreeMap<String, Vec<u8>>, kube::Error> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect())
 }
 
 #[cfg(test)]

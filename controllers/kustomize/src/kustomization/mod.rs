@@ -424,16 +424,11 @@ fn summarize(obj: &Kustomization, status: &mut KustomizationStatus, result: &Res
             );
         }
         Err(err) => {
-            let message = err.to_string();
             let progress = match &status.last_attempted_revision {
                 Some(revision) => format!("Reconciliation in progress for revision {revision}"),
                 None => "Reconciliation in progress".to_string(),
             };
-            conditions::mark_failed_attempt(&mut status.conditions, err.class(), &progress, generation);
-            if err.class() == ErrorClass::Stalled {
-                conditions::mark_stalled(&mut status.conditions, err.reason(), &message, generation);
-            }
-            conditions::mark_false(&mut status.conditions, READY, err.reason(), &message, generation);
+            conditions::mark_failed_run(&mut status.conditions, err, &progress, generation);
         }
     }
 }

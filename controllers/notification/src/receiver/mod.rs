@@ -72,7 +72,9 @@ impl Paths {
         paths.insert(path, entry);
     }
 
-    fn remove(&self, namespace: &str, name: &str) {
+    /// Takes down the path of `obj`: it triggers nothing any more.
+    fn remove(&self, obj: &Receiver) {
+        let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         self.0
             .write()
             .expect("paths lock")
@@ -261,19 +263,16 @@ impl Reconciler for Receivers {
     fn after(&self, obj: &Receiver, _status: &ReceiverStatus, result: &Result<String, Error>) {
         if result.is_err() {
             // a Receiver that is not Ready triggers nothing
-            self.paths
-                .remove(&obj.namespace().unwrap_or_default(), &obj.name_any());
+            self.paths.remove(obj);
         }
     }
 
     fn on_suspend(&self, obj: &Receiver) {
-        self.paths
-            .remove(&obj.namespace().unwrap_or_default(), &obj.name_any());
+        self.paths.remove(obj);
     }
 
     async fn cleanup(&self, obj: &Receiver) -> Result<(), Error> {
-        self.paths
-            .remove(&obj.namespace().unwrap_or_default(), &obj.name_any());
+        self.paths.remove(obj);
         Ok(())
     }
 }
@@ -299,20 +298,10 @@ fn summarize(obj: &Receiver, status: &mut ReceiverStatus, result: &Result<String
             status.webhook_path = Some(path.clone());
         }
         Err(e) => {
-            conditions::mark_failed_attempt(
+            conditions::mark_failed_run(
                 &mut status.conditions,
-                e.class(),
+                e,
                 "Reconciliation in progress",
-                generation,
-            );
-            if e.class() == ErrorClass::Stalled {
-                conditions::mark_stalled(&mut status.conditions, e.reason(), &e.to_string(), generation);
-            }
-            conditions::mark_false(
-                &mut status.conditions,
-                READY,
-                e.reason(),
-                &e.to_string(),
                 generation,
             );
         }
