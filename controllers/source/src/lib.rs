@@ -1,7 +1,10 @@
 //! source-controller: turns sources into artifacts. Serves the artifact storage over HTTP on
-//! `--storage-addr` and reconciles GitRepository objects ([`gitrepository`]).
+//! `--storage-addr` and reconciles GitRepository ([`gitrepository`]) and OCIRepository
+//! ([`ocirepository`]) objects.
 
+mod common;
 pub mod gitrepository;
+pub mod ocirepository;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -95,6 +98,8 @@ pub struct Context {
     pub retry: RetryPolicy,
     /// The controller flags.
     pub config: ControllerArgs,
+    /// Which OCI registries answered HTTPS.
+    pub oci: driftless_oci::Schemes,
     /// What the credential providers (GitHub App, Azure workload identity) need, and the tokens they
     /// issued, reused until they near expiry.
     pub providers: driftless_credentials::Providers,
@@ -162,6 +167,7 @@ pub async fn run_with(
         metrics: manager.metrics.clone(),
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
+        oci: Default::default(),
         providers: driftless_credentials::Providers {
             tokens: Default::default(),
             azure: args.azure.clone(),
@@ -169,7 +175,8 @@ pub async fn run_with(
         },
     });
     tokio::select! {
-        _ = gitrepository::run(ctx) => {}
+        _ = gitrepository::run(ctx.clone()) => {}
+        _ = ocirepository::run(ctx) => {}
         _ = manager.stopped() => info!("stopping"),
     }
     manager.finish().await;

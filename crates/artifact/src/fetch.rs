@@ -21,6 +21,9 @@ pub struct Limits {
     pub max_unpacked: u64,
     /// Most entries in the archive.
     pub max_entries: u64,
+    /// Skip link entries instead of refusing the archive (Flux skips them in OCI layers, which are
+    /// not ours; our own artifacts never hold any).
+    pub skip_links: bool,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
             max_download: 100 << 20,
             max_unpacked: 1 << 30,
             max_entries: 100_000,
+            skip_links: false,
         }
     }
 }
@@ -152,11 +156,20 @@ pub async fn fetch_and_unpack(
         .expect("unpacking does not panic")
 }
 
-/// Unpacks a `.tar.gz` into `dest`, refusing anything unsafe (see [`Error::UnsafeEntry`]); returns the
-/// size of the files unpacked.
+/// Unpacks a `.tar.gz` (or a plain `.tar`, told apart by gzip's magic bytes) into `dest`, refusing
+/// anything unsafe (see [`Error::UnsafeEntry`]); returns the size of the files unpacked.
 pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<u64, Error> {
     std::fs::create_dir_all(dest).map_err(io_err(dest))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+    let mut reader = io::BufReader::new(reader);
+    let gzip = io::BufRead::fill_buf(&mut reader)
+        .map_err(io_err(dest))?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let mut archive = tar::Archive::new(reader);
     let mut total = 0u64;
     let mut count = 0u64;
     for entry in archive.entries().map_err(io_err(dest))? {
@@ -209,6 +222,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<u64, Err
                 std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode))
                     .map_err(io_err(&target))?;
             }
+            tar::EntryType::Symlink | tar::EntryType::Link if limits.skip_links => {}
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 return Err(unsafe_entry("links are not allowed"));
             }
@@ -287,6 +301,34 @@ mod tests {
             assert!(err.contains(why), "{name}: {err}");
             assert!(!dir.path().join("escape.yaml").exists());
         }
+    }
+
+    #[test]
+    fn links_can_be_skipped_and_plain_tars_unpack() {
+        let bytes = tarball(&[
+            ("link", tar::EntryType::Symlink, b"", "/etc/passwd"),
+            ("app.yaml", tar::EntryType::Regular, b"kind: A", ""),
+        ]);
+        let skipping = Limits {
+            skip_links: true,
+            ..Limits::default()
+        };
+        let (dir, result) = unpack_bytes(&bytes, skipping);
+        result.unwrap();
+        assert!(!dir.path().join("out/link").exists(), "the link was skipped");
+        assert_eq!(
+            std::fs::read(dir.path().join("out/app.yaml")).unwrap(),
+            b"kind: A"
+        );
+        // the same entries, not gzipped
+        let mut plain = Vec::new();
+        io::copy(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain).unwrap();
+        let (dir, result) = unpack_bytes(&plain, skipping);
+        result.unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("out/app.yaml")).unwrap(),
+            b"kind: A"
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! fetches with them, image automation pushes with them — read one way: the `secretRef` Secret's keys
 //! (basic auth, bearer token, SSH key and known_hosts, CA and client certificate), the `proxySecretRef`
 //! proxy, and the tokens a provider issues instead (`spec.provider`: a GitHub App installation token, an
-//! Azure DevOps token by workload identity; [`provider`]), cached until shortly before they expire.
+//! Azure DevOps token by workload identity; [`provider`]), cached until shortly before they expire —
+//! and those of an OCI registry ([`oci`]).
 #![warn(missing_docs)]
 
+pub mod oci;
 pub mod provider;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,17 @@ pub enum Error {
     /// A Secret the spec names is missing or unreadable.
     #[error("failed to get secret '{namespace}/{name}': {}", api_message(source))]
     GetSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// The ServiceAccount whose image pull secrets are wanted is missing or unreadable.
+    #[error("failed to get service account '{namespace}/{name}': {}", api_message(source))]
+    GetServiceAccount {
         /// Its namespace.
         namespace: String,
         /// Its name.

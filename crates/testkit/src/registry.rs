@@ -1,8 +1,10 @@
 //! A real OCI registry on loopback: Debian's `docker-registry` (distribution 2.8), plain HTTP, storage in
-//! a temporary directory; stopped when dropped.
+//! a temporary directory; stopped when dropped. Artifacts are pushed with the real clients: `oras` (in
+//! Flux's format, [`Registry::push_flux`]) and `crane`.
 
 use std::{
     fs,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
@@ -55,6 +57,96 @@ impl Registry {
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// `oci://127.0.0.1:<port>/<repository>`.
+    pub fn url(&self, repository: &str) -> String {
+        format!("oci://{}/{repository}", self.host())
+    }
+
+    /// Where the registry keeps its blobs and manifests.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Pushes `files` as `repository:tag` in Flux's format (`flux push artifact`: a
+    /// `application/vnd.cncf.flux.config.v1+json` config and one `…flux.content.v1.tar+gzip` layer made
+    /// by `tar czf`) with the manifest `annotations`, using `oras`; returns the manifest digest.
+    pub fn push_flux(
+        &self,
+        repository: &str,
+        tag: &str,
+        files: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> String {
+        let work = tempfile::tempdir().expect("a temp dir");
+        let content = work.path().join("content");
+        for (path, text) in files {
+            let file = content.join(path);
+            fs::create_dir_all(file.parent().expect("a parent")).expect("a directory");
+            fs::write(file, text).expect("a file");
+        }
+        fs::create_dir_all(&content).expect("a directory");
+        run(Command::new("tar")
+            .args(["czf", "layer.tar.gz", "-C", "content", "."])
+            .current_dir(work.path()));
+        fs::write(work.path().join("config.json"), "{}").expect("a config");
+        let mut oras = Command::new(tool("oras"));
+        oras.args([
+            "push",
+            "--plain-http",
+            "--config",
+            "config.json:application/vnd.cncf.flux.config.v1+json",
+        ])
+        .current_dir(work.path());
+        for (k, v) in annotations {
+            oras.args(["--annotation", &format!("{k}={v}")]);
+        }
+        oras.arg(format!("{}/{repository}:{tag}", self.host()))
+            .arg("layer.tar.gz:application/vnd.cncf.flux.content.v1.tar+gzip");
+        run(&mut oras);
+        self.digest(repository, tag)
+    }
+
+    /// Pushes the `.tar.gz` (or `.tar`) at `layer` as a one-layer Docker image `repository:tag` with
+    /// `crane append`; returns the manifest digest.
+    pub fn push_crane(&self, repository: &str, tag: &str, layer: &Path) -> String {
+        let reference = format!("{}/{repository}:{tag}", self.host());
+        run(Command::new(tool("crane"))
+            .args(["append", "--insecure", "-f"])
+            .arg(layer)
+            .args(["-t", &reference]));
+        self.digest(repository, tag)
+    }
+
+    /// The manifest digest of `repository:tag` (`oras resolve`).
+    pub fn digest(&self, repository: &str, tag: &str) -> String {
+        run(Command::new(tool("oras")).args([
+            "resolve",
+            "--plain-http",
+            &format!("{}/{repository}:{tag}", self.host()),
+        ]))
+        .trim()
+        .to_string()
+    }
+
+    /// Runs `oras` with `args` against this registry's host (plain HTTP); returns its output.
+    pub fn oras(&self, args: &[&str]) -> String {
+        run(Command::new(tool("oras")).args(args).arg("--plain-http"))
+    }
+}
+
+/// Runs a command, panicking with its output when it fails; returns its standard output.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e} (run hack/tools.sh)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 impl Drop for Registry {

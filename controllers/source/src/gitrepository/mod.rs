@@ -21,7 +21,7 @@ use driftless_api::{
     source::{GitRepository, GitRepositoryStatus},
 };
 use driftless_runtime::{
-    conditions::{self, Status, Summary},
+    conditions::{self, Summary},
     controller as run_loop,
     error::{ErrorClass, ReconcileError},
     events::Severity,
@@ -32,7 +32,10 @@ use driftless_runtime::{
 use kube::{Api, Resource, ResourceExt, runtime::reflector::ObjectRef};
 use tracing::info;
 
-use crate::{Context, FIELD_MANAGER};
+use crate::{
+    Context, FIELD_MANAGER,
+    common::{Failure, mark_failed, mark_stored, remove_artifacts},
+};
 
 /// Flux's kind name.
 pub const KIND: &str = "GitRepository";
@@ -80,21 +83,16 @@ fn credentials_message(e: &driftless_credentials::Error) -> String {
     }
 }
 
-/// What a failure shows, decided in one place: the condition that carries it (abnormal-true, or
-/// `SourceVerified=False`), its reason, and how it is retried.
-struct Failure {
-    condition: &'static str,
-    reason: &'static str,
-    class: ErrorClass,
-}
-
 impl Error {
     fn failure(&self) -> Failure {
         let (condition, reason, class) = match self {
             Error::Credentials(e) => {
                 use driftless_credentials::Error as E;
                 match e {
-                    E::GetSecret { .. } | E::Authenticate(_) | E::Provider { .. } => (
+                    E::GetSecret { .. }
+                    | E::GetServiceAccount { .. }
+                    | E::Authenticate(_)
+                    | E::Provider { .. } => (
                         FETCH_FAILED,
                         reasons::AUTHENTICATION_FAILED,
                         ErrorClass::Transient,
@@ -305,12 +303,7 @@ impl Reconciler for GitRepositories {
             namespace: &obj.namespace().unwrap_or_default(),
             name: &obj.name_any(),
         };
-        self.0
-            .storage
-            .remove_all(owner)
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        info!("removed artifacts");
-        Ok(())
+        remove_artifacts(&self.0, owner).map_err(Error::Storage)
     }
 }
 
@@ -321,16 +314,6 @@ fn summarize(obj: &GitRepository, status: &mut GitRepositoryStatus, result: &Res
     let generation = obj.metadata.generation;
     match result {
         Ok(outcome) => {
-            for t in [
-                FETCH_FAILED,
-                INCLUDE_UNAVAILABLE,
-                STORAGE_OPERATION_FAILED,
-                STALLED,
-                ARTIFACT_OUTDATED,
-                RECONCILING,
-            ] {
-                conditions::delete(&mut status.conditions, t);
-            }
             match (&obj.spec.verification, &outcome.verified) {
                 (None, _) => conditions::delete(&mut status.conditions, SOURCE_VERIFIED),
                 (Some(_), Some(message)) => conditions::mark_true(
@@ -345,50 +328,26 @@ fn summarize(obj: &GitRepository, status: &mut GitRepositoryStatus, result: &Res
             }
             let revision = status.artifact.as_ref().map_or("", |a| a.revision.as_str());
             let message = format!("stored artifact for revision '{revision}'");
-            conditions::mark_true(
-                &mut status.conditions,
-                ARTIFACT_IN_STORAGE,
-                reasons::SUCCEEDED,
-                &message,
-                generation,
-            );
-            conditions::summarize(
+            mark_stored(
                 &mut status.conditions,
                 &SUMMARY,
-                reasons::SUCCEEDED,
+                &[
+                    FETCH_FAILED,
+                    INCLUDE_UNAVAILABLE,
+                    STORAGE_OPERATION_FAILED,
+                    STALLED,
+                ],
                 &message,
                 generation,
             );
         }
-        Err(err) => {
-            let progress = match conditions::get(&status.conditions, ARTIFACT_OUTDATED) {
-                Some(c) if c.status == "True" => format!("building artifact: {}", c.message),
-                _ => "reconciliation in progress".to_string(),
-            };
-            conditions::mark_failed_attempt(&mut status.conditions, err.class(), &progress, generation);
-            let condition = err.failure().condition;
-            // SourceVerified has positive polarity: a failed verification is SourceVerified=False
-            let polarity = if condition == SOURCE_VERIFIED {
-                Status::False
-            } else {
-                Status::True
-            };
-            conditions::set(
-                &mut status.conditions,
-                condition,
-                polarity,
-                err.reason(),
-                &err.to_string(),
-                generation,
-            );
-            conditions::summarize(
-                &mut status.conditions,
-                &SUMMARY,
-                reasons::SUCCEEDED,
-                "",
-                generation,
-            );
-        }
+        Err(err) => mark_failed(
+            &mut status.conditions,
+            &SUMMARY,
+            &err.failure(),
+            &err.to_string(),
+            generation,
+        ),
     }
 }
 

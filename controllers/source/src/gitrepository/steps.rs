@@ -8,18 +8,18 @@ use driftless_api::{
 };
 use driftless_artifact::{
     ignore::Filter,
-    storage::{Integrity, Owner, collect_garbage, settle},
+    storage::{Owner, collect_garbage, settle},
 };
 use driftless_git::{Keyring, Options, Reference};
-use driftless_runtime::events::Severity;
 use kube::{Resource, ResourceExt};
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::{
     Error, KIND,
     include::{copy_include, resolve_includes},
 };
 use crate::Context;
+use crate::common::verify_stored;
 
 /// What a successful run did.
 #[derive(Debug, Default)]
@@ -43,7 +43,7 @@ pub async fn run(
         namespace: &ns,
         name: &name,
     };
-    reconcile_storage(obj, ctx, status)?;
+    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::Storage)?;
 
     // source
     let driftless_credentials::Credentials { auth, proxy, .. } =
@@ -214,48 +214,6 @@ pub async fn run(
         verified: verified_message,
     })
 }
-
-/// Drops an artifact from status when its file is gone from storage or no longer has its digest (the
-/// file deleted first, with a warning event, as Flux does), so it is rebuilt and nothing serves it.
-fn reconcile_storage(
-    obj: &GitRepository,
-    ctx: &Context,
-    status: &mut GitRepositoryStatus,
-) -> Result<(), Error> {
-    let Some(artifact) = &status.artifact else {
-        return Ok(());
-    };
-    match ctx
-        .storage
-        .check(artifact)
-        .map_err(|e| Error::Storage(e.to_string()))?
-    {
-        Integrity::Intact => return Ok(()),
-        Integrity::Missing => info!(path = %artifact.path, "stored artifact disappeared: rebuilding it"),
-        Integrity::Corrupted(found) => {
-            let message = format!(
-                "failed to verify integrity of artifact: computed digest doesn't match '{}' (found '{found}'): rebuilding it",
-                artifact.digest
-            );
-            warn!(path = %artifact.path, %found, expected = %artifact.digest, "stored artifact corrupted: rebuilding it");
-            ctx.storage.remove(artifact).map_err(|e| {
-                Error::Storage(format!("failed to remove artifact after digest mismatch: {e}"))
-            })?;
-            ctx.recorder.record(
-                &obj.object_ref(&()),
-                Severity::Error,
-                ARTIFACT_VERIFICATION_FAILED,
-                &message,
-                Default::default(),
-            );
-        }
-    }
-    status.artifact = None;
-    Ok(())
-}
-
-/// The event reason of a stored artifact whose digest no longer matches (Flux's).
-pub const ARTIFACT_VERIFICATION_FAILED: &str = "ArtifactVerificationFailed";
 
 /// Whether the spec fields that shape the artifact are the ones the stored artifact was made with.
 fn observed_matches(

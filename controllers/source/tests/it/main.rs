@@ -3,6 +3,7 @@
 
 mod content;
 mod gitrepository;
+mod ocirepository;
 mod provider;
 
 use std::{net::SocketAddr, time::Duration};

@@ -151,6 +151,7 @@ macro_rules! object_status {
 
 object_status!(
     crate::source::GitRepositoryStatus,
+    crate::source::OCIRepositoryStatus,
     crate::kustomize::KustomizationStatus,
     crate::notification::ReceiverStatus,
 );
