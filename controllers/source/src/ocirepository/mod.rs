@@ -6,7 +6,7 @@
 //! each its condition, reason and retry) and the pure `summarize`. A failure keeps the last artifact in
 //! status and in storage.
 
-mod steps;
+pub mod steps;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

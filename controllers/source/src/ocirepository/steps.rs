@@ -7,12 +7,12 @@ use driftless_api::{
         conditions::{ARTIFACT_OUTDATED, reasons},
         parse_duration,
     },
-    source::{OCILayerOperation, OCIRepository, OCIRepositoryStatus},
+    source::{OCILayerOperation, OCILayerSelector, OCIRepository, OCIRepositoryStatus},
 };
 use driftless_artifact::{
     fetch::{Limits, unpack},
     ignore::Filter,
-    storage::{Owner, collect_garbage, settle},
+    storage::{LATEST, Owner, collect_garbage, settle},
 };
 use driftless_credentials::oci::{RegistryRefs, for_registry};
 use driftless_oci::{Client, Repository, Wanted};
@@ -161,13 +161,69 @@ pub async fn run(
         );
     }
 
+    let selector = obj.spec.layer_selector.clone().unwrap_or_default();
+    let stored = pull_artifact(
+        &client,
+        Pulled {
+            url: &url,
+            digest: &resolved.digest,
+            revision: &revision,
+            selector: &selector,
+            ignore: obj.spec.ignore.as_deref(),
+        },
+        ctx.storage.clone(),
+        Owner {
+            kind: KIND,
+            namespace: &ns,
+            name: &name,
+        },
+    )
+    .await?;
+    let (artifact, changed) = settle(&ctx.storage, status.artifact.as_ref(), stored);
+    let owner = Owner {
+        kind: KIND,
+        namespace: &ns,
+        name: &name,
+    };
+    status.url = Some(ctx.storage.url(&format!("{}/{LATEST}", owner.dir())));
+    status.artifact = Some(artifact);
+    status.observed_ignore = obj.spec.ignore.clone();
+    status.observed_layer_selector = obj.spec.layer_selector.clone();
+    Ok(Outcome {
+        new_artifact: changed,
+    })
+}
+
+/// What [`pull_artifact`] pulls.
+pub struct Pulled<'a> {
+    /// `spec.url`, for messages.
+    pub url: &'a str,
+    /// The manifest digest.
+    pub digest: &'a str,
+    /// The artifact's revision.
+    pub revision: &'a str,
+    /// Which layer, and what to do with it.
+    pub selector: &'a OCILayerSelector,
+    /// `spec.ignore`.
+    pub ignore: Option<&'a str>,
+}
+
+/// Pulls the manifest, streams the selected layer to a temporary file (verified against its digest),
+/// and stores it as `<digest>.tar.gz` for `owner` — extracted (links skipped, entries escaping the
+/// folder refused) and archived reproducibly with the ignore rules, or copied as it is — with the
+/// manifest's annotations as metadata.
+pub async fn pull_artifact(
+    client: &Client,
+    pulled: Pulled<'_>,
+    storage: std::sync::Arc<driftless_artifact::Storage>,
+    owner: Owner<'_>,
+) -> Result<driftless_api::meta::Artifact, Error> {
     let pull_error = |source| Error::Pull {
-        url: url.clone(),
+        url: pulled.url.to_string(),
         source,
     };
-    let (manifest, _) = client.manifest(&resolved.digest).await.map_err(pull_error)?;
-    let selector = obj.spec.layer_selector.clone().unwrap_or_default();
-    let layer = match selector.media_type.as_deref().filter(|m| !m.is_empty()) {
+    let (manifest, _) = client.manifest(pulled.digest).await.map_err(pull_error)?;
+    let layer = match pulled.selector.media_type.as_deref().filter(|m| !m.is_empty()) {
         Some(media_type) => manifest
             .layers
             .iter()
@@ -192,77 +248,52 @@ pub async fn run(
         .await
         .map_err(pull_error)?;
 
-    // artifact
-    let file = format!("{}.tar.gz", resolved.digest);
-    let operation = selector.operation.unwrap_or_default();
-    let ignore = obj.spec.ignore.clone();
-    let storage = ctx.storage.clone();
-    let (ns2, name2, revision2, dir) = (
-        ns.clone(),
-        name.clone(),
-        revision.clone(),
-        workdir.path().to_path_buf(),
+    let file = format!("{}.tar.gz", pulled.digest);
+    let operation = pulled.selector.operation.unwrap_or_default();
+    let ignore = pulled.ignore.map(String::from);
+    let (kind, ns, name, revision) = (
+        owner.kind.to_string(),
+        owner.namespace.to_string(),
+        owner.name.to_string(),
+        pulled.revision.to_string(),
     );
+    let dir = workdir.path().to_path_buf();
     let stored = tokio::task::spawn_blocking(move || {
         let owner = Owner {
-            kind: KIND,
-            namespace: &ns2,
-            name: &name2,
+            kind: &kind,
+            namespace: &ns,
+            name: &name,
         };
         match operation {
             OCILayerOperation::Copy => storage
-                .store_file(
-                    owner,
-                    &file,
-                    &revision2,
-                    &dir.join("layer"),
-                    Some(driftless_artifact::storage::LATEST),
-                )
+                .store_file(owner, &file, &revision, &dir.join("layer"), Some(LATEST))
                 .map_err(|e| Error::Storage(format!("unable to copy artifact to storage: {e}"))),
             OCILayerOperation::Extract => {
-                let content = dir.join("content");
-                let layer = std::fs::File::open(dir.join("layer")).map_err(|e| {
+                let extract_error = |e: &dyn std::fmt::Display| {
                     Error::Layer(format!("failed to extract layer contents from artifact: {e}"))
-                })?;
+                };
+                let content = dir.join("content");
+                let layer = std::fs::File::open(dir.join("layer")).map_err(|e| extract_error(&e))?;
                 let limits = Limits {
                     max_download: MAX_LAYER_SIZE,
                     max_unpacked: 4 * MAX_LAYER_SIZE,
                     max_entries: 1_000_000,
                     skip_links: true,
                 };
-                unpack(std::io::BufReader::new(layer), &content, limits).map_err(|e| {
-                    Error::Layer(format!("failed to extract layer contents from artifact: {e}"))
-                })?;
+                unpack(std::io::BufReader::new(layer), &content, limits).map_err(|e| extract_error(&e))?;
                 let filter = Filter::for_source(&content, ignore.as_deref())
                     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
                 storage
-                    .archive(owner, &file, &revision2, &content, &filter)
+                    .archive(owner, &file, &revision, &content, &filter)
                     .map_err(|e| Error::Storage(format!("unable to archive artifact to storage: {e}")))
             }
         }
     })
     .await
     .expect("storing an artifact does not panic")?;
-    let stored = driftless_api::meta::Artifact {
+    Ok(driftless_api::meta::Artifact {
         metadata: manifest.annotations.clone().filter(|m| !m.is_empty()),
         ..stored
-    };
-    let (artifact, changed) = settle(&ctx.storage, status.artifact.as_ref(), stored);
-    status.url = Some(ctx.storage.url(&format!(
-        "{}/{}",
-        Owner {
-            kind: KIND,
-            namespace: &ns,
-            name: &name,
-        }
-        .dir(),
-        driftless_artifact::storage::LATEST
-    )));
-    status.artifact = Some(artifact);
-    status.observed_ignore = obj.spec.ignore.clone();
-    status.observed_layer_selector = obj.spec.layer_selector.clone();
-    Ok(Outcome {
-        new_artifact: changed,
     })
 }
 

@@ -22,6 +22,7 @@ use kube::{
 use serde_json::json;
 
 mod health;
+mod oci;
 mod ownership;
 mod sops;
 mod tenancy;
