@@ -1,9 +1,10 @@
 //! source-controller: turns sources into artifacts. Serves the artifact storage over HTTP on
-//! `--storage-addr` and reconciles GitRepository ([`gitrepository`]) and OCIRepository
-//! ([`ocirepository`]) objects.
+//! `--storage-addr` and reconciles GitRepository ([`gitrepository`]), OCIRepository ([`ocirepository`])
+//! and HelmRepository ([`helmrepository`]) objects.
 
 mod common;
 pub mod gitrepository;
+pub mod helmrepository;
 pub mod ocirepository;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -51,6 +52,29 @@ pub struct StorageArgs {
     pub git_cache_path: Option<PathBuf>,
 }
 
+/// Helm flags (Flux's names and defaults).
+#[derive(clap::Args, Clone, Debug)]
+pub struct HelmArgs {
+    /// The max allowed size in bytes of a Helm repository index file.
+    #[arg(long, default_value_t = 50 << 20)]
+    pub helm_index_max_size: u64,
+    /// The max allowed size in bytes of a Helm chart file.
+    #[arg(long, default_value_t = 10 << 20)]
+    pub helm_chart_max_size: u64,
+    /// The max allowed size in bytes of a file in a Helm chart.
+    #[arg(long, default_value_t = 5 << 20)]
+    pub helm_chart_file_max_size: u64,
+    /// Flux's index cache (accepted; indexes are streamed from storage instead of cached in memory).
+    #[arg(long, default_value_t = 0)]
+    pub helm_cache_max_size: u64,
+    /// Flux's index cache TTL (accepted, no effect).
+    #[arg(long, default_value = "15m")]
+    pub helm_cache_ttl: String,
+    /// Flux's index cache purge interval (accepted, no effect).
+    #[arg(long, default_value = "1m")]
+    pub helm_cache_purge_interval: String,
+}
+
 /// source-controller's flags.
 #[derive(Parser, Clone, Debug)]
 #[command(name = CONTROLLER_NAME, version, about = "driftless source-controller")]
@@ -65,6 +89,8 @@ pub struct Args {
     pub log: LogArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub helm: HelmArgs,
     #[command(flatten)]
     pub azure: driftless_credentials::AzureArgs,
     /// Feature gates, `Name=true,…` as Flux's: `ObjectLevelWorkloadIdentity` (`spec.serviceAccountName`
@@ -98,6 +124,8 @@ pub struct Context {
     pub retry: RetryPolicy,
     /// The controller flags.
     pub config: ControllerArgs,
+    /// The Helm size limits.
+    pub helm: HelmArgs,
     /// Which OCI registries answered HTTPS.
     pub oci: driftless_oci::Schemes,
     /// What the credential providers (GitHub App, Azure workload identity) need, and the tokens they
@@ -168,6 +196,7 @@ pub async fn run_with(
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
         oci: Default::default(),
+        helm: args.helm.clone(),
         providers: driftless_credentials::Providers {
             tokens: Default::default(),
             azure: args.azure.clone(),
@@ -176,6 +205,7 @@ pub async fn run_with(
     });
     tokio::select! {
         _ = gitrepository::run(ctx.clone()) => {}
+        _ = helmrepository::run(ctx.clone()) => {}
         _ = ocirepository::run(ctx) => {}
         _ = manager.stopped() => info!("stopping"),
     }

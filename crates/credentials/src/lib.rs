@@ -6,6 +6,7 @@
 //! and those of an OCI registry ([`oci`]).
 #![warn(missing_docs)]
 
+pub mod helm;
 pub mod oci;
 pub mod provider;
 

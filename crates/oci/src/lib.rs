@@ -131,19 +131,7 @@ impl Error {
     }
 }
 
-/// An error and its sources, `: `-joined (a connection error's cause is in its source).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text = format!("{text}: {s_text}");
-        }
-        source = s.source();
-    }
-    text
-}
+use driftless_runtime::error::chain;
 
 /// A repository, read from `oci://<host>[:<port>]/<path>` as Flux reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]

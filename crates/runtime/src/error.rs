@@ -42,6 +42,21 @@ pub fn api_message(err: &kube::Error) -> String {
     }
 }
 
+/// An error and its causes, `: `-joined, each once (a connection error's cause is in its source, and
+/// what users need to read).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text = format!("{text}: {s_text}");
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Implemented by every reconciler error.
 pub trait ReconcileError: std::error::Error {
     /// The PascalCase reason: condition reason, event reason, metric label.

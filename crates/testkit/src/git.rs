@@ -201,7 +201,7 @@ impl Repo {
 }
 
 /// A child process killed when dropped.
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -210,7 +210,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn(cmd: &mut Command, what: &str, port: u16) -> Server {
+pub(crate) fn spawn(cmd: &mut Command, what: &str, port: u16) -> Server {
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,11 +1,13 @@
 //! Test-only helpers (a dev-dependency, never shipped): the real test cluster with a namespace per test
-//! ([`cluster`]), local Git servers and repositories ([`git`]), a local OCI registry ([`registry`]), and
+//! ([`cluster`]), local Git servers and repositories ([`git`]), a local OCI registry ([`registry`]), an
+//! HTTP Helm chart repository ([`helm`]), and
 //! the shared fixtures ([`shared_dir`]). Every helper fails the test with a message saying what is
 //! missing and how to fix it when a real part cannot start; nothing is silently skipped.
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod git;
+pub mod helm;
 pub mod pki;
 pub mod proxy;
 pub mod registry;

@@ -3,6 +3,7 @@
 
 mod content;
 mod gitrepository;
+mod helmrepository;
 mod ocirepository;
 mod provider;
 
@@ -88,4 +89,138 @@ pub async fn start_with(prefix: &str, flags: &[&str]) -> Harness {
         cache,
         task,
     }
+}
+
+/// What the tests read of any source kind.
+pub trait Source:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+    /// `status.conditions`.
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+    /// `status.artifact`.
+    fn artifact(&self) -> Option<driftless_api::meta::Artifact>;
+    /// `status.lastHandledReconcileAt`.
+    fn handled(&self) -> Option<String>;
+}
+
+macro_rules! source {
+    ($($kind:ty),*) => {$(
+        impl Source for $kind {
+            fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+                self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+            }
+            fn artifact(&self) -> Option<driftless_api::meta::Artifact> {
+                self.status.as_ref().and_then(|s| s.artifact.clone())
+            }
+            fn handled(&self) -> Option<String> {
+                self.status.as_ref().and_then(|s| s.reconcile_request.last_handled_reconcile_at.clone())
+            }
+        }
+    )*};
+}
+source!(
+    driftless_api::source::OCIRepository,
+    driftless_api::source::HelmRepository
+);
+
+/// The objects of kind `K` in the harness's namespace.
+pub fn objects<K: Source>(h: &Harness) -> Api<K> {
+    Api::namespaced(h.api.clone().into_client(), h.ns.name())
+}
+
+/// Creates or replaces (server-side apply) `obj`.
+pub async fn apply<K: Source>(h: &Harness, obj: &K) {
+    let name = obj.meta().name.clone().expect("a name");
+    objects::<K>(h)
+        .patch(
+            &name,
+            &kube::api::PatchParams::apply("test").force(),
+            &kube::api::Patch::Apply(obj),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until `pred` holds for `name`, or panics with its last status.
+pub async fn wait_for<K: Source>(h: &Harness, name: &str, what: &str, pred: impl Fn(&K) -> bool) -> K {
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let obj = objects::<K>(h).get(name).await.unwrap();
+        if pred(&obj) {
+            return obj;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {obj:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The Ready condition's status, reason and message.
+pub fn ready_of<K: Source>(obj: &K) -> Option<(String, String, String)> {
+    let conditions = obj.conditions();
+    let c = driftless_runtime::conditions::get(&conditions, "Ready")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Waits until `name` is Ready at `revision`.
+pub async fn ready_at<K: Source>(h: &Harness, name: &str, revision: &str) -> K {
+    wait_for(h, name, &format!("Ready at {revision}"), |o: &K| {
+        driftless_runtime::conditions::is_ready(&o.conditions(), o.meta().generation)
+            && o.artifact().is_some_and(|a| a.revision == revision)
+    })
+    .await
+}
+
+/// Waits until `name` is Ready=False with `reason`.
+pub async fn failed_with<K: Source>(h: &Harness, name: &str, reason: &str) -> K {
+    wait_for(h, name, &format!("Ready=False {reason}"), |o: &K| {
+        ready_of(o).is_some_and(|(status, r, _)| status == "False" && r == reason)
+    })
+    .await
+}
+
+/// Requests a reconcile of `name` and waits until it is handled.
+pub async fn request<K: Source>(h: &Harness, name: &str, at: &str) -> K {
+    let patch = serde_json::json!({"metadata": {"annotations": {driftless_api::meta::RECONCILE_REQUEST_ANNOTATION: at}}});
+    objects::<K>(h)
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    wait_for(h, name, "the request handled", |o: &K| {
+        o.handled().as_deref() == Some(at)
+    })
+    .await
+}
+
+/// Downloads the artifact of `obj` from the server, checking its URL and digest.
+pub async fn fetch_artifact<K: Source>(h: &Harness, obj: &K) -> Vec<u8> {
+    use sha2::Digest;
+    let artifact = obj.artifact().expect("an artifact");
+    let url = format!("http://{}/{}", h.artifact_addr, artifact.path);
+    assert_eq!(artifact.url, url, "the advertised URL is the server's");
+    let bytes = reqwest::get(&url)
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        artifact.digest,
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))),
+        "the served bytes have the advertised digest"
+    );
+    bytes
 }

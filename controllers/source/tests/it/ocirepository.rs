@@ -1,10 +1,8 @@
 //! OCIRepository against a real registry (Debian's `docker-registry`), with artifacts pushed by the
 //! real `oras` (in Flux's format) and `crane`.
 
-use std::time::{Duration, Instant};
-
 use driftless_api::{
-    meta::{LocalObjectReference, RECONCILE_REQUEST_ANNOTATION, conditions::READY},
+    meta::LocalObjectReference,
     source::{OCILayerOperation, OCILayerSelector, OCIRepository, OCIRepositoryRef, OCIRepositorySpec},
 };
 use driftless_runtime::conditions;
@@ -14,13 +12,8 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use super::{Harness, gitrepository::files_in, start};
-
-fn api(h: &Harness) -> Api<OCIRepository> {
-    Api::namespaced(h.api.clone().into_client(), h.ns.name())
-}
+use super::{Harness, apply, failed_with, fetch_artifact, gitrepository::files_in, ready_of, request, start};
 
 fn spec(url: &str, reference: OCIRepositoryRef) -> OCIRepositorySpec {
     OCIRepositorySpec {
@@ -39,90 +32,23 @@ fn tag(t: &str) -> OCIRepositoryRef {
 }
 
 async fn create(h: &Harness, name: &str, spec: OCIRepositorySpec) {
-    let obj = OCIRepository::new(name, spec);
-    api(h)
-        .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&obj))
-        .await
-        .unwrap();
-}
-
-async fn wait_until(
-    h: &Harness,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&OCIRepository) -> bool,
-) -> OCIRepository {
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        let obj = api(h).get(name).await.unwrap();
-        if pred(&obj) {
-            return obj;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: status {:#?}",
-            obj.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn ready(obj: &OCIRepository) -> Option<(String, String, String)> {
-    let c = conditions::get(&obj.status.as_ref()?.conditions, READY)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+    apply(h, &OCIRepository::new(name, spec)).await;
 }
 
 async fn ready_at(h: &Harness, name: &str, revision: &str) -> OCIRepository {
-    wait_until(h, name, &format!("Ready at {revision}"), |o| {
-        o.status.as_ref().is_some_and(|s| {
-            conditions::is_ready(&s.conditions, o.metadata.generation)
-                && s.artifact.as_ref().is_some_and(|a| a.revision == revision)
-        })
-    })
-    .await
+    super::ready_at(h, name, revision).await
 }
 
-/// Waits until `name` is not Ready with `reason`; returns the message.
 async fn failed(h: &Harness, name: &str, reason: &str) -> OCIRepository {
-    wait_until(h, name, &format!("Ready=False {reason}"), |o| {
-        ready(o).is_some_and(|(status, r, _)| status == "False" && r == reason)
-    })
-    .await
+    failed_with(h, name, reason).await
+}
+
+fn ready(obj: &OCIRepository) -> Option<(String, String, String)> {
+    ready_of(obj)
 }
 
 async fn download(h: &Harness, obj: &OCIRepository) -> Vec<u8> {
-    let artifact = obj.status.as_ref().unwrap().artifact.as_ref().unwrap();
-    let url = format!("http://{}/{}", h.artifact_addr, artifact.path);
-    assert_eq!(artifact.url, url, "the advertised URL is the server's");
-    let bytes = reqwest::get(&url)
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    assert_eq!(
-        artifact.digest,
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-        "the served bytes have the advertised digest"
-    );
-    bytes
-}
-
-async fn request(h: &Harness, name: &str, at: &str) -> OCIRepository {
-    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: at}}});
-    api(h)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    wait_until(h, name, "the request handled", |o| {
-        o.status
-            .as_ref()
-            .is_some_and(|s| s.reconcile_request.last_handled_reconcile_at.as_deref() == Some(at))
-    })
-    .await
+    fetch_artifact(h, obj).await
 }
 
 #[tokio::test]
@@ -167,7 +93,7 @@ async fn a_flux_artifact_is_stored_with_its_revision_annotations_and_new_pushes(
     assert!(files.contains(&"apps/app.yaml".to_string()), "{files:?}");
 
     // an unchanged digest: nothing new stored
-    let again = request(&h, "fleet", "1").await;
+    let again: OCIRepository = request(&h, "fleet", "1").await;
     assert_eq!(
         again.status.unwrap().artifact.unwrap().last_update_time,
         artifact.last_update_time,
@@ -182,7 +108,7 @@ async fn a_flux_artifact_is_stored_with_its_revision_annotations_and_new_pushes(
         &origin,
     );
     assert_ne!(first, second);
-    request(&h, "fleet", "2").await;
+    request::<OCIRepository>(&h, "fleet", "2").await;
     let obj = ready_at(&h, "fleet", &format!("v1@{second}")).await;
     assert_eq!(files_in(&download(&h, &obj).await), vec!["apps/app.yaml"]);
 

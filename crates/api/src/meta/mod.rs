@@ -152,6 +152,7 @@ macro_rules! object_status {
 object_status!(
     crate::source::GitRepositoryStatus,
     crate::source::OCIRepositoryStatus,
+    crate::source::HelmRepositoryStatus,
     crate::kustomize::KustomizationStatus,
     crate::notification::ReceiverStatus,
 );

@@ -1,0 +1,176 @@
+//! A real HTTP Helm chart repository on loopback: charts made by the real `helm create` and
+//! `helm package`, the index by `helm repo index`, served by lighttpd (with basic auth when asked);
+//! stopped when dropped.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use tempfile::TempDir;
+
+use crate::{
+    free_port,
+    git::{Server, spawn},
+    tool,
+};
+
+/// A running chart repository.
+pub struct ChartRepo {
+    port: u16,
+    dir: TempDir,
+    _server: Server,
+}
+
+impl ChartRepo {
+    /// Starts an empty one; with `auth`, every request needs basic auth with that user and password.
+    pub fn start(auth: Option<(&str, &str)>) -> Self {
+        let port = free_port();
+        let dir = tempfile::Builder::new()
+            .prefix("driftless-charts-")
+            .tempdir()
+            .expect("a temp dir");
+        let root = dir.path().join("charts");
+        fs::create_dir_all(&root).expect("a charts directory");
+        let access = match auth {
+            Some((user, password)) => {
+                let users = dir.path().join("users");
+                fs::write(&users, format!("{user}:{password}\n")).expect("a users file");
+                format!(
+                    "auth.backend = \"plain\"\nauth.backend.plain.userfile = \"{}\"\n\
+                     auth.require = (\"/\" => (\"method\" => \"basic\", \"realm\" => \"charts\", \"require\" => \"valid-user\"))\n",
+                    users.display()
+                )
+            }
+            None => String::new(),
+        };
+        let conf = format!(
+            r#"server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_accesslog")
+accesslog.filename = "{dir}/access.log"
+accesslog.format = "%r %>s"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.document-root = "{root}"
+server.errorlog = "{dir}/error.log"
+mimetype.assign = (".yaml" => "text/yaml", ".tgz" => "application/gzip")
+server.stat-cache-engine = "disable"
+{access}"#,
+            dir = dir.path().display(),
+            root = root.display(),
+        );
+        let conf_path = dir.path().join("lighttpd.conf");
+        fs::write(&conf_path, conf).expect("a lighttpd config");
+        let server = spawn(
+            Command::new(tool("lighttpd")).arg("-D").arg("-f").arg(&conf_path),
+            "lighttpd",
+            port,
+        );
+        Self {
+            port,
+            dir,
+            _server: server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The directory served (charts and `index.yaml`).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("charts")
+    }
+
+    /// Makes the chart `name` at `version` with `helm create` (its `values.yaml` extended with
+    /// `values`), packages it into the repository and indexes it again; returns the archive's path.
+    pub fn add_chart(&self, name: &str, version: &str, values: &str) -> PathBuf {
+        let work = tempfile::tempdir().expect("a temp dir");
+        let chart = create_chart(work.path(), name, version, values);
+        helm(
+            Command::new(tool("helm"))
+                .arg("package")
+                .arg(&chart)
+                .arg("-d")
+                .arg(self.root()),
+        );
+        self.reindex();
+        self.root().join(format!("{name}-{version}.tgz"))
+    }
+
+    /// Runs `helm repo index` over the repository (chart URLs relative to it).
+    pub fn reindex(&self) {
+        helm(
+            Command::new(tool("helm"))
+                .args(["repo", "index"])
+                .arg(self.root()),
+        );
+    }
+
+    /// The requests served so far, `METHOD /path HTTP/1.1 status` each.
+    pub fn requests(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `helm create <name>` in `dir`, at `version`, its `values.yaml` followed by `values`; returns the chart
+/// directory.
+pub fn create_chart(dir: &Path, name: &str, version: &str, values: &str) -> PathBuf {
+    helm(
+        Command::new(tool("helm"))
+            .arg("create")
+            .arg(name)
+            .current_dir(dir),
+    );
+    let chart = dir.join(name);
+    let meta = chart.join("Chart.yaml");
+    let text = fs::read_to_string(&meta).expect("Chart.yaml");
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version:") {
+                format!("version: {version}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&meta, text + "\n").expect("Chart.yaml");
+    if !values.is_empty() {
+        let path = chart.join("values.yaml");
+        let mut text = fs::read_to_string(&path).expect("values.yaml");
+        text.push('\n');
+        text.push_str(values);
+        fs::write(&path, text).expect("values.yaml");
+    }
+    chart
+}
+
+/// Runs `helm`, panicking with its output when it fails; returns its standard output.
+pub fn helm(cmd: &mut Command) -> String {
+    let out = cmd
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("driftless-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("driftless-helm-config"),
+        )
+        .env("HELM_DATA_HOME", std::env::temp_dir().join("driftless-helm-data"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e} (run hack/tools.sh)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
