@@ -74,7 +74,8 @@ rm -rf "$SCRATCH/base"; mkdir "$SCRATCH/base"
 BASE_RSS=$( { /usr/bin/time -f '%M' oras pull --no-tty --plain-http -o "$SCRATCH/base/pulled" $HOST/base:latest >/dev/null ; } 2>&1 | tail -1)
 t=$(date +%s%N); oras resolve --plain-http $HOST/bench:latest >/dev/null 2>&1 || true; BASE_HEAD=$(ms "$t")
 
-OUT=$( { /usr/bin/time -f 'rss %M' "$BIN" "$HOST" bench "$SCRATCH" "$RUNS" "$SCRATCH/push.sh" ; } 2>&1 )
+# the working directories on the same tmpfs as the baseline's
+OUT=$( { TMPDIR="$SCRATCH" /usr/bin/time -f 'rss %M' "$BIN" "$HOST" bench "$SCRATCH" "$RUNS" "$SCRATCH/push.sh" ; } 2>&1 )
 NEW=$(awk '/^new-digest/{print $2}' <<<"$OUT"); UNCHANGED=$(awk '/^unchanged/{print $2}' <<<"$OUT")
 RSS=$(awk '/^rss/{print $2}' <<<"$OUT")
 [ -n "$NEW" ] || { echo "$OUT" >&2; exit 1; }

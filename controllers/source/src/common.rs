@@ -75,12 +75,12 @@ pub fn remove_artifacts(ctx: &Context, owner: Owner<'_>) -> Result<(), String> {
 }
 
 /// A run that stored (or kept) its artifact: `clear` (the failure conditions and `Reconciling`) go,
-/// `ArtifactInStorage` and Ready say `message`.
+/// `ArtifactInStorage` and Ready say `message` with `reason` (`Succeeded`, or what a HelmChart did).
 pub fn mark_stored(
     conditions: &mut Vec<Condition>,
     summary: &Summary<'_>,
     clear: &[&str],
-    message: &str,
+    (reason, message): (&str, &str),
     generation: Option<i64>,
 ) {
     for t in clear {
@@ -88,14 +88,8 @@ pub fn mark_stored(
     }
     conditions::delete(conditions, ARTIFACT_OUTDATED);
     conditions::delete(conditions, RECONCILING);
-    conditions::mark_true(
-        conditions,
-        ARTIFACT_IN_STORAGE,
-        reasons::SUCCEEDED,
-        message,
-        generation,
-    );
-    conditions::summarize(conditions, summary, reasons::SUCCEEDED, message, generation);
+    conditions::mark_true(conditions, ARTIFACT_IN_STORAGE, reason, message, generation);
+    conditions::summarize(conditions, summary, reason, message, generation);
 }
 
 /// A failed run: `failure`'s condition carries `message` (SourceVerified, of positive polarity, is set

@@ -1,9 +1,10 @@
 //! source-controller: turns sources into artifacts. Serves the artifact storage over HTTP on
 //! `--storage-addr` and reconciles GitRepository ([`gitrepository`]), OCIRepository ([`ocirepository`])
-//! and HelmRepository ([`helmrepository`]) objects.
+//! HelmRepository ([`helmrepository`]) and HelmChart ([`helmchart`]) objects.
 
 mod common;
 pub mod gitrepository;
+pub mod helmchart;
 pub mod helmrepository;
 pub mod ocirepository;
 
@@ -206,6 +207,7 @@ pub async fn run_with(
     tokio::select! {
         _ = gitrepository::run(ctx.clone()) => {}
         _ = helmrepository::run(ctx.clone()) => {}
+        _ = helmchart::run(ctx.clone()) => {}
         _ = ocirepository::run(ctx) => {}
         _ = manager.stopped() => info!("stopping"),
     }

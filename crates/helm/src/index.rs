@@ -342,6 +342,34 @@ pub fn versions_of(reader: impl Read, chart: &str) -> Result<Vec<ChartVersion>, 
     Ok(versions)
 }
 
+/// The version of `chart` that `range` picks among `versions` (an index's), as Flux does: an exact
+/// version match first, then the highest SemVer in the range (`*` or empty: the highest stable one);
+/// the message says which chart and range found nothing.
+pub fn select(versions: &[ChartVersion], chart: &str, range: &str) -> Result<ChartVersion, String> {
+    if versions.is_empty() {
+        return Err("no chart name found".into());
+    }
+    if !range.is_empty()
+        && let Some(exact) = versions.iter().find(|v| v.version == range)
+    {
+        return Ok(exact.clone());
+    }
+    let wanted = if range.is_empty() { "*" } else { range };
+    let constraint = driftless_version::Constraint::parse(wanted).map_err(|e| e.to_string())?;
+    let mut best: Option<(semver::Version, &ChartVersion)> = None;
+    for cv in versions {
+        let Some(v) = driftless_version::lenient_version(&cv.version) else {
+            continue;
+        };
+        // NB: a later entry of an equal version does not replace the first (Helm lists newest first)
+        if constraint.matches(&v) && best.as_ref().is_none_or(|(b, _)| v.cmp_precedence(b).is_gt()) {
+            best = Some((v, cv));
+        }
+    }
+    best.map(|(_, cv)| cv.clone())
+        .ok_or_else(|| format!("no '{chart}' chart with version matching '{range}' found"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +420,28 @@ generated: "2024-01-01T00:00:00Z"
         assert_eq!(versions[1].urls, vec!["podinfo-6.4.0.tgz"]);
         assert!(versions[1].deprecated);
         assert!(versions_of(INDEX.as_bytes(), "nope").unwrap().is_empty());
+    }
+
+    #[test]
+    fn versions_are_selected_as_flux_does() {
+        let cv = |v: &str| ChartVersion {
+            name: "app".into(),
+            version: v.into(),
+            ..Default::default()
+        };
+        let versions = [cv("2.0.0-rc.1"), cv("1.10.0"), cv("1.9.0"), cv("v1.2")];
+        let pick = |r: &str| select(&versions, "app", r).map(|c| c.version);
+        assert_eq!(pick("").unwrap(), "1.10.0", "the highest stable");
+        assert_eq!(pick("*").unwrap(), "1.10.0");
+        assert_eq!(pick("<1.10.0").unwrap(), "1.9.0");
+        assert_eq!(pick("2.0.0-rc.1").unwrap(), "2.0.0-rc.1", "an exact match first");
+        assert_eq!(pick("~1.2").unwrap(), "v1.2");
+        assert_eq!(
+            pick(">=3").unwrap_err(),
+            "no 'app' chart with version matching '>=3' found"
+        );
+        assert!(pick("not a range").unwrap_err().contains("improper constraint"));
+        assert_eq!(select(&[], "app", "*").unwrap_err(), "no chart name found");
     }
 
     #[test]

@@ -83,11 +83,11 @@ server.stat-cache-engine = "disable"
         self.dir.path().join("charts")
     }
 
-    /// Makes the chart `name` at `version` with `helm create` (its `values.yaml` extended with
-    /// `values`), packages it into the repository and indexes it again; returns the archive's path.
-    pub fn add_chart(&self, name: &str, version: &str, values: &str) -> PathBuf {
+    /// Makes the chart `name` at `version` with `helm create` (with the `extra` files written into
+    /// it), packages it into the repository and indexes it again; returns the archive's path.
+    pub fn add_chart(&self, name: &str, version: &str, extra: &[(&str, &str)]) -> PathBuf {
         let work = tempfile::tempdir().expect("a temp dir");
-        let chart = create_chart(work.path(), name, version, values);
+        let chart = create_chart(work.path(), name, version, extra);
         helm(
             Command::new(tool("helm"))
                 .arg("package")
@@ -118,9 +118,9 @@ server.stat-cache-engine = "disable"
     }
 }
 
-/// `helm create <name>` in `dir`, at `version`, its `values.yaml` followed by `values`; returns the chart
-/// directory.
-pub fn create_chart(dir: &Path, name: &str, version: &str, values: &str) -> PathBuf {
+/// `helm create <name>` in `dir`, at `version`, with the `extra` files written into it (paths relative
+/// to the chart); returns the chart directory.
+pub fn create_chart(dir: &Path, name: &str, version: &str, extra: &[(&str, &str)]) -> PathBuf {
     helm(
         Command::new(tool("helm"))
             .arg("create")
@@ -142,12 +142,10 @@ pub fn create_chart(dir: &Path, name: &str, version: &str, values: &str) -> Path
         .collect::<Vec<_>>()
         .join("\n");
     fs::write(&meta, text + "\n").expect("Chart.yaml");
-    if !values.is_empty() {
-        let path = chart.join("values.yaml");
-        let mut text = fs::read_to_string(&path).expect("values.yaml");
-        text.push('\n');
-        text.push_str(values);
-        fs::write(&path, text).expect("values.yaml");
+    for (path, text) in extra {
+        let file = chart.join(path);
+        fs::create_dir_all(file.parent().expect("a parent")).expect("a directory");
+        fs::write(file, text).expect("an extra chart file");
     }
     chart
 }

@@ -337,7 +337,7 @@ fn summarize(obj: &GitRepository, status: &mut GitRepositoryStatus, result: &Res
                     STORAGE_OPERATION_FAILED,
                     STALLED,
                 ],
-                &message,
+                (reasons::SUCCEEDED, &message),
                 generation,
             );
         }

@@ -314,7 +314,10 @@ fn summarize(
                 &mut status.conditions,
                 &SUMMARY,
                 &[FETCH_FAILED, STORAGE_OPERATION_FAILED, STALLED],
-                &format!("stored artifact: revision '{revision}'"),
+                (
+                    reasons::SUCCEEDED,
+                    &format!("stored artifact: revision '{revision}'"),
+                ),
                 generation,
             );
         }

@@ -327,7 +327,7 @@ fn summarize(obj: &OCIRepository, status: &mut OCIRepositoryStatus, result: &Res
                 &mut status.conditions,
                 &SUMMARY,
                 &[FETCH_FAILED, STORAGE_OPERATION_FAILED, STALLED],
-                &message,
+                (reasons::SUCCEEDED, &message),
                 generation,
             );
         }

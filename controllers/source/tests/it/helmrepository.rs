@@ -36,7 +36,7 @@ fn index_revision(repo: &ChartRepo) -> String {
 async fn an_index_is_stored_as_it_was_served_and_a_new_chart_is_a_new_revision() {
     let h = start("helm-repo").await;
     let repo = ChartRepo::start(Some(("flux", "s3cret")));
-    repo.add_chart("podinfo", "6.5.0", "");
+    repo.add_chart("podinfo", "6.5.0", &[]);
     secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
     create(&h, "charts", spec(&repo.url(), Some("auth"))).await;
     let revision = index_revision(&repo);
@@ -82,7 +82,7 @@ async fn an_index_is_stored_as_it_was_served_and_a_new_chart_is_a_new_revision()
     );
 
     // a new chart version: a new index revision
-    repo.add_chart("podinfo", "6.6.0", "");
+    repo.add_chart("podinfo", "6.6.0", &[]);
     let revision = index_revision(&repo);
     request::<HelmRepository>(&h, "charts", "2").await;
     let obj: HelmRepository = ready_at(&h, "charts", &revision).await;
@@ -104,7 +104,7 @@ async fn an_index_is_stored_as_it_was_served_and_a_new_chart_is_a_new_revision()
 async fn bad_credentials_urls_and_indexes_fail_with_fluxs_reasons_and_keep_the_index() {
     let h = start_with("helm-repo-bad", &["--helm-index-max-size=4096"]).await;
     let repo = ChartRepo::start(Some(("flux", "s3cret")));
-    repo.add_chart("podinfo", "6.5.0", "");
+    repo.add_chart("podinfo", "6.5.0", &[]);
     secret(&h, "auth", json!({"username": "flux", "password": "s3cret"})).await;
     secret(&h, "wrong", json!({"username": "flux", "password": "nope"})).await;
     create(&h, "charts", spec(&repo.url(), Some("auth"))).await;

@@ -3,6 +3,7 @@
 
 mod content;
 mod gitrepository;
+mod helmchart;
 mod helmrepository;
 mod ocirepository;
 mod provider;
@@ -124,7 +125,9 @@ macro_rules! source {
 }
 source!(
     driftless_api::source::OCIRepository,
-    driftless_api::source::HelmRepository
+    driftless_api::source::HelmRepository,
+    driftless_api::source::HelmChart,
+    driftless_api::source::GitRepository
 );
 
 /// The objects of kind `K` in the harness's namespace.

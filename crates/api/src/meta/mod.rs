@@ -153,6 +153,7 @@ object_status!(
     crate::source::GitRepositoryStatus,
     crate::source::OCIRepositoryStatus,
     crate::source::HelmRepositoryStatus,
+    crate::source::HelmChartStatus,
     crate::kustomize::KustomizationStatus,
     crate::notification::ReceiverStatus,
 );
