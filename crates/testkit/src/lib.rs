@@ -11,6 +11,7 @@ pub mod helm;
 pub mod pki;
 pub mod proxy;
 pub mod registry;
+pub mod s3;
 
 use std::{
     net::TcpListener,

@@ -2,7 +2,9 @@
 //! values files merged, a chart re-packaged with its new version and values, a chart directory from a
 //! Git or Bucket artifact packaged with its vendored and `file://` dependencies.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+pub use crate::common::secure_rel;
 
 use driftless_helm::chart::{
     self, Limits, Mapping, Metadata, Package, merge_values, parse_values, set_version, values_yaml,
@@ -20,24 +22,6 @@ pub fn effective_values_files(files: &[String]) -> &[String] {
     } else {
         files
     }
-}
-
-/// A relative path without `.` and `..` parts; `None` when it would leave its root.
-pub fn secure_rel(p: &str) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in Path::new(p).components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
 }
 
 fn clean(p: &str) -> String {

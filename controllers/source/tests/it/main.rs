@@ -1,6 +1,7 @@
 //! source-controller end to end on the test cluster, impersonating its own ServiceAccount from
 //! `config/` (so the RBAC there is proven enough), against real Git servers on loopback.
 
+mod bucket;
 mod content;
 mod gitrepository;
 mod helmchart;
@@ -127,7 +128,8 @@ source!(
     driftless_api::source::OCIRepository,
     driftless_api::source::HelmRepository,
     driftless_api::source::HelmChart,
-    driftless_api::source::GitRepository
+    driftless_api::source::GitRepository,
+    driftless_api::source::Bucket
 );
 
 /// The objects of kind `K` in the harness's namespace.

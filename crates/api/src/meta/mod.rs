@@ -154,6 +154,7 @@ object_status!(
     crate::source::OCIRepositoryStatus,
     crate::source::HelmRepositoryStatus,
     crate::source::HelmChartStatus,
+    crate::source::BucketStatus,
     crate::kustomize::KustomizationStatus,
     crate::notification::ReceiverStatus,
 );
