@@ -358,3 +358,73 @@ async fn a_chart_in_git_is_packaged_with_its_dependencies_values_and_revision() 
             .contains("no chart directory or archive at path './charts/nope'")
     );
 }
+
+#[tokio::test]
+async fn a_chart_pushed_with_helm_to_an_oci_registry_is_pulled() {
+    let h = start("helm-chart-oci").await;
+    let registry = driftless_testkit::registry::Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let mut packaged = Vec::new();
+    for version in ["6.5.0", "6.6.0-rc.1"] {
+        let chart = create_chart(work.path(), "podinfo", version, &[]);
+        helm(
+            Command::new(tool("helm"))
+                .arg("package")
+                .arg(&chart)
+                .arg("-d")
+                .arg(work.path()),
+        );
+        let tgz = work.path().join(format!("podinfo-{version}.tgz"));
+        helm(
+            Command::new(tool("helm"))
+                .arg("push")
+                .arg(&tgz)
+                .arg(format!("oci://{}/charts", registry.host()))
+                .arg("--plain-http"),
+        );
+        std::fs::remove_dir_all(&chart).unwrap();
+        packaged.push(tgz);
+    }
+    let mut repo = HelmRepositorySpec {
+        url: format!("oci://{}/charts", registry.host()),
+        interval: Some("1h".into()),
+        ..Default::default()
+    };
+    repo.type_ = Some(driftless_api::source::HelmRepositoryType::Oci);
+    apply(&h, &HelmRepository::new("oci", repo)).await;
+    create(
+        &h,
+        "podinfo",
+        chart_spec("HelmRepository", "oci", "podinfo", Some("6.x")),
+    )
+    .await;
+    let obj: HelmChart = ready_at(&h, "podinfo", "6.5.0").await;
+    assert_eq!(ready_of(&obj).unwrap().1, "ChartPullSucceeded");
+    assert_eq!(
+        fetch_artifact(&h, &obj).await,
+        std::fs::read(&packaged[0]).unwrap(),
+        "the pushed chart, byte for byte"
+    );
+    create(
+        &h,
+        "rc",
+        chart_spec("HelmRepository", "oci", "podinfo", Some(">=6.6.0-0")),
+    )
+    .await;
+    ready_at::<HelmChart>(&h, "rc", "6.6.0-rc.1").await;
+    create(
+        &h,
+        "none",
+        chart_spec("HelmRepository", "oci", "podinfo", Some(">=7")),
+    )
+    .await;
+    let obj: HelmChart = failed_with(&h, "none", "InvalidChartReference").await;
+    assert!(
+        ready_of(&obj)
+            .unwrap()
+            .2
+            .contains("no match found for semver: >=7"),
+        "{:?}",
+        ready_of(&obj)
+    );
+}
