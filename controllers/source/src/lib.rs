@@ -1,7 +1,9 @@
 //! source-controller: turns sources into artifacts. Serves the artifact storage over HTTP on
 //! `--storage-addr` and reconciles GitRepository ([`gitrepository`]), OCIRepository ([`ocirepository`])
-//! HelmRepository ([`helmrepository`]), HelmChart ([`helmchart`]) and Bucket ([`bucket`]) objects.
+//! HelmRepository ([`helmrepository`]), HelmChart ([`helmchart`]) and Bucket ([`bucket`]) objects, and
+//! Flux's source-watcher kind ArtifactGenerator ([`artifactgenerator`]).
 
+pub mod artifactgenerator;
 pub mod bucket;
 mod common;
 pub mod gitrepository;
@@ -210,6 +212,7 @@ pub async fn run_with(
         _ = helmrepository::run(ctx.clone()) => {}
         _ = helmchart::run(ctx.clone()) => {}
         _ = bucket::run(ctx.clone()) => {}
+        _ = artifactgenerator::run(ctx.clone()) => {}
         _ = ocirepository::run(ctx) => {}
         _ = manager.stopped() => info!("stopping"),
     }

@@ -6,6 +6,7 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
 use crate::{
+    extensions::ArtifactGenerator,
     helm::HelmRelease,
     image::{ImagePolicy, ImageRepository, ImageUpdateAutomation},
     kustomize::Kustomization,
@@ -30,6 +31,7 @@ pub fn crds() -> Vec<Crd> {
         with_status_default(HelmChart::crd()),
         with_status_default(Bucket::crd()),
         ExternalArtifact::crd(),
+        ArtifactGenerator::crd(),
         with_status_default(Kustomization::crd()),
         with_status_default(HelmRelease::crd()),
         with_status_default(Receiver::crd()),

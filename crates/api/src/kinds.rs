@@ -69,6 +69,7 @@ pub static KINDS: LazyLock<Vec<Kind>> = LazyLock::new(|| {
         Kind::of::<source::HelmRepository>(),
         Kind::of::<source::HelmChart>(),
         Kind::of::<source::ExternalArtifact>(),
+        Kind::of::<crate::extensions::ArtifactGenerator>(),
         Kind::of::<kustomize::Kustomization>(),
         Kind::of::<helm::HelmRelease>(),
         Kind::of::<notification::Alert>(),
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn every_kind_is_registered_once_with_its_crd_names() {
-        assert_eq!(KINDS.len(), 14);
+        assert_eq!(KINDS.len(), 15);
         for crate::crds::Crd { crd, .. } in crate::crds::crds() {
             let names = &crd.spec.names;
             let k = get(&names.kind).unwrap_or_else(|| panic!("{} is registered", names.kind));

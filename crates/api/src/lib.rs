@@ -4,6 +4,7 @@
 //! Types only: no I/O.
 #![warn(missing_docs)]
 
+pub mod extensions;
 pub mod helm;
 pub mod image;
 pub mod kinds;

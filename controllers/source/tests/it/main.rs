@@ -1,6 +1,7 @@
 //! source-controller end to end on the test cluster, impersonating its own ServiceAccount from
 //! `config/` (so the RBAC there is proven enough), against real Git servers on loopback.
 
+mod artifactgenerator;
 mod bucket;
 mod content;
 mod gitrepository;

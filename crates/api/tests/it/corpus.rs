@@ -2,6 +2,7 @@ use std::{fs, path::PathBuf};
 
 use driftless_api::{
     crds::crds,
+    extensions::ArtifactGenerator,
     helm::HelmRelease,
     image::{ImagePolicy, ImageRepository, ImageUpdateAutomation},
     kustomize::Kustomization,
@@ -65,6 +66,7 @@ fn corpus_round_trips_through_our_types() {
             "HelmChart" => round_trip::<HelmChart>(&origin, &manifest),
             "Bucket" => round_trip::<Bucket>(&origin, &manifest),
             "ExternalArtifact" => round_trip::<ExternalArtifact>(&origin, &manifest),
+            "ArtifactGenerator" => round_trip::<ArtifactGenerator>(&origin, &manifest),
             "Kustomization" => round_trip::<Kustomization>(&origin, &manifest),
             "HelmRelease" => round_trip::<HelmRelease>(&origin, &manifest),
             "Receiver" => round_trip::<Receiver>(&origin, &manifest),
