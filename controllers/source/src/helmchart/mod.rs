@@ -7,6 +7,7 @@
 //! `<name>-<version>.tgz` with the chart version as its revision. A failure keeps the last artifact.
 
 mod build;
+mod dependencies;
 pub mod steps;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};

@@ -19,6 +19,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::{
     BuildReason, CHART_PACKAGE_SUCCEEDED, CHART_PULL_SUCCEEDED, Error, KIND,
     build::{self, effective_values_files},
+    dependencies,
 };
 use crate::{
     Context,
@@ -257,35 +258,79 @@ async fn from_repository(
         repo.spec.cert_secret_ref.as_ref(),
     )
     .await?;
-    let base = normalize(&repo.spec.url);
+    let source = ChartSource {
+        base: normalize(&repo.spec.url),
+        creds,
+        pass_credentials: repo.spec.pass_credentials.unwrap_or(false),
+        timeout: repository_timeout(repo).unwrap_or(Duration::from_secs(60)),
+    };
+    let download = download_chart(&source, &cv, ctx.helm.helm_chart_max_size, "remote reference").await?;
+    finish_remote(
+        download,
+        &cv.name,
+        &files,
+        obj,
+        limits,
+        meta.is_some(),
+        &mut outcome,
+    )
+    .await
+    .map(|path| Built {
+        path: Some(path),
+        outcome,
+    })
+}
+
+/// Where a repository's charts are downloaded from, and how.
+pub(super) struct ChartSource {
+    /// The repository URL, normalised (chart URLs in the index are relative to it).
+    pub base: String,
+    /// Its credentials.
+    pub creds: driftless_credentials::helm::HelmCredentials,
+    /// Whether they go to other hosts too.
+    pub pass_credentials: bool,
+    /// The bound of a download.
+    pub timeout: Duration,
+}
+
+/// Downloads the chart archive of `cv` (bounded by `max`, its digest checked against the index's);
+/// `what` names it in messages (`remote reference`, `dependency 'x'`).
+pub(super) async fn download_chart(
+    source: &ChartSource,
+    cv: &ChartVersion,
+    max: u64,
+    what: &str,
+) -> Result<tempfile::TempPath, Error> {
     let first = cv.urls.first().ok_or_else(|| {
         Error::build(
             BuildReason::Pull,
             format!("chart '{}' version '{}' has no download URL", cv.name, cv.version),
         )
     })?;
-    let base_url = reqwest::Url::parse(&base).map_err(|e| Error::Url(e.to_string()))?;
+    let base_url = reqwest::Url::parse(&source.base).map_err(|e| Error::Url(e.to_string()))?;
     let url = base_url
         .join(first)
         .map_err(|e| Error::build(BuildReason::Pull, format!("invalid chart URL '{first}': {e}")))?;
     // NB: credentials go to the repository's own host only, unless passCredentials says otherwise
     let same_host = url.host_str() == base_url.host_str()
         && url.port_or_known_default() == base_url.port_or_known_default();
-    let creds = if same_host || repo.spec.pass_credentials.unwrap_or(false) {
-        creds
+    let creds = if same_host || source.pass_credentials {
+        source.creds.clone()
     } else {
-        driftless_credentials::helm::HelmCredentials { basic: None, ..creds }
+        driftless_credentials::helm::HelmCredentials {
+            basic: None,
+            ..source.creds.clone()
+        }
     };
     let http = creds.http_client()?;
-    let timeout = repository_timeout(repo).unwrap_or(Duration::from_secs(60));
     let download = tempfile::NamedTempFile::new().map_err(|e| Error::Storage(e.to_string()))?;
     let (digest, _) = crate::helmrepository::steps::download(
         &creds,
         &http,
         url.as_str(),
         download.as_file(),
-        ctx.helm.helm_chart_max_size,
-        timeout,
+        max,
+        source.timeout,
     )
     .await
     .map_err(|e| {
@@ -300,11 +345,11 @@ async fn from_repository(
             .iter()
             .any(|s| text.contains(s))
         {
-            Error::Authentication(format!("failed to download chart for remote reference: {text}"))
+            Error::Authentication(format!("failed to download chart for {what}: {text}"))
         } else {
             Error::build(
                 BuildReason::Pull,
-                format!("failed to download chart for remote reference: {text}"),
+                format!("failed to download chart for {what}: {text}"),
             )
         }
     })?;
@@ -319,20 +364,7 @@ async fn from_repository(
             ),
         ));
     }
-    finish_remote(
-        download.into_temp_path(),
-        &cv.name,
-        &files,
-        obj,
-        limits,
-        meta.is_some(),
-        &mut outcome,
-    )
-    .await
-    .map(|path| Built {
-        path: Some(path),
-        outcome,
-    })
+    Ok(download.into_temp_path())
 }
 
 /// Checks a downloaded chart and re-packages it when it must change; returns the file to store.
@@ -533,19 +565,23 @@ async fn from_tarball(
     let files = values_files(obj);
     let ignore_missing = obj.spec.ignore_missing_values_files.unwrap_or(false);
     let meta = local_metadata(obj, &artifact.revision, !files.is_empty());
-    let obj_generation_files = files.clone();
     let work = tempfile::tempdir()
         .map_err(|e| Error::Storage(format!("failed to create temporary working directory: {e}")))?;
     let work_path = work.path().to_path_buf();
     let cached = cached.map(Path::to_path_buf);
-    let result = tokio::task::spawn_blocking(move || -> Result<Built, Error> {
+    // first the source unpacked and the chart read; then what its dependencies need fetched; then the
+    // package
+    let prepared = tokio::task::spawn_blocking(move || -> Result<Result<Prepared, Built>, Error> {
         let root = work_path.join("source");
         let file = std::fs::File::open(&source_file)
             .map_err(|e| Error::build(BuildReason::Pull, format!("failed to open source artifact: {e}")))?;
         driftless_artifact::fetch::unpack(file, &root, driftless_artifact::fetch::Limits::default())
             .map_err(|e| Error::build(BuildReason::Pull, format!("artifact untar error: {e}")))?;
         let rel = build::secure_rel(&spec_chart).ok_or_else(|| {
-            Error::build(BuildReason::Reference, format!("path '{spec_chart}' leaves the source"))
+            Error::build(
+                BuildReason::Reference,
+                format!("path '{spec_chart}' leaves the source"),
+            )
         })?;
         let path = root.join(&rel);
         let is_dir = path.is_dir();
@@ -556,81 +592,154 @@ async fn from_tarball(
         } else {
             return Err(Error::build(
                 BuildReason::Reference,
-                format!("failed to load chart metadata: no chart directory or archive at path '{spec_chart}'"),
+                format!(
+                    "failed to load chart metadata: no chart directory or archive at path '{spec_chart}'"
+                ),
             ));
         };
         let version = match &meta {
-            Some(m) => with_build_metadata(&metadata.version, m).map_err(|e| Error::build(BuildReason::MetadataPatch, e))?,
+            Some(m) => with_build_metadata(&metadata.version, m)
+                .map_err(|e| Error::build(BuildReason::MetadataPatch, e))?,
             None => metadata.version.clone(),
         };
         let requires_packaging = is_dir || meta.is_some();
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             name: metadata.name.clone(),
             version: version.clone(),
             packaged: requires_packaging,
-            values_files: if files.is_empty() { Vec::new() } else { obj_generation_files.clone() },
+            values_files: if files.is_empty() {
+                Vec::new()
+            } else {
+                files.clone()
+            },
             new_artifact: false,
         };
         if reuse(cached.as_deref(), &metadata.name, &version, limits) {
-            return Ok(Built { path: None, outcome });
+            return Ok(Err(Built { path: None, outcome }));
         }
-        let out = tempfile::NamedTempFile::new()
-            .map_err(|e| Error::Storage(e.to_string()))?
-            .into_temp_path();
-        if !requires_packaging {
-            std::fs::copy(&path, &out).map_err(|e| Error::build(BuildReason::Pull, e))?;
-            return Ok(Built { path: Some(out), outcome });
-        }
-        // values files are relative to the source's root, as Flux reads them
-        let merged = if files.is_empty() {
-            None
+        let remote = if is_dir {
+            metadata
+                .dependencies
+                .iter()
+                .filter(|d| !build::vendored(&path, &d.name) && !d.repository.starts_with("file://"))
+                .cloned()
+                .collect()
         } else {
-            let (merged, used) = build::merge_files(
-                &files,
-                ignore_missing,
-                |p| match build::secure_rel(p).map(|r| root.join(r)) {
-                    Some(f) if f.is_file() => std::fs::read(&f).map(Some).map_err(|e| {
-                        Error::build(BuildReason::ValuesFiles, format!("could not read values from file '{p}': {e}"))
-                    }),
-                    _ => Ok(None),
-                },
-                |p| {
-                    let shown = build::secure_rel(p).map(|r| format!("/{}", r.display())).unwrap_or_else(|| p.to_string());
-                    format!("no values file found at path '{shown}' (reference '{p}')")
-                },
-            )?;
-            outcome.values_files = used;
-            Some(merged)
+            Vec::new()
         };
-        if is_dir {
-            let chart = build::local_chart(&path)?;
-            let mut extra = Vec::new();
-            for dep in &chart.metadata.dependencies {
-                if build::vendored(&chart.dir, &dep.name) {
-                    continue;
-                }
-                if let Some(p) = dep.repository.strip_prefix("file://") {
-                    extra.push(build::file_dependency(&root, &chart.dir, p, limits)?);
-                } else {
-                    return Err(Error::build(
-                        BuildReason::Dependency,
-                        format!(
-                            "dependency '{}' from '{}' is not vendored in charts/: dependencies from chart repositories are not resolved yet; run 'helm dependency update' and commit charts/",
-                            dep.name, dep.repository
-                        ),
-                    ));
-                }
-            }
-            build::package_dir(&chart, &version, merged.as_ref(), extra, limits, &out)?;
-        } else {
-            let unpacked = work_path.join("chart");
-            let used = build::repackage(&path, &unpacked, &version, &files, ignore_missing, limits, &out)?;
-            outcome.values_files = used;
-        }
-        Ok(Built { path: Some(out), outcome })
+        Ok(Ok(Prepared {
+            root,
+            path,
+            is_dir,
+            version,
+            requires_packaging,
+            outcome,
+            remote,
+            work_path,
+            files,
+            ignore_missing,
+        }))
     })
     .await
-    .expect("building a chart does not panic")?;
+    .expect("reading a chart does not panic")?;
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(built) => return Ok(built),
+    };
+    let mut fetched = Vec::new();
+    for dep in &prepared.remote {
+        fetched.push(dependencies::fetch(ctx, &obj.namespace().unwrap_or_default(), dep, limits).await?);
+    }
+    let result = tokio::task::spawn_blocking(move || package_prepared(prepared, fetched, limits))
+        .await
+        .expect("building a chart does not panic")?;
     drop(work);
     Ok(result)
+}
+
+/// A chart read from a Git or Bucket artifact, ready to package.
+struct Prepared {
+    root: std::path::PathBuf,
+    path: std::path::PathBuf,
+    is_dir: bool,
+    version: String,
+    requires_packaging: bool,
+    outcome: Outcome,
+    /// Dependencies from chart repositories, to fetch.
+    remote: Vec<driftless_helm::chart::Dependency>,
+    work_path: std::path::PathBuf,
+    files: Vec<String>,
+    ignore_missing: bool,
+}
+
+/// Packages a prepared chart: values files (relative to the source's root, as Flux reads them) merged,
+/// `file://` dependencies packaged, `fetched` ones (path in the chart → archive) added.
+fn package_prepared(p: Prepared, fetched: Vec<(String, Vec<u8>)>, limits: Limits) -> Result<Built, Error> {
+    let Prepared {
+        root,
+        path,
+        is_dir,
+        version,
+        requires_packaging,
+        mut outcome,
+        work_path,
+        files,
+        ignore_missing,
+        ..
+    } = p;
+    let out = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::Storage(e.to_string()))?
+        .into_temp_path();
+    if !requires_packaging {
+        std::fs::copy(&path, &out).map_err(|e| Error::build(BuildReason::Pull, e))?;
+        return Ok(Built {
+            path: Some(out),
+            outcome,
+        });
+    }
+    let merged = if files.is_empty() {
+        None
+    } else {
+        let (merged, used) = build::merge_files(
+            &files,
+            ignore_missing,
+            |f| match build::secure_rel(f).map(|r| root.join(r)) {
+                Some(file) if file.is_file() => std::fs::read(&file).map(Some).map_err(|e| {
+                    Error::build(
+                        BuildReason::ValuesFiles,
+                        format!("could not read values from file '{f}': {e}"),
+                    )
+                }),
+                _ => Ok(None),
+            },
+            |f| {
+                let shown = build::secure_rel(f)
+                    .map(|r| format!("/{}", r.display()))
+                    .unwrap_or_else(|| f.to_string());
+                format!("no values file found at path '{shown}' (reference '{f}')")
+            },
+        )?;
+        outcome.values_files = used;
+        Some(merged)
+    };
+    if is_dir {
+        let chart = build::local_chart(&path)?;
+        let mut extra = fetched;
+        for dep in &chart.metadata.dependencies {
+            if let Some(rel) = dep.repository.strip_prefix("file://")
+                && !build::vendored(&chart.dir, &dep.name)
+            {
+                extra.push(build::file_dependency(&root, &chart.dir, rel, limits)?);
+            }
+        }
+        build::package_dir(&chart, &version, merged.as_ref(), extra, limits, &out)?;
+    } else {
+        let unpacked = work_path.join("chart");
+        let used = build::repackage(&path, &unpacked, &version, &files, ignore_missing, limits, &out)?;
+        outcome.values_files = used;
+    }
+    Ok(Built {
+        path: Some(out),
+        outcome,
+    })
 }

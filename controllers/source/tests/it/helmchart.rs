@@ -279,6 +279,9 @@ fn chart_files(name: &str, version: &str, prefix: &str) -> Vec<(String, String)>
 #[tokio::test]
 async fn a_chart_in_git_is_packaged_with_its_dependencies_values_and_revision() {
     let h = start("helm-chart-git").await;
+    let charts = ChartRepo::start(None);
+    charts.add_chart("redis", "1.0.0", &[]);
+    charts.add_chart("redis", "1.1.0", &[]);
     let root = RepoRoot::default();
     let repo = root.repo("fleet");
     let mut files = chart_files("app", "0.1.0", "charts/app");
