@@ -17,21 +17,44 @@ pub struct Registry {
     port: u16,
     child: Child,
     _dir: TempDir,
+    /// The user and password it requires, if any.
+    pub login: Option<(String, String)>,
 }
 
 impl Registry {
     /// Starts one on a free port.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts one that requires basic auth with `user` and `password` (an htpasswd file made by the real
+    /// `htpasswd -B`); its helpers log in.
+    pub fn start_with_auth(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> Self {
         let port = free_port();
         let dir = tempfile::Builder::new()
             .prefix("driftless-registry-")
             .tempdir()
             .expect("a temp dir");
-        let conf = format!(
+        let mut conf = format!(
             "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
              http: {{addr: 127.0.0.1:{port}}}\n",
             dir.path().join("data").display()
         );
+        if let Some((user, password)) = login {
+            let users = dir.path().join("htpasswd");
+            run(Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(&users)
+                .args([user, password]));
+            conf.push_str(&format!(
+                "auth: {{htpasswd: {{realm: driftless, path: {}}}}}\n",
+                users.display()
+            ));
+        }
         let conf_path = dir.path().join("config.yml");
         fs::write(&conf_path, conf).expect("a registry config");
         let child = Command::new(tool("docker-registry"))
@@ -45,6 +68,7 @@ impl Registry {
             port,
             child,
             _dir: dir,
+            login: login.map(|(u, p)| (u.to_string(), p.to_string())),
         };
         assert!(
             wait_for_port(port, 10),
@@ -97,6 +121,7 @@ impl Registry {
             "--config",
             "config.json:application/vnd.cncf.flux.config.v1+json",
         ])
+        .args(self.credentials())
         .current_dir(work.path());
         for (k, v) in annotations {
             oras.args(["--annotation", &format!("{k}={v}")]);
@@ -120,18 +145,39 @@ impl Registry {
 
     /// The manifest digest of `repository:tag` (`oras resolve`).
     pub fn digest(&self, repository: &str, tag: &str) -> String {
-        run(Command::new(tool("oras")).args([
-            "resolve",
-            "--plain-http",
-            &format!("{}/{repository}:{tag}", self.host()),
-        ]))
+        run(Command::new(tool("oras"))
+            .args([
+                "resolve",
+                "--plain-http",
+                &format!("{}/{repository}:{tag}", self.host()),
+            ])
+            .args(self.credentials()))
         .trim()
         .to_string()
     }
 
     /// Runs `oras` with `args` against this registry's host (plain HTTP); returns its output.
     pub fn oras(&self, args: &[&str]) -> String {
-        run(Command::new(tool("oras")).args(args).arg("--plain-http"))
+        run(Command::new(tool("oras"))
+            .args(args)
+            .arg("--plain-http")
+            .args(self.credentials()))
+    }
+
+    /// `--username`/`--password` of `oras` when the registry requires them.
+    fn credentials(&self) -> Vec<String> {
+        match &self.login {
+            Some((u, p)) => vec!["--username".into(), u.clone(), "--password".into(), p.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    /// A docker config JSON with this registry's login (or `user`/`password` given), as a
+    /// `kubernetes.io/dockerconfigjson` Secret holds it.
+    pub fn docker_config(&self, user: &str, password: &str) -> String {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, self.host())
     }
 }
 

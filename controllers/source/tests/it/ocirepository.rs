@@ -354,3 +354,58 @@ async fn bad_references_layers_and_content_fail_with_fluxs_reasons_and_keep_the_
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_registry_with_auth_is_read_with_a_docker_config_or_a_service_accounts_pull_secrets() {
+    let h = start("oci-auth").await;
+    let registry = Registry::start_with_auth("flux", "s3cret");
+    let digest = registry.push_flux("app", "v1", &[("a.yaml", "kind: A\n")], &[]);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster().client().await, h.ns.name());
+    for (name, password) in [("creds", "s3cret"), ("wrong", "nope")] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "type": "kubernetes.io/dockerconfigjson",
+            "stringData": {".dockerconfigjson": registry.docker_config("flux", password)}});
+        secrets
+            .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&secret))
+            .await
+            .unwrap();
+    }
+    let mut with_secret = spec(&registry.url("app"), tag("v1"));
+    with_secret.secret_ref = Some(LocalObjectReference { name: "creds".into() });
+    create(&h, "authed", with_secret).await;
+    ready_at(&h, "authed", &format!("v1@{digest}")).await;
+
+    // a refused password: the message says so
+    let mut refused = spec(&registry.url("app"), tag("v1"));
+    refused.secret_ref = Some(LocalObjectReference { name: "wrong".into() });
+    create(&h, "refused", refused).await;
+    let obj = failed(&h, "refused", "OCIArtifactPullFailed").await;
+    let message = ready(&obj).unwrap().2;
+    assert!(
+        message.to_lowercase().contains("unauthorized") || message.contains("401"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("s3cret") && !message.contains("nope"),
+        "no secret in messages: {message}"
+    );
+
+    // the image pull secrets of a ServiceAccount
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(cluster().client().await, h.ns.name());
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "puller"},
+        "imagePullSecrets": [{"name": "creds"}]});
+    accounts
+        .patch(
+            "puller",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&account),
+        )
+        .await
+        .unwrap();
+    let mut by_account = spec(&registry.url("app"), tag("v1"));
+    by_account.service_account_name = Some("puller".into());
+    create(&h, "by-account", by_account).await;
+    ready_at(&h, "by-account", &format!("v1@{digest}")).await;
+}
