@@ -20,7 +20,7 @@ use crate::{
 pub struct ChartRepo {
     port: u16,
     dir: TempDir,
-    _server: Server,
+    server: Option<Server>,
 }
 
 impl ChartRepo {
@@ -69,7 +69,24 @@ server.stat-cache-engine = "disable"
         Self {
             port,
             dir,
-            _server: server,
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server (its port then refuses connections), as a chart repository going down.
+    pub fn stop(&mut self) {
+        self.server = None;
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn resume(&mut self) {
+        if self.server.is_none() {
+            let conf = self.dir.path().join("lighttpd.conf");
+            self.server = Some(spawn(
+                Command::new(tool("lighttpd")).arg("-D").arg("-f").arg(&conf),
+                "lighttpd",
+                self.port,
+            ));
         }
     }
 

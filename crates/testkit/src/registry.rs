@@ -15,7 +15,8 @@ use crate::{free_port, tool, wait_for_port};
 /// A running registry.
 pub struct Registry {
     port: u16,
-    child: Child,
+    child: Option<Child>,
+    conf: std::path::PathBuf,
     _dir: TempDir,
     /// The user and password it requires, if any.
     pub login: Option<(String, String)>,
@@ -57,16 +58,11 @@ impl Registry {
         }
         let conf_path = dir.path().join("config.yml");
         fs::write(&conf_path, conf).expect("a registry config");
-        let child = Command::new(tool("docker-registry"))
-            .arg("serve")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry (run hack/tools.sh)");
+        let child = serve(&conf_path);
         let registry = Self {
             port,
-            child,
+            child: Some(child),
+            conf: conf_path,
             _dir: dir,
             login: login.map(|(u, p)| (u.to_string(), p.to_string())),
         };
@@ -195,9 +191,41 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+fn serve(conf: &Path) -> Child {
+    Command::new(tool("docker-registry"))
+        .arg("serve")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting docker-registry (run hack/tools.sh)")
+}
+
+impl Registry {
+    /// Stops the registry (its port then refuses connections), as a registry going down; its content
+    /// stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped registry again on the same port, with the same content.
+    pub fn resume(&mut self) {
+        if self.child.is_none() {
+            self.child = Some(serve(&self.conf));
+            assert!(
+                wait_for_port(self.port, 10),
+                "docker-registry did not come back on {}",
+                self.port
+            );
+        }
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
