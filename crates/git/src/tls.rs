@@ -88,7 +88,9 @@ impl Tls {
         // NB: without a proxy of its own, the environment's (HTTPS_PROXY, NO_PROXY…) applies
         if let Some(url) = proxy {
             let proxy = reqwest::Proxy::all(url).map_err(|e| invalid("proxy", e))?;
-            builder = builder.no_proxy().proxy(proxy);
+            // NB: no idle connections kept: a proxy (tinyproxy) closes a kept-alive one when it likes, and a
+            // request sent on it as it closes fails with "connection closed before message completed"
+            builder = builder.no_proxy().proxy(proxy).pool_max_idle_per_host(0);
         }
         builder.build().map_err(|e| invalid("TLS settings", e))
     }
