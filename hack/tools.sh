@@ -64,7 +64,9 @@ fi
 
 # moto's server mode from PyPI (an S3 API on loopback), in its own venv
 MOTO_VERSION=${MOTO_VERSION:-5.2.5}
-if [ ! -x "$BIN/moto_server" ] || ! "$TOOLS/moto/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+# NB: the version read into a variable: `pip show | grep -q` fails under pipefail when grep exits first
+moto_installed=$("$TOOLS/moto/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ ! -x "$BIN/moto_server" ] || [ "$moto_installed" != "$MOTO_VERSION" ]; then
   log "installing moto[server]==$MOTO_VERSION from PyPI"
   rm -rf "$TOOLS/moto"
   python3 -m venv "$TOOLS/moto" || die "python3 -m venv failed (apt-get install python3-venv)"
