@@ -114,6 +114,22 @@ pub fn kustomize_with(config: kube::Config, ns: &str, flags: &[String]) -> JoinH
     })
 }
 
+/// A helm-controller watching `ns`, running the helm of `hack/tools.sh`, with `flags` added.
+pub async fn helm(ns: &str, flags: &[String]) -> JoinHandle<()> {
+    let config = cluster().config_as(&service_account("helm-controller")).await;
+    let mut argv = with_flags(args("helm-controller", ns), flags);
+    argv.push(format!(
+        "--helm-binary={}",
+        driftless_testkit::tool("helm").display()
+    ));
+    let parsed = helm_controller::Args::parse_from(argv);
+    tokio::spawn(async move {
+        helm_controller::run_with(config, parsed)
+            .await
+            .expect("helm-controller runs")
+    })
+}
+
 /// A notification-controller on loopback ports with `flags` added; returns where its servers listen.
 pub async fn notification(ns: &str, flags: &[String]) -> (notification_controller::Bound, JoinHandle<()>) {
     notification_on(cluster(), ns, flags).await

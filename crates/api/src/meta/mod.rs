@@ -155,6 +155,7 @@ object_status!(
     crate::source::HelmRepositoryStatus,
     crate::source::HelmChartStatus,
     crate::source::BucketStatus,
+    crate::helm::HelmReleaseStatus,
     crate::kustomize::KustomizationStatus,
     crate::notification::ReceiverStatus,
 );

@@ -1,0 +1,347 @@
+//! helm-controller end to end with source-controller, both as their own ServiceAccounts from
+//! `config/`: real charts (`helm create`, `helm package`, `helm repo index`) from a real HTTP chart
+//! repository, installed and upgraded through the real helm, checked with `helm history`.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use driftless_api::{
+    helm::{
+        CrossNamespaceObjectReference, HelmChartTemplate, HelmChartTemplateSpec, HelmRelease,
+        HelmReleaseSpec, Install, Upgrade, ValuesReference,
+    },
+    meta::RECONCILE_REQUEST_ANNOTATION,
+    source::{HelmChart, HelmRepository, HelmRepositorySpec},
+};
+use driftless_runtime::conditions;
+use driftless_testkit::{cluster::cluster, helm::ChartRepo, tool};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams},
+};
+use serde_json::json;
+
+async fn wait<K>(api: &Api<K>, name: &str, what: &str, pred: impl Fn(&K) -> bool) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let obj = api.get_opt(name).await.unwrap();
+        if let Some(obj) = obj.filter(|o| pred(o)) {
+            return obj;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:#?}",
+            api.get_opt(name).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ready(hr: &HelmRelease) -> Option<(String, String, String)> {
+    let c = conditions::get(&hr.status.as_ref()?.conditions, "Ready")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// `helm history` of the release, as a user runs it: (revision, status, chart) each.
+fn history(ns: &str, release: &str) -> Vec<(i64, String, String)> {
+    let out = Command::new(tool("helm"))
+        .args(["history", release, "-n", ns, "-o", "json", "--kubeconfig"])
+        .arg(cluster().kubeconfig())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_i64().unwrap(),
+                r["status"].as_str().unwrap().to_string(),
+                r["chart"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn apply<
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::Serialize
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+>(
+    ns: &str,
+    obj: &K,
+) -> Api<K> {
+    let api: Api<K> = Api::namespaced(cluster().client().await, ns);
+    let name = obj.meta().name.clone().unwrap();
+    api.patch(&name, &PatchParams::apply("test").force(), &Patch::Apply(obj))
+        .await
+        .unwrap();
+    api
+}
+
+#[tokio::test]
+async fn a_release_is_installed_upgraded_on_new_values_and_charts_and_uninstalled() {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &[]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+
+    let charts = ChartRepo::start(None);
+    charts.add_chart("podinfo", "0.1.0", &[]);
+    apply(
+        &n,
+        &HelmRepository::new(
+            "charts",
+            HelmRepositorySpec {
+                url: charts.url(),
+                interval: Some("1h".into()),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let mut spec = HelmReleaseSpec {
+        interval: "1h".into(),
+        chart: Some(HelmChartTemplate {
+            metadata: None,
+            spec: HelmChartTemplateSpec {
+                chart: "podinfo".into(),
+                version: Some("*".into()),
+                source_ref: CrossNamespaceObjectReference {
+                    kind: "HelmRepository".into(),
+                    name: "charts".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        }),
+        // NB: nothing rolls Deployments out in the test cluster: no --wait
+        install: Some(Install {
+            disable_wait: Some(true),
+            ..Default::default()
+        }),
+        upgrade: Some(Upgrade {
+            disable_wait: Some(true),
+            ..Default::default()
+        }),
+        values: Some(json!({"replicaCount": 2})),
+        ..Default::default()
+    };
+    let hrs = apply(&n, &HelmRelease::new("web", spec.clone())).await;
+    let hr = wait(&hrs, "web", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        ready(&hr).unwrap(),
+        (
+            "True".into(),
+            "InstallSucceeded".into(),
+            format!("Helm install succeeded for release {n}/web.v1 with chart podinfo@0.1.0")
+        )
+    );
+    let status = hr.status.clone().unwrap();
+    assert_eq!(
+        status.helm_chart.as_deref(),
+        Some(format!("{n}/{n}-web").as_str())
+    );
+    assert_eq!(status.last_attempted_revision.as_deref(), Some("0.1.0"));
+    assert!(
+        status
+            .last_attempted_config_digest
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(status.history.as_ref().unwrap()[0].version, 1);
+    let chart: Api<HelmChart> = Api::namespaced(cluster().client().await, &n);
+    let owned = chart.get(&format!("{n}-web")).await.unwrap();
+    assert_eq!(
+        owned.metadata.labels.unwrap()["helm.toolkit.fluxcd.io/name"],
+        "web"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    assert_eq!(
+        deployments.get("web-podinfo").await.unwrap().spec.replicas,
+        Some(2)
+    );
+    assert_eq!(
+        history(&n, "web"),
+        vec![(1, "deployed".into(), "podinfo-0.1.0".into())]
+    );
+
+    // values from a ConfigMap: an upgrade
+    let cms: Api<ConfigMap> = Api::namespaced(cluster().client().await, &n);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-values"},
+        "data": {"values.yaml": "replicaCount: 3\nservice:\n  port: 8080\n"}});
+    cms.patch(
+        "web-values",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&cm),
+    )
+    .await
+    .unwrap();
+    spec.values = None;
+    spec.values_from = Some(vec![ValuesReference {
+        kind: "ConfigMap".into(),
+        name: "web-values".into(),
+        ..Default::default()
+    }]);
+    apply(&n, &HelmRelease::new("web", spec.clone())).await;
+    let hr = wait(&hrs, "web", "upgraded", |h| {
+        ready(h).is_some_and(|r| r.1 == "UpgradeSucceeded")
+    })
+    .await;
+    assert!(
+        ready(&hr).unwrap().2.contains(&format!("{n}/web.v2")),
+        "{:?}",
+        ready(&hr)
+    );
+    assert_eq!(
+        deployments.get("web-podinfo").await.unwrap().spec.replicas,
+        Some(3)
+    );
+
+    // nothing changed: no Helm revision
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "1"}}});
+    hrs.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait(&hrs, "web", "the request handled", |h| {
+        h.status
+            .as_ref()
+            .and_then(|s| s.reconcile_request.last_handled_reconcile_at.as_deref())
+            == Some("1")
+    })
+    .await;
+    assert_eq!(
+        history(&n, "web").len(),
+        2,
+        "an unchanged release makes no revision"
+    );
+
+    // a new chart version: the HelmChart follows, the release too
+    charts.add_chart("podinfo", "0.2.0", &[]);
+    let repos: Api<HelmRepository> = Api::namespaced(cluster().client().await, &n);
+    repos
+        .patch("charts", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let hr = wait(&hrs, "web", "the new chart released", |h| {
+        h.status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.as_deref())
+            == Some("0.2.0")
+            && ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert!(
+        ready(&hr).unwrap().2.ends_with("with chart podinfo@0.2.0"),
+        "{:?}",
+        ready(&hr)
+    );
+    let revisions = history(&n, "web");
+    assert_eq!(
+        revisions.last().unwrap(),
+        &(3, "deployed".to_string(), "podinfo-0.2.0".to_string())
+    );
+
+    // deleted: uninstalled, its HelmChart gone
+    hrs.delete("web", &DeleteParams::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hrs.get_opt("web").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the HelmRelease was not finalized");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(history(&n, "web").is_empty(), "the release is uninstalled");
+    assert!(deployments.get_opt("web-podinfo").await.unwrap().is_none());
+    assert!(chart.get_opt(&format!("{n}-web")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_failed_upgrade_is_rolled_back_and_retries_are_counted() {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm-fail").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &[]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+    let charts = ChartRepo::start(None);
+    charts.add_chart("podinfo", "0.1.0", &[]);
+    apply(
+        &n,
+        &HelmRepository::new(
+            "charts",
+            HelmRepositorySpec {
+                url: charts.url(),
+                interval: Some("1h".into()),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "install": {"disableWait": true},
+        "upgrade": {"timeout": "3s", "remediation": {"retries": 1}},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    // an upgrade that waits for a Deployment nothing rolls out: it fails, and is rolled back
+    spec.values = Some(json!({"replicaCount": 4}));
+    apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "the upgrade retries exhausted", |h| {
+        ready(h).is_some_and(|r| r.1 == "RetriesExceeded")
+    })
+    .await;
+    assert_eq!(ready(&hr).unwrap().2, "Failed to upgrade after 2 attempt(s)");
+    let status = hr.status.unwrap();
+    assert_eq!(status.upgrade_failures, Some(2));
+    let released = conditions::get(&status.conditions, "Released").unwrap();
+    assert_eq!(
+        (released.status.as_str(), released.reason.as_str()),
+        ("False", "UpgradeFailed")
+    );
+    let revisions = history(&n, "app");
+    let statuses: Vec<&str> = revisions.iter().map(|r| r.1.as_str()).collect();
+    assert!(statuses.contains(&"failed"), "{revisions:?}");
+    assert_eq!(
+        revisions.last().unwrap().1,
+        "deployed",
+        "rolled back: {revisions:?}"
+    );
+    assert!(
+        revisions.len() >= 3,
+        "install, failed upgrade, rollback: {revisions:?}"
+    );
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|t| t.abort());
+    }
+}
