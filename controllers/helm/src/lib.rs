@@ -5,6 +5,7 @@
 
 pub mod helm;
 pub mod helmrelease;
+pub mod unlock;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

@@ -182,10 +182,30 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     let release = release_name(obj);
     let helm = Helm::new(&ctx.helm, &ctx.kube_config, impersonation(obj, ctx))
         .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
-    let history = helm
+    let mut history = helm
         .history(&release, &target)
         .await
         .map_err(|e| Error::Helm(format!("failed to get last release revision: {e}")))?;
+    // a release left pending by an action that never finished (the controller was killed mid-way):
+    // helm refuses any other action on it ("another operation is in progress"); marked failed, it can go on
+    if let Some(pending) = history
+        .last()
+        .filter(|r| r.status.starts_with("pending-"))
+        .cloned()
+    {
+        crate::unlock::unlock(&ctx.client, &target, &release, pending.revision, &pending.status)
+            .await
+            .map_err(|e| {
+                Error::Helm(format!(
+                    "failed to recover release {target}/{release} from {}: {e}",
+                    pending.status
+                ))
+            })?;
+        history = helm
+            .history(&release, &target)
+            .await
+            .map_err(|e| Error::Helm(format!("failed to get last release revision: {e}")))?;
+    }
     let deployed = history.iter().rev().find(|r| r.status == "deployed").cloned();
     let chart_id = format!("{}-{}", meta.name, meta.version);
     let force_at = obj.annotations().get("reconcile.fluxcd.io/forceAt").cloned();

@@ -345,3 +345,86 @@ impl Drop for AbortOnDrop {
         self.0.iter().for_each(|t| t.abort());
     }
 }
+
+#[tokio::test]
+async fn a_release_left_pending_by_a_killed_helm_is_recovered() {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm-pending").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &[]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+    let charts = ChartRepo::start(None);
+    let archive = charts.add_chart("podinfo", "0.1.0", &[]);
+    apply(
+        &n,
+        &HelmRepository::new(
+            "charts",
+            HelmRepositorySpec {
+                url: charts.url(),
+                interval: Some("1h".into()),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "install": {"disableWait": true},
+        "upgrade": {"disableWait": true},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    // a user's (or a killed controller's) helm upgrade that never finishes: killed mid-wait
+    let mut upgrade = Command::new(tool("helm"))
+        .args(["upgrade", "app"])
+        .arg(&archive)
+        .args([
+            "-n",
+            &n,
+            "--wait",
+            "--timeout",
+            "120s",
+            "--set",
+            "replicaCount=5",
+            "--kubeconfig",
+        ])
+        .arg(cluster().kubeconfig())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while history(&n, "app").last().is_none_or(|r| r.1 != "pending-upgrade") {
+        assert!(
+            Instant::now() < deadline,
+            "helm did not leave the release pending"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    upgrade.kill().unwrap();
+    let _ = upgrade.wait();
+
+    // the next change is released: the pending revision marked failed, then the upgrade
+    spec.values = Some(json!({"replicaCount": 2}));
+    apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "upgraded past the pending revision", |h| {
+        ready(h).is_some_and(|r| r.1 == "UpgradeSucceeded")
+    })
+    .await;
+    let revisions = history(&n, "app");
+    assert_eq!(
+        revisions[1].1, "failed",
+        "the pending revision is marked failed: {revisions:?}"
+    );
+    assert_eq!(revisions.last().unwrap().1, "deployed", "{revisions:?}");
+    assert!(ready(&hr).unwrap().2.contains(".v3"), "{:?}", ready(&hr));
+}
