@@ -12,6 +12,7 @@ pub mod pki;
 pub mod proxy;
 pub mod registry;
 pub mod s3;
+pub mod simulator;
 
 use std::{
     net::TcpListener,

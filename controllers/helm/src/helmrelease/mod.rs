@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use driftless_api::{
     helm::{HelmRelease, HelmReleaseStatus},
     meta::{
-        conditions::{READY, RECONCILING, RELEASED, STALLED, reasons},
+        conditions::{READY, RECONCILING, RELEASED, STALLED, TEST_SUCCESS, reasons},
         parse_duration,
     },
 };
@@ -51,6 +51,9 @@ pub enum Error {
     /// `helm upgrade` failed.
     #[error("{0}")]
     Upgrade(String),
+    /// `helm test` failed.
+    #[error("{0}")]
+    Test(String),
     /// The release's history could not be read, or uninstall failed.
     #[error("{0}")]
     Helm(String),
@@ -74,6 +77,7 @@ impl ReconcileError for Error {
             Error::Values(_) => "InitFailed",
             Error::Install(_) => "InstallFailed",
             Error::Upgrade(_) => "UpgradeFailed",
+            Error::Test(_) => "TestFailed",
             Error::Helm(_) => "GetLastReleaseFailed",
             Error::RetriesExceeded(_) => "RetriesExceeded",
             Error::Kube(_) | Error::Finalizer(_) => reasons::RECONCILIATION_FAILED,
@@ -191,6 +195,27 @@ impl Reconciler for Releases {
                 if let Some((reason, message)) = &outcome.released {
                     conditions::mark_true(&mut status.conditions, RELEASED, reason, message, generation);
                 }
+                match &outcome.tested {
+                    Some(Ok(message)) => conditions::mark_true(
+                        &mut status.conditions,
+                        TEST_SUCCESS,
+                        "TestSucceeded",
+                        message,
+                        generation,
+                    ),
+                    // ignored failures: TestSuccess says so, Ready stays True
+                    Some(Err(message)) => conditions::mark_false(
+                        &mut status.conditions,
+                        TEST_SUCCESS,
+                        "TestFailed",
+                        message,
+                        generation,
+                    ),
+                    None if outcome.released.is_some() => {
+                        conditions::delete(&mut status.conditions, TEST_SUCCESS)
+                    }
+                    None => {}
+                }
                 let released = conditions::get(&status.conditions, RELEASED).cloned();
                 let (reason, message) = released.map(|c| (c.reason, c.message)).unwrap_or((
                     reasons::SUCCEEDED.into(),
@@ -232,7 +257,7 @@ impl Reconciler for Releases {
                     info!("{message}");
                 }
             }
-            Err(err @ (Error::Install(_) | Error::Upgrade(_))) => {
+            Err(err @ (Error::Install(_) | Error::Upgrade(_) | Error::Test(_))) => {
                 self.0.recorder.record(
                     &obj.object_ref(&()),
                     Severity::Error,

@@ -29,11 +29,13 @@ use crate::{
 /// Releases kept in `status.history` (Flux's).
 const HISTORY: usize = 5;
 
-/// What a successful run did: the release action's reason and message, when one ran.
+/// What a successful run did: the release action's reason and message, when one ran, and the tests'.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// `InstallSucceeded`/`UpgradeSucceeded` and Flux's message.
     pub released: Option<(&'static str, String)>,
+    /// The `helm test` result when tests ran (a failure here was ignored, as the spec asks).
+    pub tested: Option<Result<String, String>>,
 }
 
 /// `spec.timeout` (Flux's default 5m).
@@ -340,14 +342,61 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     } else {
         ("InstallSucceeded", "install")
     };
+    let full = format!("{target}/{release}.v{}", latest.revision);
+    let chart_at = format!("{}@{}", meta.name, meta.version);
+
+    // tests, when enabled; a failure is the release's unless ignored
+    let test = obj.spec.test.clone().unwrap_or_default();
+    let mut tested = None;
+    if test.enable.unwrap_or(false) {
+        let timeout = test
+            .timeout
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or_else(|| timeout(obj));
+        let filters: Vec<String> = test
+            .filters
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|f| {
+                let negate = if f.exclude.unwrap_or(false) { "!" } else { "" };
+                ["--filter".to_string(), format!("{negate}name={}", f.name)]
+            })
+            .collect();
+        let ignore = test.ignore_failures.unwrap_or(false)
+            || if is_upgrade {
+                upgrade.remediation.as_ref().and_then(|r| r.ignore_test_failures)
+            } else {
+                install.remediation.as_ref().and_then(|r| r.ignore_test_failures)
+            }
+            .unwrap_or(false);
+        match helm.test(&release, &target, timeout, &filters).await {
+            Ok(()) => {
+                tested = Some(Ok(format!(
+                    "Helm test succeeded for release {full} with chart {chart_at}"
+                )))
+            }
+            Err(failed) => {
+                let message = format!("Helm test failed for release {full} with chart {chart_at}: {failed}");
+                if !ignore {
+                    status.failures = Some(status.failures.unwrap_or(0) + 1);
+                    if is_upgrade {
+                        status.upgrade_failures = Some(status.upgrade_failures.unwrap_or(0) + 1);
+                    } else {
+                        status.install_failures = Some(status.install_failures.unwrap_or(0) + 1);
+                    }
+                    return Err(Error::Test(message));
+                }
+                tested = Some(Err(message));
+            }
+        }
+    }
     Ok(Outcome {
         released: Some((
             reason,
-            format!(
-                "Helm {verb} succeeded for release {target}/{release}.v{} with chart {}@{}",
-                latest.revision, meta.name, meta.version
-            ),
+            format!("Helm {verb} succeeded for release {full} with chart {chart_at}"),
         )),
+        tested,
     })
 }
 

@@ -428,3 +428,58 @@ async fn a_release_left_pending_by_a_killed_helm_is_recovered() {
     assert_eq!(revisions.last().unwrap().1, "deployed", "{revisions:?}");
     assert!(ready(&hr).unwrap().2.contains(".v3"), "{:?}", ready(&hr));
 }
+
+#[tokio::test]
+async fn with_workloads_rolling_out_a_release_waits_for_them_and_its_tests_run() {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm-wait").await;
+    let n = ns.name().to_string();
+    // the namespace's Deployments roll out, and Pods run (a test hook's succeeds), a moment after
+    let _simulator =
+        driftless_testkit::simulator::start(cluster().client().await, Some(&n), Duration::from_millis(300));
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &[]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+    let charts = ChartRepo::start(None);
+    charts.add_chart("podinfo", "0.1.0", &[]);
+    apply(
+        &n,
+        &HelmRepository::new(
+            "charts",
+            HelmRepositorySpec {
+                url: charts.url(),
+                interval: Some("1h".into()),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "timeout": "60s",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "test": {"enable": true},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "installed, waited for and tested", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(ready(&hr).unwrap().1, "InstallSucceeded");
+    let status = hr.status.unwrap();
+    let tested = conditions::get(&status.conditions, "TestSuccess").expect("tests ran");
+    assert_eq!(
+        (tested.status.as_str(), tested.reason.as_str()),
+        ("True", "TestSucceeded"),
+        "{}",
+        tested.message
+    );
+    assert!(
+        tested
+            .message
+            .starts_with(&format!("Helm test succeeded for release {n}/app.v1"))
+    );
+}
