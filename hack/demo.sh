@@ -6,7 +6,9 @@
 #   2. driftless's CRDs (crds/), server-side applied
 #   3. the example repository (hack/demo/app) committed to a Git repository served over HTTP on loopback
 #      (git http-backend behind lighttpd, basic auth)
-#   4. a GitRepository and a Kustomization pointing at it, and a Receiver for the GitRepository, in flux-system
+#   4. a GitRepository and a Kustomization pointing at it, and a Receiver for the GitRepository, in flux-system;
+#      a chart (helm create, helm package, helm repo index) in a Helm repository served next to it, and a
+#      HelmRepository and HelmRelease installing it
 #   5. every controller that exists, as local processes (see CONTROLLERS below; each controller issue adds
 #      its own), then waits (timeout DEMO_TIMEOUT, 120s) until the objects are Ready and prints what was
 #      applied
@@ -40,8 +42,9 @@ CONTROLLERS=(
   "notification-controller notification-controller $COMMON --events-addr=127.0.0.1:$EVENTS_PORT --receiverAddr=127.0.0.1:$RECEIVER_PORT"
   "source-controller source-controller $COMMON $EVENTS --storage-addr=127.0.0.1:$STORAGE_PORT --storage-path=$DEMO_DIR/storage"
   "kustomize-controller kustomize-controller $COMMON $EVENTS"
+  "helm-controller helm-controller $COMMON $EVENTS --helm-binary=$(hack/tools.sh bin)/helm"
 )
-WAIT_FOR=(gitrepository/demo kustomization/demo receiver/demo)
+WAIT_FOR=(gitrepository/demo kustomization/demo receiver/demo helmrepository/demo helmrelease/demo)
 
 hack/tools.sh >/dev/null
 if [ -n "${DRIFTLESS_KUBECONFIG:-}" ]; then
@@ -92,6 +95,13 @@ lighttpd -f "$DEMO_DIR/lighttpd.conf"
 URL=http://127.0.0.1:$PORT/git/demo.git
 git ls-remote "http://demo:demo-password@127.0.0.1:$PORT/git/demo.git" main >/dev/null
 log "repository $URL at $REVISION"
+log "packaging a chart (helm create, helm package, helm repo index) into a Helm repository next to it"
+HELM="$(hack/tools.sh bin)/helm"
+export HELM_CACHE_HOME=$DEMO_DIR/helm/cache HELM_CONFIG_HOME=$DEMO_DIR/helm/config HELM_DATA_HOME=$DEMO_DIR/helm/data
+mkdir -p "$REPOS/charts"
+( cd "$DEMO_DIR" && "$HELM" create podinfo >/dev/null && "$HELM" package podinfo -d "$REPOS/charts" >/dev/null )
+"$HELM" repo index "$REPOS/charts"
+CHARTS=http://127.0.0.1:$PORT/charts
 
 log "creating the GitRepository and Kustomization"
 kubectl apply --server-side -f - >/dev/null <<EOF2
@@ -135,6 +145,39 @@ spec:
     kind: GitRepository
     name: demo
 ---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: demo
+  namespace: flux-system
+spec:
+  interval: 10m
+  url: $CHARTS
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: demo
+  namespace: flux-system
+spec:
+  interval: 10m
+  targetNamespace: demo-helm
+  chart:
+    spec:
+      chart: podinfo
+      version: "0.1.x"
+      sourceRef:
+        kind: HelmRepository
+        name: demo
+  # the local control plane runs no controllers: nothing rolls out, so no --wait
+  install:
+    createNamespace: true
+    disableWait: true
+  upgrade:
+    disableWait: true
+  values:
+    replicaCount: 2
+---
 apiVersion: v1
 kind: Secret
 metadata:
@@ -172,12 +215,14 @@ else
   done
   log "waiting up to ${TIMEOUT}s for ${WAIT_FOR[*]} to be Ready"
   if ! kubectl -n flux-system wait --for=condition=Ready --timeout="${TIMEOUT}s" "${WAIT_FOR[@]}"; then
-    kubectl -n flux-system get gitrepositories,kustomizations -o wide >&2
+    kubectl -n flux-system get gitrepositories,kustomizations,helmrepositories,helmcharts,helmreleases -o wide >&2
     for c in "${CONTROLLERS[@]}"; do read -r _ bin _ <<<"$c"; log "last lines of $bin:"; tail -20 "$DEMO_DIR/$bin.log" >&2; done
     exit 1
   fi
   ARTIFACT=$(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.artifact.url}')
   log "GitRepository demo: $(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
+  log "HelmRelease demo: $(kubectl -n flux-system get helmrelease demo -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'); helm list:"
+  "$HELM" list -n demo-helm | sed 's/^/    /' >&2
   log "artifact $ARTIFACT ($(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.artifact.digest}')), files:"
   curl -sf "$ARTIFACT" | tar tzf - | sed 's/^/    /' >&2
   if kubectl get ns demo >/dev/null 2>&1; then
@@ -214,7 +259,7 @@ data:
     log "the push was not applied within 30s"; exit 1
   fi
 fi
-kubectl get gitrepositories,kustomizations -A | sed 's/^/    /' >&2
+kubectl get gitrepositories,kustomizations,helmrepositories,helmcharts,helmreleases -A | sed 's/^/    /' >&2
 
 if [ -n "$KEEP" ]; then
   log "up; KUBECONFIG=$KUBECONFIG; Ctrl-C to stop"
