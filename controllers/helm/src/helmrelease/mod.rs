@@ -39,6 +39,14 @@ pub enum Error {
     /// The spec cannot work: only a change helps.
     #[error("{0}")]
     InvalidSpec(String),
+    /// A `dependsOn` HelmRelease is not Ready yet.
+    #[error("{message}")]
+    DependencyNotReady {
+        /// Which, and why.
+        message: String,
+        /// `--requeue-dependency`.
+        retry: Duration,
+    },
     /// The chart's artifact is not (yet) there, or could not be fetched.
     #[error("{0}")]
     Artifact(String),
@@ -73,6 +81,7 @@ impl ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+            Error::DependencyNotReady { .. } => reasons::DEPENDENCY_NOT_READY,
             Error::Artifact(_) => "ArtifactFailed",
             Error::Values(_) => "InitFailed",
             Error::Install(_) => "InstallFailed",
@@ -88,6 +97,7 @@ impl ReconcileError for Error {
         match self {
             Error::InvalidSpec(_) | Error::RetriesExceeded(_) => ErrorClass::Stalled,
             Error::Artifact(_) => ErrorClass::Waiting(Duration::from_secs(5)),
+            Error::DependencyNotReady { retry, .. } => ErrorClass::Waiting(*retry),
             _ => ErrorClass::Transient,
         }
     }

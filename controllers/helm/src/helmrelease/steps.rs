@@ -113,6 +113,26 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         status.last_handled_reset_at = reset_at;
     }
 
+    // dependencies first: nothing is released before they are Ready
+    let depends_on = obj.spec.depends_on.as_deref().unwrap_or_default();
+    if !depends_on.is_empty() {
+        use driftless_runtime::dependencies::{self, Error as E, Options};
+        let options = Options {
+            no_cross_namespace_refs: ctx.config.no_cross_namespace_refs,
+            additive_cel: false,
+        };
+        dependencies::check(&ctx.client, obj, depends_on, options, |_: &HelmRelease| true)
+            .await
+            .map_err(|e| match e {
+                E::NotReady(message) => Error::DependencyNotReady {
+                    message,
+                    retry: ctx.config.requeue_dependency,
+                },
+                E::Invalid(message) => Error::InvalidSpec(message),
+                E::Kube(e) => Error::Kube(e),
+            })?;
+    }
+
     // chart
     reconcile_chart_template(obj, ctx, status).await?;
     let source = chart_source(obj).expect("chart or chartRef is set");

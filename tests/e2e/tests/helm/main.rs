@@ -483,3 +483,60 @@ async fn with_workloads_rolling_out_a_release_waits_for_them_and_its_tests_run()
             .starts_with(&format!("Helm test succeeded for release {n}/app.v1"))
     );
 }
+
+#[tokio::test]
+async fn a_release_waits_for_the_releases_it_depends_on() {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm-deps").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &["--requeue-dependency=1s".into()]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+    let charts = ChartRepo::start(None);
+    charts.add_chart("podinfo", "0.1.0", &[]);
+    apply(
+        &n,
+        &HelmRepository::new(
+            "charts",
+            HelmRepositorySpec {
+                url: charts.url(),
+                interval: Some("1h".into()),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let release = |depends: bool| -> HelmReleaseSpec {
+        let mut spec = json!({
+            "interval": "1h",
+            "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+            "install": {"disableWait": true},
+        });
+        if depends {
+            spec["dependsOn"] = json!([{"name": "backend"}]);
+        }
+        serde_json::from_value(spec).unwrap()
+    };
+    let hrs = apply(&n, &HelmRelease::new("frontend", release(true))).await;
+    let waiting = wait(&hrs, "frontend", "waiting for its dependency", |h| {
+        ready(h).is_some_and(|r| r.1 == "DependencyNotReady")
+    })
+    .await;
+    assert!(
+        ready(&waiting).unwrap().2.contains("backend"),
+        "{:?}",
+        ready(&waiting)
+    );
+    assert!(
+        history(&n, "frontend").is_empty(),
+        "nothing released before the dependency"
+    );
+    apply(&n, &HelmRelease::new("backend", release(false))).await;
+    wait(&hrs, "frontend", "released once its dependency is", |h| {
+        ready(h).is_some_and(|r| r.1 == "InstallSucceeded")
+    })
+    .await;
+    assert_eq!(history(&n, "backend").len(), 1);
+}
