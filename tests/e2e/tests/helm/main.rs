@@ -540,3 +540,62 @@ async fn a_release_waits_for_the_releases_it_depends_on() {
     .await;
     assert_eq!(history(&n, "backend").len(), 1);
 }
+
+#[tokio::test]
+async fn a_chart_pushed_to_a_registry_is_released_through_an_ocirepository_chart_ref() {
+    use driftless_api::source::{OCIRepository, OCIRepositorySpec};
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm-oci").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &[]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+    let registry = driftless_testkit::registry::Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let chart = driftless_testkit::helm::create_chart(work.path(), "podinfo", "1.2.3", &[]);
+    driftless_testkit::helm::helm(
+        Command::new(tool("helm"))
+            .arg("package")
+            .arg(&chart)
+            .arg("-d")
+            .arg(work.path()),
+    );
+    driftless_testkit::helm::helm(
+        Command::new(tool("helm"))
+            .arg("push")
+            .arg(work.path().join("podinfo-1.2.3.tgz"))
+            .arg(format!("oci://{}/charts", registry.host()))
+            .arg("--plain-http"),
+    );
+    // as Flux's own example does it: the chart's layer copied as it is
+    let oci: OCIRepositorySpec = serde_json::from_value(json!({
+        "url": registry.url("charts/podinfo"),
+        "interval": "1h",
+        "ref": {"semver": "1.x"},
+        "layerSelector": {"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "operation": "copy"},
+    }))
+    .unwrap();
+    apply(&n, &OCIRepository::new("podinfo", oci)).await;
+    let spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chartRef": {"kind": "OCIRepository", "name": "podinfo"},
+        "install": {"disableWait": true},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("podinfo", spec)).await;
+    let hr = wait(&hrs, "podinfo", "released from the OCI chart", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert!(
+        ready(&hr).unwrap().2.ends_with("with chart podinfo@1.2.3"),
+        "{:?}",
+        ready(&hr)
+    );
+    let revision = hr.status.unwrap().last_attempted_revision.unwrap();
+    assert!(revision.starts_with("1.2.3+"), "Flux's OCI revision: {revision}");
+    assert_eq!(revision.len(), "1.2.3+".len() + 12);
+    assert_eq!(history(&n, "podinfo").len(), 1);
+}
