@@ -194,6 +194,15 @@ impl Helm {
         }
     }
 
+    /// The manifest of the release's current revision (`helm get manifest`).
+    pub async fn manifest(&self, release: &str, namespace: &str) -> Result<String, Failed> {
+        self.run(
+            &["get", "manifest", release, "-n", namespace],
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
     /// `helm test`.
     pub async fn test(
         &self,

@@ -30,6 +30,9 @@ use tracing::info;
 
 use crate::{Context, FIELD_MANAGER};
 
+/// The condition of drift between the release and the cluster (Flux's).
+pub const DRIFTED: &str = "Drifted";
+
 /// The kinds `chartRef` may name (Flux's).
 pub const CHART_REF_KINDS: [&str; 3] = ["OCIRepository", "HelmChart", "ExternalArtifact"];
 
@@ -205,6 +208,23 @@ impl Reconciler for Releases {
                 if let Some((reason, message)) = &outcome.released {
                     conditions::mark_true(&mut status.conditions, RELEASED, reason, message, generation);
                 }
+                match &outcome.drift {
+                    Some(None) => conditions::mark_false(
+                        &mut status.conditions,
+                        DRIFTED,
+                        "NoDriftDetected",
+                        "No drift detected against the cluster state",
+                        generation,
+                    ),
+                    Some(Some(message)) => conditions::mark_true(
+                        &mut status.conditions,
+                        DRIFTED,
+                        "DriftDetected",
+                        message,
+                        generation,
+                    ),
+                    None => {}
+                }
                 match &outcome.tested {
                     Some(Ok(message)) => conditions::mark_true(
                         &mut status.conditions,
@@ -261,9 +281,23 @@ impl Reconciler for Releases {
         match result {
             Ok(outcome) => {
                 if let Some((reason, message)) = &outcome.released {
-                    self.0
-                        .recorder
-                        .record(&obj.object_ref(&()), Severity::Info, reason, message, metadata);
+                    self.0.recorder.record(
+                        &obj.object_ref(&()),
+                        Severity::Info,
+                        reason,
+                        message,
+                        metadata.clone(),
+                    );
+                    info!("{message}");
+                }
+                if let Some(Some(message)) = &outcome.drift {
+                    self.0.recorder.record(
+                        &obj.object_ref(&()),
+                        Severity::Info,
+                        "DriftCorrected",
+                        message,
+                        metadata,
+                    );
                     info!("{message}");
                 }
             }

@@ -36,6 +36,8 @@ pub struct Outcome {
     pub released: Option<(&'static str, String)>,
     /// The `helm test` result when tests ran (a failure here was ignored, as the spec asks).
     pub tested: Option<Result<String, String>>,
+    /// Drift detection: `Some(None)` none found, `Some(Some(message))` corrected.
+    pub drift: Option<Option<String>>,
 }
 
 /// `spec.timeout` (Flux's default 5m).
@@ -240,7 +242,19 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     });
     if unchanged && !forced {
         debug!(%release, "release up to date");
-        return Ok(Outcome::default());
+        let drift = correct_drift(
+            obj,
+            ctx,
+            &helm,
+            &release,
+            &target,
+            deployed.as_ref().map_or(0, |d| d.revision),
+        )
+        .await?;
+        return Ok(Outcome {
+            drift,
+            ..Default::default()
+        });
     }
     status.last_handled_force_at = force_at;
 
@@ -417,7 +431,85 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             format!("Helm {verb} succeeded for release {full} with chart {chart_at}"),
         )),
         tested,
+        drift: None,
     })
+}
+
+/// Kinds that have no namespace (the objects of a manifest without one are the release's namespace's).
+const CLUSTER_SCOPED: [&str; 14] = [
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+    "IngressClass",
+    "RuntimeClass",
+    "CSIDriver",
+    "Node",
+];
+
+/// `driftDetection.mode: enabled` (and not disabled by the `helm.toolkit.fluxcd.io/driftDetection`
+/// annotation): the objects of the release's manifest server-side applied as helm-controller, which
+/// changes only what drifted; `None` when detection is off, `Some(None)` when nothing drifted.
+async fn correct_drift(
+    obj: &HelmRelease,
+    ctx: &Context,
+    helm: &Helm,
+    release: &str,
+    namespace: &str,
+    revision: i64,
+) -> Result<Option<Option<String>>, Error> {
+    let mode = obj
+        .spec
+        .drift_detection
+        .as_ref()
+        .and_then(|d| d.mode.clone())
+        .unwrap_or_else(|| "disabled".into());
+    let disabled = obj
+        .annotations()
+        .get("helm.toolkit.fluxcd.io/driftDetection")
+        .is_some_and(|v| v == "disabled");
+    if mode != "enabled" || disabled {
+        return Ok(None);
+    }
+    let manifest = helm
+        .manifest(release, namespace)
+        .await
+        .map_err(|e| Error::Helm(format!("failed to get the release manifest: {e}")))?;
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&manifest) {
+        let Ok(mut o) = <Value as serde::Deserialize>::deserialize(doc) else {
+            continue;
+        };
+        if !o.is_object() || o.get("kind").is_none() {
+            continue;
+        }
+        let kind = o["kind"].as_str().unwrap_or_default().to_string();
+        if o["metadata"]["namespace"].as_str().is_none_or(str::is_empty)
+            && !CLUSTER_SCOPED.contains(&kind.as_str())
+        {
+            o["metadata"]["namespace"] = namespace.into();
+        }
+        objects.push(o);
+    }
+    let manager =
+        driftless_ssa::ResourceManager::new(ctx.client.clone(), FIELD_MANAGER, driftless_ssa::HELM_GROUP);
+    let changes = manager
+        .apply_all(&objects, &std::collections::BTreeMap::new())
+        .await
+        .map_err(|e| Error::Helm(format!("failed to correct the cluster's drift: {e}")))?;
+    if !changes.has_changes() {
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(format!(
+        "Cluster state of release {namespace}/{release}.v{revision} has been corrected:\n{}",
+        changes.summary()
+    ))))
 }
 
 /// The helm flags of the spec's install or upgrade settings.

@@ -599,3 +599,92 @@ async fn a_chart_pushed_to_a_registry_is_released_through_an_ocirepository_chart
     assert_eq!(revision.len(), "1.2.3+".len() + 12);
     assert_eq!(history(&n, "podinfo").len(), 1);
 }
+
+#[tokio::test]
+async fn drift_from_the_release_is_corrected_without_a_new_revision() {
+    cluster().install_crds().await;
+    cluster().apply_kustomization("config/default");
+    let ns = cluster().namespace("helm-drift").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+    let helm = driftless_e2e::helm(&n, &[]).await;
+    let _tasks = AbortOnDrop(vec![source, helm]);
+    let charts = ChartRepo::start(None);
+    charts.add_chart("podinfo", "0.1.0", &[]);
+    apply(
+        &n,
+        &HelmRepository::new(
+            "charts",
+            HelmRepositorySpec {
+                url: charts.url(),
+                interval: Some("1h".into()),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "install": {"disableWait": true},
+        "driftDetection": {"mode": "enabled"},
+        "values": {"replicaCount": 2},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec)).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    // someone scales the release's Deployment by hand
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    deployments
+        .patch(
+            "app-podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .unwrap();
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "drift"}}});
+    hrs.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let hr = wait(&hrs, "app", "the drift corrected", |h| {
+        h.status.as_ref().is_some_and(|s| {
+            conditions::get(&s.conditions, "Drifted").is_some_and(|c| c.status == "True")
+                && s.reconcile_request.last_handled_reconcile_at.as_deref() == Some("drift")
+        })
+    })
+    .await;
+    let drifted = conditions::get(&hr.status.as_ref().unwrap().conditions, "Drifted")
+        .unwrap()
+        .clone();
+    assert_eq!(drifted.reason, "DriftDetected");
+    assert!(
+        drifted.message.contains("Deployment/") && drifted.message.contains("configured"),
+        "{}",
+        drifted.message
+    );
+    assert_eq!(
+        deployments.get("app-podinfo").await.unwrap().spec.replicas,
+        Some(2),
+        "corrected"
+    );
+    assert_eq!(history(&n, "app").len(), 1, "no Helm revision for a correction");
+
+    // nothing drifted: said so
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "again"}}});
+    hrs.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait(&hrs, "app", "no drift", |h| {
+        h.status.as_ref().is_some_and(|s| {
+            conditions::get(&s.conditions, "Drifted")
+                .is_some_and(|c| c.status == "False" && c.reason == "NoDriftDetected")
+        })
+    })
+    .await;
+}
