@@ -2,7 +2,10 @@
 # hack/testcluster.sh — a real Kubernetes API server + etcd on 127.0.0.1, with no Docker and no downloads
 # outside Debian and PyPI.
 #
-#   hack/testcluster.sh start [NAME]       build once (cached), start instance NAME (default "default")
+#   hack/testcluster.sh start [NAME] [--simulate]   build once (cached), start instance NAME (default "default");
+#                                          with --simulate (or DRIFTLESS_TC_SIMULATE=1) also the workload
+#                                          simulator (hack/simulator: workloads roll out, Pods run, Services
+#                                          get a cluster IP, a while after each change)
 #   hack/testcluster.sh stop [NAME]        stop it (its etcd data goes with it)
 #   hack/testcluster.sh status [NAME]      readiness and processes
 #   hack/testcluster.sh kubeconfig [NAME]  print the path of the instance's kubeconfig
@@ -301,7 +304,17 @@ users:
 EOK
   mv $RUN/kubeconfig.new $RUN/kubeconfig
   log "instance $NAME ready on https://127.0.0.1:$port in $(( ($(date +%s%N)-t0)/1000000 )) ms (authz $AUTHZ)"
+  [ -n "${SIMULATE:-}" ] && start_simulator
   echo "$RUN/kubeconfig"
+}
+
+# The workload simulator beside instance $RUN (hack/simulator), built with cargo on first use.
+start_simulator() {
+  local root; root=$(cd "$(dirname "$0")/.." && pwd)
+  ( cd "$root" && cargo build -q -p driftless-simulator 9>&- ) || die "building the workload simulator failed"
+  KUBECONFIG=$RUN/kubeconfig "${CARGO_TARGET_DIR:-$root/target}/debug/driftless-simulator" > $RUN/simulator.log 2>&1 9>&- &
+  echo $! > $RUN/simulator.pid
+  log "workload simulator running (log $RUN/simulator.log)"
 }
 
 # The API server of instance $RUN on its port, etcd and certificates (kept across restarts, so clients
@@ -354,7 +367,7 @@ compact_etcd() {
 
 stop_instance() {
   local f
-  for f in $RUN/apiserver.pid $RUN/etcd.pid; do
+  for f in $RUN/simulator.pid $RUN/apiserver.pid $RUN/etcd.pid; do
     if [ -f $f ]; then
       kill "$(cat $f)" 2>/dev/null && while kill -0 "$(cat $f)" 2>/dev/null; do sleep 0.05; done
       rm -f $f
@@ -379,7 +392,12 @@ kubeconfig() {
 }
 
 case "${1:-}" in
-  start) start "${2:-}";;
+  start)
+    SIMULATE=${DRIFTLESS_TC_SIMULATE:-}
+    name=${2:-}
+    [ "$name" = --simulate ] && { SIMULATE=1; name=""; }
+    [ "${3:-}" = --simulate ] && SIMULATE=1
+    start "$name";;
   stop) stop "${2:-}";;
   status) status "${2:-}";;
   kubeconfig) kubeconfig "${2:-}";;
