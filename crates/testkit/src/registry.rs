@@ -20,6 +20,8 @@ pub struct Registry {
     _dir: TempDir,
     /// The user and password it requires, if any.
     pub login: Option<(String, String)>,
+    /// The CA its helpers trust (a TLS registry).
+    ca: Option<PathBuf>,
 }
 
 impl Registry {
@@ -34,7 +36,19 @@ impl Registry {
         Self::start_with(Some((user, password)))
     }
 
+    /// Starts one serving HTTPS with `pki`'s server certificate (for `127.0.0.1`); its helpers trust
+    /// `pki`'s CA.
+    pub fn start_tls(pki: &crate::pki::Pki) -> Self {
+        let mut registry = Self::start_with_conf(None, Some(pki));
+        registry.ca = Some(pki.path("ca.crt"));
+        registry
+    }
+
     fn start_with(login: Option<(&str, &str)>) -> Self {
+        Self::start_with_conf(login, None)
+    }
+
+    fn start_with_conf(login: Option<(&str, &str)>, tls: Option<&crate::pki::Pki>) -> Self {
         let port = free_port();
         let dir = tempfile::Builder::new()
             .prefix("driftless-registry-")
@@ -45,6 +59,16 @@ impl Registry {
              http: {{addr: 127.0.0.1:{port}}}\n",
             dir.path().join("data").display()
         );
+        if let Some(pki) = tls {
+            conf = conf.replace(
+                &format!("http: {{addr: 127.0.0.1:{port}}}"),
+                &format!(
+                    "http: {{addr: 127.0.0.1:{port}, tls: {{certificate: {}, key: {}}}}}",
+                    pki.path("server.crt").display(),
+                    pki.path("server.key").display()
+                ),
+            );
+        }
         if let Some((user, password)) = login {
             let users = dir.path().join("htpasswd");
             run(Command::new("htpasswd")
@@ -65,6 +89,7 @@ impl Registry {
             conf: conf_path,
             _dir: dir,
             login: login.map(|(u, p)| (u.to_string(), p.to_string())),
+            ca: None,
         };
         assert!(
             wait_for_port(port, 10),
@@ -113,10 +138,10 @@ impl Registry {
         let mut oras = Command::new(tool("oras"));
         oras.args([
             "push",
-            "--plain-http",
             "--config",
             "config.json:application/vnd.cncf.flux.config.v1+json",
         ])
+        .args(self.plain_http())
         .args(self.credentials())
         .current_dir(work.path());
         for (k, v) in annotations {
@@ -142,11 +167,8 @@ impl Registry {
     /// The manifest digest of `repository:tag` (`oras resolve`).
     pub fn digest(&self, repository: &str, tag: &str) -> String {
         run(Command::new(tool("oras"))
-            .args([
-                "resolve",
-                "--plain-http",
-                &format!("{}/{repository}:{tag}", self.host()),
-            ])
+            .args(["resolve", &format!("{}/{repository}:{tag}", self.host())])
+            .args(self.plain_http())
             .args(self.credentials()))
         .trim()
         .to_string()
@@ -156,16 +178,29 @@ impl Registry {
     pub fn oras(&self, args: &[&str]) -> String {
         run(Command::new(tool("oras"))
             .args(args)
-            .arg("--plain-http")
+            .args(self.plain_http())
             .args(self.credentials()))
     }
 
-    /// `--username`/`--password` of `oras` when the registry requires them.
+    /// `--plain-http`, unless the registry speaks TLS.
+    fn plain_http(&self) -> Vec<&'static str> {
+        if self.ca.is_some() {
+            Vec::new()
+        } else {
+            vec!["--plain-http"]
+        }
+    }
+
+    /// `--username`/`--password` (and `--ca-file`) of `oras` when the registry requires them.
     fn credentials(&self) -> Vec<String> {
-        match &self.login {
+        let mut args = match &self.login {
             Some((u, p)) => vec!["--username".into(), u.clone(), "--password".into(), p.clone()],
             None => Vec::new(),
+        };
+        if let Some(ca) = &self.ca {
+            args.extend(["--ca-file".into(), ca.display().to_string()]);
         }
+        args
     }
 
     /// A docker config JSON with this registry's login (or `user`/`password` given), as a

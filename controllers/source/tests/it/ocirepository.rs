@@ -409,3 +409,40 @@ async fn a_registry_with_auth_is_read_with_a_docker_config_or_a_service_accounts
     create(&h, "by-account", by_account).await;
     ready_at(&h, "by-account", &format!("v1@{digest}")).await;
 }
+
+#[tokio::test]
+async fn a_tls_registry_needs_its_ca_or_insecure() {
+    let h = start("oci-tls").await;
+    let pki = driftless_testkit::pki::Pki::new();
+    let registry = Registry::start_tls(&pki);
+    let digest = registry.push_flux("app", "v1", &[("a.yaml", "kind: A\n")], &[]);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster().client().await, h.ns.name());
+    let ca = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ca"},
+        "stringData": {"ca.crt": pki.pem("ca.crt")}});
+    secrets
+        .patch("ca", &PatchParams::apply("test").force(), &Patch::Apply(&ca))
+        .await
+        .unwrap();
+
+    // a certificate nobody vouched for: refused, saying why
+    create(&h, "untrusted", spec(&registry.url("app"), tag("v1"))).await;
+    let obj = failed(&h, "untrusted", "OCIArtifactPullFailed").await;
+    let message = ready(&obj).unwrap().2.to_lowercase();
+    assert!(
+        message.contains("certificate") || message.contains("tls") || message.contains("issuer"),
+        "{message}"
+    );
+
+    // its CA: trusted
+    let mut trusted = spec(&registry.url("app"), tag("v1"));
+    trusted.cert_secret_ref = Some(LocalObjectReference { name: "ca".into() });
+    create(&h, "trusted", trusted).await;
+    ready_at(&h, "trusted", &format!("v1@{digest}")).await;
+
+    // insecure: the certificate not verified (Flux's exception for OCI)
+    let mut insecure = spec(&registry.url("app"), tag("v1"));
+    insecure.insecure = Some(true);
+    create(&h, "insecure", insecure).await;
+    ready_at(&h, "insecure", &format!("v1@{digest}")).await;
+}
