@@ -19,6 +19,7 @@ use crate::{
 /// A running chart repository.
 pub struct ChartRepo {
     port: u16,
+    scheme: &'static str,
     dir: TempDir,
     server: Option<Server>,
 }
@@ -26,6 +27,15 @@ pub struct ChartRepo {
 impl ChartRepo {
     /// Starts an empty one; with `auth`, every request needs basic auth with that user and password.
     pub fn start(auth: Option<(&str, &str)>) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// Starts an empty one over HTTPS with `pki`'s server certificate.
+    pub fn start_tls(pki: &crate::pki::Pki) -> Self {
+        Self::start_with(None, Some(pki))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, tls: Option<&crate::pki::Pki>) -> Self {
         let port = free_port();
         let dir = tempfile::Builder::new()
             .prefix("driftless-charts-")
@@ -45,8 +55,17 @@ impl ChartRepo {
             }
             None => String::new(),
         };
+        let tls_conf = match tls {
+            Some(pki) => format!(
+                "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\nssl.pemfile = \"{}\"\nssl.privkey = \"{}\"\n",
+                pki.path("server.crt").display(),
+                pki.path("server.key").display()
+            ),
+            None => String::new(),
+        };
         let conf = format!(
             r#"server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_accesslog")
+{tls_conf}
 accesslog.filename = "{dir}/access.log"
 accesslog.format = "%r %>s"
 server.bind = "127.0.0.1"
@@ -68,6 +87,7 @@ server.stat-cache-engine = "disable"
         );
         Self {
             port,
+            scheme: if tls.is_some() { "https" } else { "http" },
             dir,
             server: Some(server),
         }
@@ -90,9 +110,9 @@ server.stat-cache-engine = "disable"
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` over TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// The directory served (charts and `index.yaml`).

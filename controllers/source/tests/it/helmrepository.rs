@@ -186,3 +186,42 @@ async fn bad_credentials_urls_and_indexes_fail_with_fluxs_reasons_and_keep_the_i
         "the last index stays"
     );
 }
+
+#[tokio::test]
+async fn an_https_repository_needs_its_ca_for_the_index_and_the_charts() {
+    let h = start("helm-repo-tls").await;
+    let pki = driftless_testkit::pki::Pki::new();
+    let repo = ChartRepo::start_tls(&pki);
+    repo.add_chart("podinfo", "6.5.0", &[]);
+    secret(&h, "ca", json!({"ca.crt": pki.pem("ca.crt")})).await;
+
+    create(&h, "untrusted", spec(&repo.url(), None)).await;
+    let obj: HelmRepository = failed_with(&h, "untrusted", "Failed").await;
+    let message = ready_of(&obj).unwrap().2.to_lowercase();
+    assert!(
+        message.contains("certificate") || message.contains("tls") || message.contains("issuer"),
+        "{message}"
+    );
+
+    let mut trusted = spec(&repo.url(), None);
+    trusted.cert_secret_ref = Some(LocalObjectReference { name: "ca".into() });
+    create(&h, "charts", trusted).await;
+    let revision = index_revision(&repo);
+    ready_at::<HelmRepository>(&h, "charts", &revision).await;
+    // the chart is downloaded with the same CA
+    let chart = driftless_api::source::HelmChart::new(
+        "podinfo",
+        driftless_api::source::HelmChartSpec {
+            chart: "podinfo".into(),
+            source_ref: driftless_api::source::LocalHelmChartSourceReference {
+                kind: "HelmRepository".into(),
+                name: "charts".into(),
+                ..Default::default()
+            },
+            interval: "1h".into(),
+            ..Default::default()
+        },
+    );
+    apply(&h, &chart).await;
+    ready_at::<driftless_api::source::HelmChart>(&h, "podinfo", "6.5.0").await;
+}
