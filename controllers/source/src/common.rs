@@ -76,6 +76,42 @@ pub fn remove_artifacts(ctx: &Context, owner: Owner<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// The event of a new artifact (`reason`: `NewArtifact`, or what a HelmChart did), with the
+/// `source.toolkit.fluxcd.io/revision` and `/digest` metadata notification-controller forwards.
+pub fn new_artifact_event(
+    ctx: &Context,
+    object: &ObjectReference,
+    reason: &str,
+    message: &str,
+    artifact: &Artifact,
+) {
+    let metadata = std::collections::BTreeMap::from([
+        (
+            "source.toolkit.fluxcd.io/revision".to_string(),
+            artifact.revision.clone(),
+        ),
+        (
+            "source.toolkit.fluxcd.io/digest".to_string(),
+            artifact.digest.clone(),
+        ),
+    ]);
+    ctx.recorder
+        .record(object, Severity::Info, reason, message, metadata);
+}
+
+/// Removes every artifact of the `kind` object `obj` (it is going).
+pub fn remove_artifacts_of<K: kube::Resource>(ctx: &Context, kind: &str, obj: &K) -> Result<(), String> {
+    use kube::ResourceExt;
+    remove_artifacts(
+        ctx,
+        Owner {
+            kind,
+            namespace: &obj.namespace().unwrap_or_default(),
+            name: &obj.name_any(),
+        },
+    )
+}
+
 /// A run that stored (or kept) its artifact: `clear` (the failure conditions and `Reconciling`) go,
 /// `ArtifactInStorage` and Ready say `message` with `reason` (`Succeeded`, or what a HelmChart did).
 pub fn mark_stored(

@@ -137,6 +137,18 @@ pub struct Context {
     pub providers: driftless_credentials::Providers,
 }
 
+impl Context {
+    /// What the shared reconcile lifecycle needs of it.
+    pub fn runtime(&self) -> driftless_runtime::reconcile::Runtime<'_> {
+        driftless_runtime::reconcile::Runtime {
+            client: &self.client,
+            recorder: &self.recorder,
+            metrics: &self.metrics,
+            retry: &self.retry,
+        }
+    }
+}
+
 /// Runs source-controller until SIGTERM, with the client of the environment (in-cluster or kubeconfig).
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = driftless_runtime::client::build(kube::Config::infer().await?)?;

@@ -195,12 +195,7 @@ impl Reconciler for Generators {
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
 
     fn runtime(&self) -> Runtime<'_> {
-        Runtime {
-            client: &self.0.client,
-            recorder: &self.0.recorder,
-            metrics: &self.0.metrics,
-            retry: &self.0.retry,
-        }
+        self.0.runtime()
     }
 
     fn status(obj: &ArtifactGenerator) -> Option<&ArtifactGeneratorStatus> {

@@ -34,7 +34,7 @@ use tracing::info;
 
 use crate::{
     Context, FIELD_MANAGER,
-    common::{Failure, mark_failed, mark_stored, remove_artifacts},
+    common::{Failure, mark_failed, mark_stored, remove_artifacts_of},
 };
 
 /// Flux's kind name.
@@ -227,12 +227,7 @@ impl Reconciler for GitRepositories {
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
 
     fn runtime(&self) -> Runtime<'_> {
-        Runtime {
-            client: &self.0.client,
-            recorder: &self.0.recorder,
-            metrics: &self.0.metrics,
-            retry: &self.0.retry,
-        }
+        self.0.runtime()
     }
 
     fn status(obj: &GitRepository) -> Option<&GitRepositoryStatus> {
@@ -298,12 +293,7 @@ impl Reconciler for GitRepositories {
     }
 
     async fn cleanup(&self, obj: &GitRepository) -> Result<(), Error> {
-        let owner = driftless_artifact::storage::Owner {
-            kind: KIND,
-            namespace: &obj.namespace().unwrap_or_default(),
-            name: &obj.name_any(),
-        };
-        remove_artifacts(&self.0, owner).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
     }
 }
 

@@ -10,7 +10,7 @@ mod build;
 mod dependencies;
 pub mod steps;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use driftless_api::{
     meta::{
@@ -26,7 +26,6 @@ use driftless_runtime::{
     conditions::Summary,
     controller as run_loop,
     error::{ErrorClass, ReconcileError},
-    events::Severity,
     manager::{watched_api, watcher_config},
     reconcile::{Reconciler, Runtime, StatusWriter, error_policy, reconcile},
     request::is_suspended,
@@ -36,7 +35,7 @@ use tracing::info;
 
 use crate::{
     Context, FIELD_MANAGER,
-    common::{Failure, mark_failed, mark_stored, remove_artifacts},
+    common::{Failure, mark_failed, mark_stored, new_artifact_event, remove_artifacts_of},
 };
 
 /// Flux's kind name.
@@ -329,12 +328,7 @@ impl Reconciler for HelmCharts {
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
 
     fn runtime(&self) -> Runtime<'_> {
-        Runtime {
-            client: &self.0.client,
-            recorder: &self.0.recorder,
-            metrics: &self.0.metrics,
-            retry: &self.0.retry,
-        }
+        self.0.runtime()
     }
 
     fn status(obj: &HelmChart) -> Option<&HelmChartStatus> {
@@ -406,33 +400,18 @@ impl Reconciler for HelmCharts {
         if !outcome.new_artifact {
             return;
         }
-        let metadata = BTreeMap::from([
-            (
-                "source.toolkit.fluxcd.io/revision".to_string(),
-                artifact.revision.clone(),
-            ),
-            (
-                "source.toolkit.fluxcd.io/digest".to_string(),
-                artifact.digest.clone(),
-            ),
-        ]);
         let summary = outcome.summary();
-        self.0.recorder.record(
+        new_artifact_event(
+            &self.0,
             &obj.object_ref(&()),
-            Severity::Info,
             outcome.reason(),
             &summary,
-            metadata,
+            artifact,
         );
         info!(revision = %artifact.revision, "{summary}");
     }
 
     async fn cleanup(&self, obj: &HelmChart) -> Result<(), Error> {
-        let owner = driftless_artifact::storage::Owner {
-            kind: KIND,
-            namespace: &obj.namespace().unwrap_or_default(),
-            name: &obj.name_any(),
-        };
-        remove_artifacts(&self.0, owner).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
     }
 }

@@ -6,7 +6,7 @@
 
 pub mod steps;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use driftless_api::{
     meta::{
@@ -22,17 +22,16 @@ use driftless_runtime::{
     conditions::{self, Summary},
     controller as run_loop,
     error::{ErrorClass, ReconcileError},
-    events::Severity,
     manager::{watched_api, watcher_config},
     reconcile::{Reconciler, Runtime, StatusWriter, error_policy, reconcile},
     request::is_suspended,
 };
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use tracing::info;
 
 use crate::{
     Context, FIELD_MANAGER,
-    common::{Failure, mark_failed, mark_stored, remove_artifacts},
+    common::{Failure, mark_failed, mark_stored, new_artifact_event, remove_artifacts_of},
 };
 
 /// Flux's kind name.
@@ -156,12 +155,7 @@ impl Reconciler for HelmRepositories {
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
 
     fn runtime(&self) -> Runtime<'_> {
-        Runtime {
-            client: &self.0.client,
-            recorder: &self.0.recorder,
-            metrics: &self.0.metrics,
-            retry: &self.0.retry,
-        }
+        self.0.runtime()
     }
 
     fn status(obj: &HelmRepository) -> Option<&HelmRepositoryStatus> {
@@ -220,33 +214,12 @@ impl Reconciler for HelmRepositories {
             "stored fetched index of {size} from '{}'",
             steps::normalize(&obj.spec.url)
         );
-        let metadata = BTreeMap::from([
-            (
-                "source.toolkit.fluxcd.io/revision".to_string(),
-                artifact.revision.clone(),
-            ),
-            (
-                "source.toolkit.fluxcd.io/digest".to_string(),
-                artifact.digest.clone(),
-            ),
-        ]);
-        self.0.recorder.record(
-            &obj.object_ref(&()),
-            Severity::Info,
-            "NewArtifact",
-            &message,
-            metadata,
-        );
+        new_artifact_event(&self.0, &obj.object_ref(&()), "NewArtifact", &message, artifact);
         info!(revision = %artifact.revision, "{message}");
     }
 
     async fn cleanup(&self, obj: &HelmRepository) -> Result<(), Error> {
-        let owner = driftless_artifact::storage::Owner {
-            kind: KIND,
-            namespace: &obj.namespace().unwrap_or_default(),
-            name: &obj.name_any(),
-        };
-        remove_artifacts(&self.0, owner).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
     }
 }
 

@@ -92,29 +92,9 @@ async fn apply<
 
 #[tokio::test]
 async fn a_release_is_installed_upgraded_on_new_values_and_charts_and_uninstalled() {
-    cluster().install_crds().await;
-    cluster().apply_kustomization("config/default");
-    let ns = cluster().namespace("helm").await;
-    let n = ns.name().to_string();
-    let storage = tempfile::tempdir().unwrap();
-    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
-    let helm = driftless_e2e::helm(&n, &[]).await;
-    let _tasks = AbortOnDrop(vec![source, helm]);
-
-    let charts = ChartRepo::start(None);
-    charts.add_chart("podinfo", "0.1.0", &[]);
-    apply(
-        &n,
-        &HelmRepository::new(
-            "charts",
-            HelmRepositorySpec {
-                url: charts.url(),
-                interval: Some("1h".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    let env = Env::start("helm", &[], false).await;
+    let n = env.n.clone();
+    let charts = &env.charts;
     let mut spec = HelmReleaseSpec {
         interval: "1h".into(),
         chart: Some(HelmChartTemplate {
@@ -274,28 +254,8 @@ async fn a_release_is_installed_upgraded_on_new_values_and_charts_and_uninstalle
 
 #[tokio::test]
 async fn a_failed_upgrade_is_rolled_back_and_retries_are_counted() {
-    cluster().install_crds().await;
-    cluster().apply_kustomization("config/default");
-    let ns = cluster().namespace("helm-fail").await;
-    let n = ns.name().to_string();
-    let storage = tempfile::tempdir().unwrap();
-    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
-    let helm = driftless_e2e::helm(&n, &[]).await;
-    let _tasks = AbortOnDrop(vec![source, helm]);
-    let charts = ChartRepo::start(None);
-    charts.add_chart("podinfo", "0.1.0", &[]);
-    apply(
-        &n,
-        &HelmRepository::new(
-            "charts",
-            HelmRepositorySpec {
-                url: charts.url(),
-                interval: Some("1h".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    let env = Env::start("helm-fail", &[], false).await;
+    let n = env.n.clone();
     let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
         "interval": "1h",
         "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
@@ -338,6 +298,61 @@ async fn a_failed_upgrade_is_rolled_back_and_retries_are_counted() {
     );
 }
 
+/// A test's namespace with source- and helm-controller watching it and the HelmRepository `charts` serving
+/// `podinfo` 0.1.0 (made by `helm create`) from a real chart repository; with `simulate`, the namespace's
+/// workloads roll out.
+struct Env {
+    n: String,
+    charts: ChartRepo,
+    _simulator: Option<driftless_testkit::simulator::Simulator>,
+    _tasks: AbortOnDrop,
+    _storage: tempfile::TempDir,
+    _ns: driftless_testkit::cluster::TestNamespace,
+}
+
+impl Env {
+    async fn start(prefix: &str, helm_flags: &[String], simulate: bool) -> Self {
+        cluster().install_crds().await;
+        cluster().apply_kustomization("config/default");
+        let ns = cluster().namespace(prefix).await;
+        let n = ns.name().to_string();
+        let simulator = if simulate {
+            Some(driftless_testkit::simulator::start(
+                cluster().client().await,
+                Some(&n),
+                Duration::from_millis(300),
+            ))
+        } else {
+            None
+        };
+        let storage = tempfile::tempdir().unwrap();
+        let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
+        let helm = driftless_e2e::helm(&n, helm_flags).await;
+        let charts = ChartRepo::start(None);
+        charts.add_chart("podinfo", "0.1.0", &[]);
+        apply(
+            &n,
+            &HelmRepository::new(
+                "charts",
+                HelmRepositorySpec {
+                    url: charts.url(),
+                    interval: Some("1h".into()),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+        Self {
+            n,
+            charts,
+            _simulator: simulator,
+            _tasks: AbortOnDrop(vec![source, helm]),
+            _storage: storage,
+            _ns: ns,
+        }
+    }
+}
+
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
@@ -348,28 +363,9 @@ impl Drop for AbortOnDrop {
 
 #[tokio::test]
 async fn a_release_left_pending_by_a_killed_helm_is_recovered() {
-    cluster().install_crds().await;
-    cluster().apply_kustomization("config/default");
-    let ns = cluster().namespace("helm-pending").await;
-    let n = ns.name().to_string();
-    let storage = tempfile::tempdir().unwrap();
-    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
-    let helm = driftless_e2e::helm(&n, &[]).await;
-    let _tasks = AbortOnDrop(vec![source, helm]);
-    let charts = ChartRepo::start(None);
-    let archive = charts.add_chart("podinfo", "0.1.0", &[]);
-    apply(
-        &n,
-        &HelmRepository::new(
-            "charts",
-            HelmRepositorySpec {
-                url: charts.url(),
-                interval: Some("1h".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    let env = Env::start("helm-pending", &[], false).await;
+    let n = env.n.clone();
+    let archive = env.charts.root().join("podinfo-0.1.0.tgz");
     let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
         "interval": "1h",
         "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
@@ -431,31 +427,9 @@ async fn a_release_left_pending_by_a_killed_helm_is_recovered() {
 
 #[tokio::test]
 async fn with_workloads_rolling_out_a_release_waits_for_them_and_its_tests_run() {
-    cluster().install_crds().await;
-    cluster().apply_kustomization("config/default");
-    let ns = cluster().namespace("helm-wait").await;
-    let n = ns.name().to_string();
     // the namespace's Deployments roll out, and Pods run (a test hook's succeeds), a moment after
-    let _simulator =
-        driftless_testkit::simulator::start(cluster().client().await, Some(&n), Duration::from_millis(300));
-    let storage = tempfile::tempdir().unwrap();
-    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
-    let helm = driftless_e2e::helm(&n, &[]).await;
-    let _tasks = AbortOnDrop(vec![source, helm]);
-    let charts = ChartRepo::start(None);
-    charts.add_chart("podinfo", "0.1.0", &[]);
-    apply(
-        &n,
-        &HelmRepository::new(
-            "charts",
-            HelmRepositorySpec {
-                url: charts.url(),
-                interval: Some("1h".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    let env = Env::start("helm-wait", &[], true).await;
+    let n = env.n.clone();
     let spec: HelmReleaseSpec = serde_json::from_value(json!({
         "interval": "1h",
         "timeout": "60s",
@@ -486,28 +460,8 @@ async fn with_workloads_rolling_out_a_release_waits_for_them_and_its_tests_run()
 
 #[tokio::test]
 async fn a_release_waits_for_the_releases_it_depends_on() {
-    cluster().install_crds().await;
-    cluster().apply_kustomization("config/default");
-    let ns = cluster().namespace("helm-deps").await;
-    let n = ns.name().to_string();
-    let storage = tempfile::tempdir().unwrap();
-    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
-    let helm = driftless_e2e::helm(&n, &["--requeue-dependency=1s".into()]).await;
-    let _tasks = AbortOnDrop(vec![source, helm]);
-    let charts = ChartRepo::start(None);
-    charts.add_chart("podinfo", "0.1.0", &[]);
-    apply(
-        &n,
-        &HelmRepository::new(
-            "charts",
-            HelmRepositorySpec {
-                url: charts.url(),
-                interval: Some("1h".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    let env = Env::start("helm-deps", &["--requeue-dependency=1s".into()], false).await;
+    let n = env.n.clone();
     let release = |depends: bool| -> HelmReleaseSpec {
         let mut spec = json!({
             "interval": "1h",
@@ -602,28 +556,8 @@ async fn a_chart_pushed_to_a_registry_is_released_through_an_ocirepository_chart
 
 #[tokio::test]
 async fn drift_from_the_release_is_corrected_without_a_new_revision() {
-    cluster().install_crds().await;
-    cluster().apply_kustomization("config/default");
-    let ns = cluster().namespace("helm-drift").await;
-    let n = ns.name().to_string();
-    let storage = tempfile::tempdir().unwrap();
-    let (_, source) = driftless_e2e::source(&n, storage.path(), &[]).await;
-    let helm = driftless_e2e::helm(&n, &[]).await;
-    let _tasks = AbortOnDrop(vec![source, helm]);
-    let charts = ChartRepo::start(None);
-    charts.add_chart("podinfo", "0.1.0", &[]);
-    apply(
-        &n,
-        &HelmRepository::new(
-            "charts",
-            HelmRepositorySpec {
-                url: charts.url(),
-                interval: Some("1h".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    let env = Env::start("helm-drift", &[], false).await;
+    let n = env.n.clone();
     let spec: HelmReleaseSpec = serde_json::from_value(json!({
         "interval": "1h",
         "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
