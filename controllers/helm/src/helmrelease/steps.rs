@@ -105,6 +105,22 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     if obj.spec.kube_config.is_some() {
         return Err(Error::InvalidSpec("spec.kubeConfig is not supported yet".into()));
     }
+    // NB: the object comes from the watch's cache, which may not have the status the previous run wrote
+    // yet; a release action is not idempotent, so what decides one is read from the API server
+    if let Some(fresh) = Api::<HelmRelease>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&obj.name_any())
+        .await?
+        .and_then(|o| o.status)
+    {
+        status.history = fresh.history;
+        status.failures = fresh.failures;
+        status.install_failures = fresh.install_failures;
+        status.upgrade_failures = fresh.upgrade_failures;
+        status.helm_chart = fresh.helm_chart;
+        status.last_attempted_generation = fresh.last_attempted_generation;
+        status.last_handled_force_at = fresh.last_handled_force_at;
+        status.last_handled_reset_at = fresh.last_handled_reset_at;
+    }
     // a new generation (or a reset request) starts the failure counts again
     let reset_at = obj.annotations().get("reconcile.fluxcd.io/resetAt").cloned();
     if status.last_attempted_generation != obj.metadata.generation || reset_at != status.last_handled_reset_at
