@@ -107,9 +107,25 @@ impl Worktree {
         Ok(Some(oid.to_string()))
     }
 
+    /// The commit checked out (after [`Worktree::commit`], the new one).
+    pub fn head(&self) -> Result<String> {
+        let head = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(git_err("reading HEAD"))?;
+        Ok(head.id().to_string())
+    }
+
     /// Pushes HEAD to the branch `branch` of `opts.url`. Refused ([`Error::Rejected`]) when that is not
     /// a fast-forward (someone pushed meanwhile) or the server declines the update.
     pub fn push(&self, opts: Options<'_>, branch: &str) -> Result<()> {
+        self.push_refspec(opts, &format!("HEAD:refs/heads/{branch}"))
+    }
+
+    /// Pushes `refspec` (`<local>:<remote>`; a leading `+` forces it, as git's) to `opts.url`, refused
+    /// as [`Worktree::push`] is.
+    pub fn push_refspec(&self, opts: Options<'_>, refspec: &str) -> Result<()> {
         let url = RemoteUrl::parse(opts.url)?;
         let bridge = Cache::bridge(&opts, false)?;
         let mut remote = self
@@ -129,11 +145,10 @@ impl Worktree {
             let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
             let mut push = PushOptions::new();
             push.remote_callbacks(callbacks).custom_headers(&header_refs);
-            let refspec = format!("HEAD:refs/heads/{branch}");
-            remote.push(&[refspec.as_str()], Some(&mut push)).map_err(|e| {
+            remote.push(&[refspec], Some(&mut push)).map_err(|e| {
                 if e.code() == git2::ErrorCode::NotFastForward || e.message().contains("fast-forward") {
                     Error::Rejected(format!(
-                        "push to '{}' branch '{branch}' rejected: the branch moved, it is not a fast-forward",
+                        "push of '{refspec}' to '{}' rejected: the branch moved, it is not a fast-forward",
                         opts.url
                     ))
                 } else {

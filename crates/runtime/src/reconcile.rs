@@ -127,6 +127,11 @@ pub trait Reconciler: Send + Sync + Sized + 'static {
     fn retry_interval(_obj: &Self::Object) -> Option<Duration> {
         None
     }
+    /// When to run again after a success, when the outcome knows better than `spec.interval` (an
+    /// ImageRepository scanned recently waits only for the rest of its interval).
+    fn next_run(_outcome: &Self::Outcome) -> Option<Duration> {
+        None
+    }
 
     /// The kind's steps. They may write progress through `writer` (a new revision being applied).
     fn run<'a>(
@@ -221,7 +226,7 @@ async fn apply<R: Reconciler>(r: &R, api: Api<R::Object>, obj: &R::Object) -> Re
     }
     r.after(obj, &status, &result);
     writer.write(&status).await?;
-    result?;
+    let next = R::next_run(&result?).unwrap_or(interval);
     let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-    Ok(rt.retry.on_success(&key, interval))
+    Ok(rt.retry.on_success(&key, next))
 }

@@ -40,6 +40,44 @@ pub async fn secret_data(
         .collect())
 }
 
+/// Flux's `accessFrom` ACL (fluxcd/pkg `acl.HasAccessToRef`): an object in `own` may use the `kind`
+/// `namespace/name` when both are in one namespace, or when the namespace `own` has the labels of one
+/// of `access_from`'s selectors. Reads the Namespace `own` only when that is needed.
+pub async fn has_access(
+    client: &Client,
+    own: &str,
+    namespace: &str,
+    name: &str,
+    access_from: Option<&driftless_api::source::AccessFrom>,
+) -> Result<(), String> {
+    if namespace.is_empty() || namespace == own {
+        return Ok(());
+    }
+    let Some(acl) = access_from else {
+        return Err(format!(
+            "'{namespace}/{name}' can't be accessed due to missing ACL labels on 'accessFrom'"
+        ));
+    };
+    let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get(own)
+        .await
+        .map_err(|e| format!("reading the labels of namespace '{own}': {e}"))?;
+    let labels = ns.metadata.labels.unwrap_or_default();
+    let matches = acl.namespace_selectors.iter().any(|selector| {
+        selector
+            .match_labels
+            .as_ref()
+            .is_none_or(|want| want.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{namespace}/{name}' can't be accessed due to labels mismatch on namespace '{own}'"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

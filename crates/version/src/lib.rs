@@ -1,7 +1,8 @@
 //! Version ranges as Flux reads them: the Masterminds semver constraints (`>=1.0.0 <2.0.0`, `1.2.x`,
 //! `~1.2`, `^1`, `1.2 - 1.4`, `!=1.3.0`, `||`) that GitRepository and OCIRepository `semver`, HelmChart
 //! `version` and ImagePolicy `semver.range` take, over tags read leniently (`v1.2` is `1.2.0`).
-//! Prereleases are in a range only when it names a prerelease of the same version, as Masterminds does.
+//! Prereleases are in a range only when a comparator of the same `||` alternative names a prerelease — of
+//! any version, as Masterminds v3 (`containsPre`) has it: `>=1.3.0-0` admits `2.0.0-alpha`.
 #![warn(missing_docs)]
 
 /// A range that does not parse; the message is Flux's.
@@ -44,7 +45,8 @@ pub fn lenient_version(tag: &str) -> Option<semver::Version> {
 /// A parsed range: alternatives (`||`) of conjunctions.
 #[derive(Clone, Debug)]
 pub struct Constraint {
-    alternatives: Vec<(semver::VersionReq, Vec<semver::Version>)>,
+    /// Each alternative: its comparators, the versions it excludes, whether it names a prerelease.
+    alternatives: Vec<(semver::VersionReq, Vec<semver::Version>, bool)>,
 }
 
 impl Constraint {
@@ -93,7 +95,8 @@ impl Constraint {
             } else {
                 semver::VersionReq::parse(&comparators.join(", ")).map_err(|_| invalid())?
             };
-            alternatives.push((req, excluded));
+            let has_pre = req.comparators.iter().any(|c| !c.pre.is_empty());
+            alternatives.push((req, excluded, has_pre));
         }
         Ok(Self { alternatives })
     }
@@ -114,9 +117,26 @@ impl Constraint {
 
     /// Whether `v` is in the range.
     pub fn matches(&self, v: &semver::Version) -> bool {
-        self.alternatives
-            .iter()
-            .any(|(req, excluded)| req.matches(v) && !excluded.contains(v))
+        self.alternatives.iter().any(|(req, excluded, has_pre)| {
+            if excluded.contains(v) {
+                return false;
+            }
+            if v.pre.is_empty() || !has_pre {
+                return req.matches(v);
+            }
+            // NB: the semver crate admits a prerelease only when a comparator names one of the same
+            // major.minor.patch; `>=<that version>-0`, which the prerelease always meets, opens it as
+            // Masterminds does
+            let mut open = req.clone();
+            open.comparators.push(semver::Comparator {
+                op: semver::Op::GreaterEq,
+                major: v.major,
+                minor: Some(v.minor),
+                patch: Some(v.patch),
+                pre: semver::Prerelease::new("0").expect("a prerelease"),
+            });
+            open.matches(v)
+        })
     }
 }
 
@@ -171,6 +191,14 @@ mod tests {
             "prereleases are not picked without a prerelease constraint"
         );
         assert_eq!(pick(">=2.0.0-rc.0 <2.1.0"), "v2.0.0-rc.1");
+        // Masterminds: a prerelease comparator admits prereleases of any version in the range
+        assert_eq!(pick(">=1.3.0-0 <2.1.0"), "v2.0.0-rc.1");
+        assert_eq!(pick(">=1.3.0-0 <2.0.0 || >=3.0.0"), "v3.0.0");
+        assert_eq!(
+            pick(">=1.0.0 <2.1.0"),
+            "1.3",
+            "no prerelease comparator, no prerelease"
+        );
         assert_eq!(pick(">=1.0.0 <2.0.0 !=1.3.0"), "v1.2.0");
         assert_eq!(highest_matching(">=5.0.0", tags.iter().copied()), Ok(None));
         assert_eq!(

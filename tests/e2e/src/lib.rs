@@ -130,6 +130,37 @@ pub async fn helm(ns: &str, flags: &[String]) -> JoinHandle<()> {
     })
 }
 
+/// An image-reflector-controller keeping its tag database under `storage`, with `flags` added.
+pub async fn image_reflector(ns: &str, storage: &std::path::Path, flags: &[String]) -> JoinHandle<()> {
+    let config = cluster()
+        .config_as(&service_account("image-reflector-controller"))
+        .await;
+    let mut argv = with_flags(args("image-reflector-controller", ns), flags);
+    argv.push(format!("--storage-path={}", storage.display()));
+    let parsed = image_reflector_controller::Args::parse_from(argv);
+    tokio::spawn(async move {
+        image_reflector_controller::run_with(config, parsed)
+            .await
+            .expect("image-reflector-controller runs")
+    })
+}
+
+/// An image-automation-controller with `flags` added.
+pub async fn image_automation(ns: &str, flags: &[String]) -> JoinHandle<()> {
+    let config = cluster()
+        .config_as(&service_account("image-automation-controller"))
+        .await;
+    let parsed = image_automation_controller::Args::parse_from(with_flags(
+        args("image-automation-controller", ns),
+        flags,
+    ));
+    tokio::spawn(async move {
+        image_automation_controller::run_with(config, parsed)
+            .await
+            .expect("image-automation-controller runs")
+    })
+}
+
 /// A notification-controller on loopback ports with `flags` added; returns where its servers listen.
 pub async fn notification(ns: &str, flags: &[String]) -> (notification_controller::Bound, JoinHandle<()>) {
     notification_on(cluster(), ns, flags).await

@@ -158,6 +158,9 @@ object_status!(
     crate::helm::HelmReleaseStatus,
     crate::kustomize::KustomizationStatus,
     crate::notification::ReceiverStatus,
+    crate::image::ImageRepositoryStatus,
+    crate::image::ImagePolicyStatus,
+    crate::image::ImageUpdateAutomationStatus,
 );
 
 /// The status field echoing the last handled `reconcile.fluxcd.io/requestedAt` value.
