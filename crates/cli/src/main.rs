@@ -40,8 +40,12 @@ enum Command {
 enum Build {
     /// Build a kustomization directory and print the YAML stream (like `kubectl kustomize <dir>`).
     Kustomization {
-        /// The directory; nothing outside it is read.
+        /// The directory. Its bases and components may be anywhere (`../base`), as kubectl's.
         dir: PathBuf,
+        /// `LoadRestrictionsRootOnly` (the default): the files a kustomization names must be in or below
+        /// its directory; `LoadRestrictionsNone`: anywhere.
+        #[arg(long, default_value = "LoadRestrictionsRootOnly", value_parser = ["LoadRestrictionsRootOnly", "LoadRestrictionsNone"])]
+        load_restrictor: String,
     },
 }
 
@@ -50,8 +54,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Why { object, namespace } => why(&object, namespace),
         Command::Build {
-            what: Build::Kustomization { dir },
-        } => match driftless_kustomize::build(&dir, std::path::Path::new(".")) {
+            what: Build::Kustomization { dir, load_restrictor },
+        } => match driftless_kustomize::build_standalone(
+            &dir,
+            if load_restrictor == "LoadRestrictionsNone" {
+                driftless_kustomize::LoadRestrictor::None
+            } else {
+                driftless_kustomize::LoadRestrictor::RootOnly
+            },
+        ) {
             Ok(objects) => {
                 print!("{}", driftless_kustomize::yaml::write_stream(&objects));
                 ExitCode::SUCCESS

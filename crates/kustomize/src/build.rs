@@ -39,17 +39,51 @@ pub fn build_marked_with(
     path: &Path,
     decrypt: Option<&dyn yaml::Decrypt>,
 ) -> Result<Vec<Object>> {
-    let root = root.canonicalize().map_err(|source| Error::Io {
+    let canonical = root.canonicalize().map_err(|source| Error::Io {
         path: root.display().to_string(),
         source,
     })?;
-    let dir = inside(&root, &root.join(path), &root)?;
+    let root = Root {
+        path: canonical,
+        files_in_own_dir: false,
+    };
+    let dir = root.dir(&root.path.join(path), &root.path)?;
+    build_in(&root, dir, decrypt)
+}
+
+/// What `kubectl kustomize` lets a build read besides its kustomizations' directories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoadRestrictor {
+    /// `LoadRestrictionsRootOnly`, kustomize's default: the files a kustomization names (resources,
+    /// patches, generator sources, configurations…) must be in or below its own directory; bases and
+    /// components may be anywhere.
+    #[default]
+    RootOnly,
+    /// `LoadRestrictionsNone`: files may be anywhere.
+    None,
+}
+
+/// Builds the kustomization in `dir` as `kubectl kustomize DIR` does (`--load-restrictor`): bases and
+/// components may live outside `dir` (`../base`), files as `restrictor` says. The controllers use
+/// [`build`] instead, which confines everything to the artifact's root, as Flux does.
+pub fn build_standalone(dir: &Path, restrictor: LoadRestrictor) -> Result<Vec<Object>> {
+    let root = Root {
+        path: PathBuf::from("/"),
+        files_in_own_dir: restrictor == LoadRestrictor::RootOnly,
+    };
+    let dir = root.dir(dir, dir)?;
+    let mut objects = build_in(&root, dir, None)?;
+    objects.iter_mut().for_each(yaml::strip_marks);
+    Ok(objects)
+}
+
+fn build_in(root: &Root, dir: PathBuf, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Object>> {
     let mut walk = Walk {
         dirs: Vec::new(),
         vars: Vec::new(),
         decrypt,
     };
-    let mut resources = load_dir(&root, &dir, &mut walk, true)?;
+    let mut resources = load_dir(root, &dir, &mut walk, true)?;
     // generated objects get their content hash once everything else is done, and references follow
     let renames = crate::generate::apply_hashes(&mut resources);
     crate::refs::apply(&mut resources, &renames);
@@ -87,6 +121,42 @@ pub fn build_marked_with(
         _ => legacy_sort(&mut objects),
     }
     Ok(objects)
+}
+
+/// Where a build may read: everything under `path` (`/` for `kubectl kustomize`); with
+/// `files_in_own_dir` a kustomization's files must also be in or below its own directory.
+struct Root {
+    path: PathBuf,
+    files_in_own_dir: bool,
+}
+
+impl Root {
+    /// A directory (a base, a component, a resource entry), canonicalised and inside the root.
+    fn dir(&self, path: &Path, from: &Path) -> Result<PathBuf> {
+        inside(&self.path, path, from)
+    }
+
+    /// A file a kustomization in `dir` names.
+    fn file(&self, dir: &Path, path: &Path, from: &Path) -> Result<PathBuf> {
+        let file = inside(&self.path, path, from)?;
+        self.own(dir, &file, from)?;
+        Ok(file)
+    }
+
+    /// Refuses `file` outside `dir` under `LoadRestrictionsRootOnly`, in kustomize's words.
+    fn own(&self, dir: &Path, file: &Path, from: &Path) -> Result<()> {
+        if self.files_in_own_dir && !file.starts_with(dir) {
+            return Err(Error::Invalid {
+                path: from.display().to_string(),
+                message: format!(
+                    "security; file '{}' is not in or below '{}' (--load-restrictor LoadRestrictionsNone allows it)",
+                    file.display(),
+                    dir.display()
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// `path` canonicalised, refused when it leaves `root` (`..`, symlinks).
@@ -138,7 +208,7 @@ struct Walk<'a> {
     decrypt: Option<&'a dyn yaml::Decrypt>,
 }
 
-fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
+fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
     if walk.dirs.contains(&dir.to_path_buf()) {
         return Err(Error::Invalid {
             path: dir.display().to_string(),
@@ -197,7 +267,10 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
                 ),
             });
         }
-        let target = inside(root, &dir.join(entry), &origin)?;
+        let target = root.dir(&dir.join(entry), &origin)?;
+        if target.is_file() {
+            root.own(dir, &target, &origin)?;
+        }
         resources.extend(load_resource(root, &target, walk)?);
     }
     for entry in &kustomization.components {
@@ -209,7 +282,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
                 ),
             });
         }
-        let target = inside(root, &dir.join(entry), &origin)?;
+        let target = root.dir(&dir.join(entry), &origin)?;
         load_component(root, &target, walk, &mut resources)?;
     }
     walk.dirs.pop();
@@ -222,7 +295,7 @@ fn load_dir(root: &Path, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
 /// `configMapGenerator` and `secretGenerator`: new objects (`create`), or data merged into (`merge`) or
 /// replacing (`replace`) those of the same name from the resources so far.
 fn run_generators(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     origin: &Path,
     k: &Kustomization,
@@ -234,7 +307,7 @@ fn run_generators(
         message,
     };
     let read = |path: &Path| -> std::result::Result<Vec<u8>, String> {
-        let file = inside(root, path, origin).map_err(|e| e.to_string())?;
+        let file = root.file(dir, path, origin).map_err(|e| e.to_string())?;
         let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", path.display()))?;
         match decrypt {
             Some(d) => d.file(bytes, path),
@@ -287,7 +360,7 @@ fn run_generators(
 
 /// One level's patches and transformers, in kustomize's order.
 fn transform_level(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     origin: &Path,
     k: &Kustomization,
@@ -306,7 +379,7 @@ fn transform_level(
     for r in &k.replacements {
         match &r.path {
             Some(p) => {
-                let file = inside(root, &dir.join(p), origin)?;
+                let file = root.file(dir, &dir.join(p), origin)?;
                 let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
                     path: file.display().to_string(),
                     source,
@@ -331,7 +404,7 @@ fn transform_level(
 
 /// A Component: its resources join those accumulated so far, then its own components and transformers
 /// apply to all of them.
-fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Vec<Res>) -> Result<()> {
+fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Vec<Res>) -> Result<()> {
     let file = kustomization_file(dir)?.ok_or_else(|| Error::Invalid {
         path: dir.display().to_string(),
         message: "a component directory needs a kustomization file of kind Component".into(),
@@ -356,11 +429,14 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     walk.dirs.push(dir.to_path_buf());
     walk.vars.extend(k.vars.iter().cloned());
     for entry in k.resources.iter().chain(&k.bases) {
-        let target = inside(root, &dir.join(entry), &file)?;
+        let target = root.dir(&dir.join(entry), &file)?;
+        if target.is_file() {
+            root.own(dir, &target, &file)?;
+        }
         accumulated.extend(load_resource(root, &target, walk)?);
     }
     for entry in &k.components {
-        let target = inside(root, &dir.join(entry), &file)?;
+        let target = root.dir(&dir.join(entry), &file)?;
         load_component(root, &target, walk, accumulated)?;
     }
     walk.dirs.pop();
@@ -369,7 +445,7 @@ fn load_component(root: &Path, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
 }
 
 /// A `resources` entry: a nested kustomization directory, or a file of objects.
-fn load_resource(root: &Path, target: &Path, walk: &mut Walk<'_>) -> Result<Vec<Res>> {
+fn load_resource(root: &Root, target: &Path, walk: &mut Walk<'_>) -> Result<Vec<Res>> {
     if target.is_dir() {
         load_dir(root, target, walk, false)
     } else {
@@ -497,11 +573,11 @@ enum Phase {
 }
 
 /// The text of a patch entry: inline, or read from its file (inside the root).
-fn patch_text(root: &Path, dir: &Path, origin: &Path, entry: &PatchEntry) -> Result<String> {
+fn patch_text(root: &Root, dir: &Path, origin: &Path, entry: &PatchEntry) -> Result<String> {
     match (&entry.patch, &entry.path) {
         (Some(text), _) => Ok(text.clone()),
         (None, Some(path)) => {
-            let file = inside(root, &dir.join(path), origin)?;
+            let file = root.file(dir, &dir.join(path), origin)?;
             std::fs::read_to_string(&file).map_err(|source| Error::Io {
                 path: file.display().to_string(),
                 source,
@@ -515,7 +591,7 @@ fn patch_text(root: &Path, dir: &Path, origin: &Path, entry: &PatchEntry) -> Res
 }
 
 fn apply_patches(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     origin: &Path,
     k: &Kustomization,
@@ -618,21 +694,29 @@ fn apply_patches(
                         .copied()
                         .unwrap_or(false)
                 };
-                let keep_name = entry.target.is_some() && !allowed("allowNameChange");
-                let keep_kind = entry.target.is_some() && !allowed("allowKindChange");
-                let (name, kind) = (
+                let keep_name = !allowed("allowNameChange");
+                let keep_kind = !allowed("allowKindChange");
+                let (name, kind, namespace) = (
                     field(&resources[i].obj, &["metadata", "name"]).to_string(),
                     field(&resources[i].obj, &["kind"]).to_string(),
+                    field(&resources[i].obj, &["metadata", "namespace"]).to_string(),
                 );
                 crate::patch::strategic_merge(&mut resources[i].obj, &patch);
-                // a targeted patch does not rename or re-kind what it patches
-                if keep_name
-                    && let Some(meta) = resources[i]
-                        .obj
-                        .get_mut("metadata")
-                        .and_then(|m| m.as_object_mut())
+                // a patch does not rename, re-kind or move what it patches (kustomize's ApplySmPatch):
+                // its name may be the original one, before a base's prefix
+                if let Some(meta) = resources[i]
+                    .obj
+                    .get_mut("metadata")
+                    .and_then(|m| m.as_object_mut())
                 {
-                    meta.insert("name".into(), Object::String(name));
+                    if keep_name {
+                        meta.insert("name".into(), Object::String(name));
+                    }
+                    if namespace.is_empty() {
+                        meta.remove("namespace");
+                    } else {
+                        meta.insert("namespace".into(), Object::String(namespace));
+                    }
                 }
                 if keep_kind && let Some(map) = resources[i].obj.as_object_mut() {
                     map.insert("kind".into(), Object::String(kind));
@@ -651,8 +735,8 @@ fn parse_ops(text: &str) -> Option<Vec<Object>> {
 }
 
 /// `crds` lists OpenAPI definition files (a map of definition name → schema), as kustomize reads them.
-fn check_openapi_definitions(root: &Path, dir: &Path, origin: &Path, entry: &str) -> Result<()> {
-    let file = inside(root, &dir.join(entry), origin)?;
+fn check_openapi_definitions(root: &Root, dir: &Path, origin: &Path, entry: &str) -> Result<()> {
+    let file = root.file(dir, &dir.join(entry), origin)?;
     let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
         path: file.display().to_string(),
         source,

@@ -24,7 +24,10 @@ pub mod vars;
 pub mod yaml;
 
 pub use self::{
-    build::{build, build_marked, build_marked_with, build_with, generated_kustomization},
+    build::{
+        LoadRestrictor, build, build_marked, build_marked_with, build_standalone, build_with,
+        generated_kustomization,
+    },
     kustomization::{FILE_NAMES, Kustomization},
 };
 
