@@ -186,3 +186,45 @@ fn plain_scalars_keep_their_type_through_the_build_and_substitution() {
         "a quoted scalar stays a string"
     );
 }
+
+#[test]
+fn a_standalone_build_reads_bases_anywhere_and_files_only_in_their_own_directory() {
+    use driftless_kustomize::{LoadRestrictor, build_standalone};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write(
+        "base/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+    );
+    write(
+        "base/kustomization.yaml",
+        "namePrefix: b-\nresources:\n- cm.yaml\n",
+    );
+    write(
+        "overlay/kustomization.yaml",
+        "namePrefix: o-\nresources:\n- ../base\n",
+    );
+    let objects = build_standalone(&dir.path().join("overlay"), LoadRestrictor::RootOnly).unwrap();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["metadata"]["name"], "o-b-x");
+    // a file of another directory: kustomize's LoadRestrictionsRootOnly refuses it, None allows it
+    write("files/kustomization.yaml", "resources:\n- ../base/cm.yaml\n");
+    let err = build_standalone(&dir.path().join("files"), LoadRestrictor::RootOnly)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("security; file") && err.contains("is not in or below"),
+        "{err}"
+    );
+    let objects = build_standalone(&dir.path().join("files"), LoadRestrictor::None).unwrap();
+    assert_eq!(objects[0]["metadata"]["name"], "x");
+    // the controllers' build keeps everything inside its root
+    let err = build(&dir.path().join("overlay"), Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the build root"), "{err}");
+}
