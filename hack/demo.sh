@@ -13,6 +13,10 @@
 #      its own), then waits (timeout DEMO_TIMEOUT, 120s) until the objects are Ready and prints what was
 #      applied
 #   6. a push announced by a signed webhook to the Receiver, applied at once (the time is printed)
+#   7. image automation: a local registry (docker-registry) whose pushes notify a Receiver; a new tag of
+#      the demo's image is scanned, picked by an ImagePolicy, committed to the repository at its
+#      $imagepolicy marker by an ImageUpdateAutomation, announced by the Git server's post-receive hook
+#      and applied (the time from the tag's push to the new image in the cluster is printed)
 # Exits 0 when done; with --keep it stays up until Ctrl-C. Logs: $DEMO_DIR (printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +47,8 @@ CONTROLLERS=(
   "source-controller source-controller $COMMON $EVENTS --storage-addr=127.0.0.1:$STORAGE_PORT --storage-path=$DEMO_DIR/storage"
   "kustomize-controller kustomize-controller $COMMON $EVENTS"
   "helm-controller helm-controller $COMMON $EVENTS --helm-binary=$(hack/tools.sh bin)/helm"
+  "image-reflector-controller image-reflector-controller $COMMON $EVENTS --storage-path=$DEMO_DIR/tags"
+  "image-automation-controller image-automation-controller $COMMON $EVENTS"
 )
 WAIT_FOR=(gitrepository/demo kustomization/demo receiver/demo helmrepository/demo helmrelease/demo)
 
@@ -258,8 +264,121 @@ data:
   else
     log "the push was not applied within 30s"; exit 1
   fi
+
+  # image automation: a new tag in the registry reaches the cluster through Git, every step on a webhook
+  log "image automation: a registry, a Receiver it notifies, the Deployment's image marked for a policy"
+  kubectl apply --server-side -f - >/dev/null <<EOF3
+apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata:
+  name: registry
+  namespace: flux-system
+spec:
+  type: harbor
+  secretRef:
+    name: demo-webhook-token
+  resources:
+    - apiVersion: image.toolkit.fluxcd.io/v1
+      kind: ImageRepository
+      name: podinfo
+EOF3
+  kubectl -n flux-system wait --for=condition=Ready --timeout=30s receiver/registry >/dev/null
+  REG_HOOK=http://127.0.0.1:$RECEIVER_PORT$(kubectl -n flux-system get receiver registry -o jsonpath='{.status.webhookPath}')
+  REG_PORT=$(free_port)
+  cat > "$DEMO_DIR/registry.yml" <<EOC
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: $DEMO_DIR/registry}}
+http: {addr: 127.0.0.1:$REG_PORT}
+notifications: {endpoints: [{name: demo, url: "$REG_HOOK", headers: {Authorization: [demo-webhook-token]}, timeout: 2s, threshold: 3, backoff: 200ms, ignore: {actions: [pull], mediatypes: [application/vnd.docker.image.rootfs.diff.tar.gzip, application/vnd.docker.container.image.v1+json, application/octet-stream]}}]}
+EOC
+  docker-registry serve "$DEMO_DIR/registry.yml" > "$DEMO_DIR/registry.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$REG_PORT/v2/" >/dev/null && break; sleep 0.1; done
+  CRANE="$(hack/tools.sh bin)/crane"
+  IMAGE=127.0.0.1:$REG_PORT/podinfo
+  push_tag() { mkdir -p "$DEMO_DIR/layer"; echo "$1" > "$DEMO_DIR/layer/tag"; tar czf "$DEMO_DIR/layer.tgz" -C "$DEMO_DIR/layer" tag
+    "$CRANE" append --insecure -f "$DEMO_DIR/layer.tgz" -t "$IMAGE:$1" >/dev/null 2>&1; }
+  push_tag 6.5.4
+  # the Git server announces every push to the GitRepository's Receiver, signed, as a Git host does
+  cat > "$REPOS/demo.git/hooks/post-receive" <<EOC
+#!/bin/sh
+body='{"pushed":"main"}'
+sig=\$(python3 -c 'import hashlib, hmac, sys; print(hmac.new(b"demo-webhook-token", sys.argv[1].encode(), hashlib.sha256).hexdigest())' "\$body")
+curl -sf -X POST -H "X-Signature: sha256=\$sig" -d "\$body" "http://127.0.0.1:$RECEIVER_PORT$HOOK" >/dev/null
+EOC
+  chmod 755 "$REPOS/demo.git/hooks/post-receive"
+  sed -i "s|image: ghcr.io/stefanprodan/podinfo:6.5.4|image: $IMAGE:6.5.4 # {\"\$imagepolicy\": \"flux-system:podinfo\"}|" "$WORK/app/deployment.yaml"
+  git -C "$WORK" -c user.name=driftless -c user.email=demo@driftless.io commit -qam "podinfo from the local registry, marked for the podinfo policy"
+  git -C "$WORK" push -q "$REPOS/demo.git" HEAD:main
+  kubectl apply --server-side -f - >/dev/null <<EOF3
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  image: $IMAGE
+  interval: 1h
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  imageRepositoryRef:
+    name: podinfo
+  policy:
+    semver:
+      range: ^6.5.0
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata:
+  name: demo
+  namespace: flux-system
+spec:
+  interval: 1h
+  sourceRef:
+    kind: GitRepository
+    name: demo
+  git:
+    commit:
+      author:
+        name: driftless
+        email: bot@driftless.io
+      messageTemplate: |
+        Update images
+
+        {{ range .Changed.Changes }}- {{ .OldValue }} -> {{ .NewValue }}
+        {{ end }}
+    push:
+      branch: main
+  update:
+    path: ./app
+EOF3
+  kubectl -n flux-system wait --for=condition=Ready --timeout=60s imagerepository/podinfo imagepolicy/podinfo imageupdateautomation/demo >/dev/null
+  for _ in $(seq 300); do
+    [ "$(kubectl -n demo get deployment web -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$IMAGE:6.5.4" ] && break; sleep 0.1
+  done
+  log "ImagePolicy podinfo: $(kubectl -n flux-system get imagepolicy podinfo -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
+  t0=$(date +%s%N)
+  push_tag 6.6.0
+  log "pushed $IMAGE:6.6.0"
+  for _ in $(seq 600); do
+    [ "$(kubectl -n demo get deployment web -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$IMAGE:6.6.0" ] && break; sleep 0.05
+  done
+  if [ "$(kubectl -n demo get deployment web -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$IMAGE:6.6.0" ]; then
+    log "the Deployment runs $IMAGE:6.6.0 $(( ($(date +%s%N) - t0) / 1000000 )) ms after the tag was pushed (intervals: 1h); the commit:"
+    git -C "$REPOS/demo.git" log -1 --format='    %h %an: %B' main >&2
+    git -C "$REPOS/demo.git" show main:app/deployment.yaml | grep 'image:' | sed 's/^/    /' >&2
+  else
+    kubectl -n flux-system get imagerepositories,imagepolicies,imageupdateautomations -o wide >&2
+    log "the new tag was not applied within 30s"; exit 1
+  fi
 fi
-kubectl get gitrepositories,kustomizations,helmrepositories,helmcharts,helmreleases -A | sed 's/^/    /' >&2
+kubectl get gitrepositories,kustomizations,helmrepositories,helmcharts,helmreleases,imagerepositories,imagepolicies,imageupdateautomations -A | sed 's/^/    /' >&2
 
 if [ -n "$KEEP" ]; then
   log "up; KUBECONFIG=$KUBECONFIG; Ctrl-C to stop"

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod known_hosts;
 pub mod push;
 pub mod reference;
+pub mod sign;
 pub mod tls;
 pub mod verify;
 
@@ -17,6 +18,7 @@ pub use self::{
     cache::{Cache, Checkout, Options},
     push::{Author, Worktree},
     reference::{Reference, Resolved},
+    sign::Signer,
     verify::Keyring,
 };
 

@@ -71,6 +71,16 @@ impl Worktree {
     /// Commits every change of the work tree (new, changed and deleted files) on top of the commit
     /// checked out, as `author`; returns the new commit's SHA-1, or `None` when nothing changed.
     pub fn commit(&self, author: &Author<'_>, message: &str) -> Result<Option<String>> {
+        self.commit_signed(author, message, None)
+    }
+
+    /// [`Worktree::commit`], signed by `signer` when given (a `gpgsig` header, as `git commit -S`).
+    pub fn commit_signed(
+        &self,
+        author: &Author<'_>,
+        message: &str,
+        signer: Option<&crate::sign::Signer>,
+    ) -> Result<Option<String>> {
         let mut index = self.repo.index().map_err(git_err("reading the index"))?;
         index
             .add_all(["*"], IndexAddOption::DEFAULT, None)
@@ -100,10 +110,31 @@ impl Worktree {
                 e.message()
             ))
         })?;
-        let oid = self
-            .repo
-            .commit(Some("HEAD"), &signature, &signature, message, &tree, &[&head])
-            .map_err(git_err("committing"))?;
+        let oid = match signer {
+            None => self
+                .repo
+                .commit(Some("HEAD"), &signature, &signature, message, &tree, &[&head])
+                .map_err(git_err("committing"))?,
+            Some(signer) => {
+                let buffer = self
+                    .repo
+                    .commit_create_buffer(&signature, &signature, message, &tree, &[&head])
+                    .map_err(git_err("writing the commit"))?;
+                let content = std::str::from_utf8(&buffer)
+                    .map_err(|e| Error::Invalid(format!("the commit is not UTF-8: {e}")))?;
+                let gpgsig = signer.sign(content.as_bytes())?;
+                let oid = self
+                    .repo
+                    .commit_signed(content, &gpgsig, None)
+                    .map_err(git_err("writing the signed commit"))?;
+                let branch = self.repo.head().map_err(git_err("reading HEAD"))?;
+                let name = branch.name().unwrap_or("HEAD").to_string();
+                self.repo
+                    .reference(&name, oid, true, "commit (signed)")
+                    .map_err(git_err("moving the branch"))?;
+                oid
+            }
+        };
         Ok(Some(oid.to_string()))
     }
 

@@ -246,6 +246,28 @@ impl Registry {
         }
     }
 
+    /// Makes the registry notify `url` of every push (distribution's `notifications` endpoint, as a
+    /// registry's webhook does), with the `Authorization` header `authorization`; restarts it, content
+    /// kept. Pulls and blob uploads are not told, only manifests.
+    pub fn notify(&mut self, url: &str, authorization: &str) {
+        let mut conf = fs::read_to_string(&self.conf).expect("the registry config");
+        let blobs = [
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.config.v1+json",
+            "application/octet-stream",
+        ]
+        .join(", ");
+        conf.push_str(&format!(
+            "notifications: {{endpoints: [{{name: hook, url: \"{url}\", headers: {{Authorization: [\"{authorization}\"]}}, \
+             timeout: 2s, threshold: 3, backoff: 200ms, ignore: {{actions: [pull], mediatypes: [{blobs}]}}}}]}}\n"
+        ));
+        fs::write(&self.conf, conf).expect("the registry config");
+        self.stop();
+        self.resume();
+    }
+
     /// Starts a stopped registry again on the same port, with the same content.
     pub fn resume(&mut self) {
         if self.child.is_none() {

@@ -256,13 +256,32 @@ pub async fn run(
         )));
     }
     let git = obj.spec.git.clone().unwrap_or_default();
-    if git.commit.signing_key.is_some() {
-        return Err(Error::InvalidSourceConfig(
-            "signing commits (spec.git.commit.signingKey) is not supported by driftless yet: remove it to \
-             push unsigned commits"
-                .into(),
-        ));
-    }
+    let signer = match &git.commit.signing_key {
+        None => None,
+        Some(key) if key.type_.as_deref().is_some_and(|t| t != "gpg") => {
+            return Err(Error::InvalidSourceConfig(format!(
+                "signingKey type '{}' is not supported by driftless yet: use 'gpg' (an OpenPGP key in \
+                 'git.asc')",
+                key.type_.as_deref().unwrap_or_default()
+            )));
+        }
+        Some(key) => {
+            let data = refs::secret_data(&ctx.client, &ns, &key.secret_ref.name)
+                .await
+                .map_err(|e| {
+                    Error::SourceManager(format!(
+                        "failed to get the signing key Secret '{ns}/{}': {}",
+                        key.secret_ref.name,
+                        driftless_runtime::error::api_message(&e)
+                    ))
+                })?;
+            let name = format!("{ns}/{}", key.secret_ref.name);
+            Some(std::sync::Arc::new(
+                driftless_git::Signer::from_secret(&data, &name)
+                    .map_err(|e| Error::InvalidSourceConfig(e.to_string()))?,
+            ))
+        }
+    };
     let template = message::parse(git.commit.message_template.as_deref()).map_err(Error::Template)?;
 
     // the policies
@@ -320,14 +339,16 @@ pub async fn run(
             plan.timeout,
         );
         let message = text.clone();
+        let signer = signer.clone();
         let pushed = tokio::task::spawn_blocking(move || -> Result<Option<String>, driftless_git::Error> {
             let worktree = &updated.worktree;
-            let Some(commit) = worktree.commit(
+            let Some(commit) = worktree.commit_signed(
                 &Author {
                     name: &name,
                     email: &email,
                 },
                 &message,
+                signer.as_deref(),
             )?
             else {
                 return Ok(None);

@@ -670,4 +670,154 @@ async fn bad_input_is_reported_and_nothing_half_written_is_pushed() {
     .await;
     assert_eq!(ready(a.status.as_ref().map(|s| &s.conditions)).0, "True");
     assert!(git(fleet.repo.bare(), &["show", "main:deploy/app.yaml"]).contains(":1.0.1 #"));
+
+    // the GitRepository's credentials no longer valid: refused, with what failed
+    apply::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
+            "stringData": {"username": "flux", "password": "hunter2-not-it"}}),
+    )
+    .await;
+    request(&automations, "auto").await;
+    let a = wait(&automations, "auto", "refused credentials", |a| {
+        ready(a.status.as_ref().map(|s| &s.conditions)).0 == "False"
+    })
+    .await;
+    let (_, reason, message) = ready(a.status.as_ref().map(|s| &s.conditions));
+    assert_eq!(reason, "GitOperationFailed", "{message}");
+    assert!(message.starts_with("failed to checkout source: "), "{message}");
+    assert!(
+        !message.contains("hunter2"),
+        "no secret in the message: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_branch_that_moved_meanwhile_is_updated_again_from_its_new_head() {
+    let env = Env::start("image-race").await;
+    let n = env.n.clone();
+    push(&env.registry, "app", "1.0.0");
+    push(&env.registry, "app", "1.0.1");
+    env.image_repository("app", json!({})).await;
+    let policies = env
+        .policy("app", "app", json!({"policy": {"semver": {"range": "1.x"}}}))
+        .await;
+    wait(&policies, "app", "the latest", |p| latest(p).is_some()).await;
+    let original = DEPLOYMENT.replace("IMAGE", &env.image("app")).replace("NS", &n);
+    let fleet = Fleet::start(&n, &[("deploy/app.yaml", &original)]).await;
+    // someone else's push lands while the automation's is in flight (once): the server then refuses
+    // the automation's update of main, which no longer is where its clone started
+    let hook = fleet.repo.bare().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n[ -e raced ] && exit 0\ntouch raced\n\
+         unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n\
+         tree=$(git rev-parse 'refs/heads/main^{tree}')\n\
+         c=$(echo 'someone else' | git -c user.name=x -c user.email=x@y commit-tree \"$tree\" -p refs/heads/main)\n\
+         git update-ref refs/heads/main \"$c\"\n",
+    )
+    .unwrap();
+    Command::new("chmod").arg("755").arg(&hook).status().unwrap();
+    let automations = apply::<ImageUpdateAutomation>(
+        &n,
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "auto"}, "spec": {"interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+            "git": {"commit": {"author": {"email": "flux@example.com"}}, "push": {"branch": "main"}},
+            "update": {"path": "./deploy"}}}),
+    )
+    .await;
+    let auto = wait(&automations, "auto", "a push", |a| {
+        a.status.as_ref().is_some_and(|s| s.last_push_commit.is_some())
+    })
+    .await;
+    assert!(fleet.repo.bare().join("raced").exists(), "the race happened");
+    let pushed = auto.status.unwrap().last_push_commit.unwrap();
+    assert_eq!(git(fleet.repo.bare(), &["rev-parse", "main"]).trim(), pushed);
+    assert_eq!(
+        git(fleet.repo.bare(), &["log", "--format=%s", "main"])
+            .lines()
+            .collect::<Vec<_>>(),
+        ["Update from image update automation", "someone else", "first"],
+        "the update went on top of the other push, nothing lost"
+    );
+    assert_eq!(
+        git(fleet.repo.bare(), &["show", "main:deploy/app.yaml"]),
+        original.replace(":1.0.0 #", ":1.0.1 #")
+    );
+}
+
+#[tokio::test]
+async fn commits_are_signed_with_the_secrets_openpgp_key() {
+    let env = Env::start("image-sign").await;
+    let n = env.n.clone();
+    push(&env.registry, "app", "1.0.0");
+    push(&env.registry, "app", "1.0.1");
+    env.image_repository("app", json!({})).await;
+    let policies = env
+        .policy("app", "app", json!({"policy": {"semver": {"range": "1.x"}}}))
+        .await;
+    wait(&policies, "app", "the latest", |p| latest(p).is_some()).await;
+    let original = DEPLOYMENT.replace("IMAGE", &env.image("app")).replace("NS", &n);
+    let fleet = Fleet::start(&n, &[("deploy/app.yaml", &original)]).await;
+    let key = driftless_testkit::git::GpgKey::generate("Fluxbot <flux@example.com>");
+    let exported = Command::new(driftless_testkit::tool("gpg"))
+        .env("GNUPGHOME", key.home.path())
+        .args(["--batch", "--armor", "--export-secret-keys", &key.fingerprint])
+        .output()
+        .unwrap();
+    assert!(exported.status.success());
+    let secret = String::from_utf8(exported.stdout).unwrap();
+    apply::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "signing"}, "stringData": {"git.asc": "not a key"}}),
+    )
+    .await;
+    let automation = |key: &str| {
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "auto"}, "spec": {"interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+            "git": {"commit": {"author": {"name": "Fluxbot", "email": "flux@example.com"},
+                               "signingKey": {"secretRef": {"name": key}}}},
+            "update": {"path": "./deploy"}}})
+    };
+    // a Secret without a usable key: nothing is pushed unsigned
+    let automations = apply::<ImageUpdateAutomation>(&n, automation("signing")).await;
+    let a = wait(&automations, "auto", "a refused key", |a| {
+        stalled(a.status.as_ref().map(|s| &s.conditions))
+    })
+    .await;
+    let (_, reason, message) = ready(a.status.as_ref().map(|s| &s.conditions));
+    assert_eq!(reason, "InvalidSourceConfiguration");
+    assert!(
+        message.contains("'git.asc' is not an ASCII-armored OpenPGP secret key"),
+        "{message}"
+    );
+    assert_eq!(git(fleet.repo.bare(), &["rev-parse", "main"]).trim(), fleet.head);
+
+    apply::<Secret>(
+        &n,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "signing-key"}, "stringData": {"git.asc": secret}}),
+    )
+    .await;
+    apply::<ImageUpdateAutomation>(&n, automation("signing-key")).await;
+    let a = wait(&automations, "auto", "a signed push", |a| {
+        a.status.as_ref().is_some_and(|s| s.last_push_commit.is_some())
+    })
+    .await;
+    let pushed = a.status.unwrap().last_push_commit.unwrap();
+    // git itself, with gpg, checks the signature
+    let verified = Command::new("git")
+        .env("GNUPGHOME", key.home.path())
+        .arg("--git-dir")
+        .arg(fleet.repo.bare())
+        .args(["verify-commit", "--raw", &pushed])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verified.stderr);
+    assert!(verified.status.success(), "git verify-commit: {out}");
+    assert!(
+        out.contains(&format!("VALIDSIG {}", key.fingerprint)) || out.contains("GOODSIG"),
+        "{out}"
+    );
 }
