@@ -165,10 +165,12 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &hook,
         format!(
-            "#!/bin/sh\nbody='{{\"ref\":\"refs/heads/main\"}}'\n\
+            "#!/bin/sh\nPATH='{path}'\nbody='{{\"ref\":\"refs/heads/main\"}}'\n\
              sig=$(printf '%s' \"$body\" | openssl dgst -sha256 -hmac '{TOKEN}' -r | cut -d' ' -f1)\n\
-             curl -s -o /dev/null -X POST -H 'X-GitHub-Event: push' -H \"X-Hub-Signature-256: sha256=$sig\" \
-             --data \"$body\" '{git_hook}'\n"
+             curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H \"X-Hub-Signature-256: sha256=$sig\" \
+             --data \"$body\" '{git_hook}'\n",
+            // the hook runs in the CGI environment lighttpd gives git http-backend: the tools are named by this PATH
+            path = std::env::var("PATH").unwrap_or_default()
         ),
     )?;
     run(Command::new("chmod").arg("755").arg(&hook))?;
