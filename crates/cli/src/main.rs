@@ -1,10 +1,17 @@
-//! `driftless`: the command line. `driftless build kustomization <dir>` prints what `kubectl kustomize
-//! <dir>` would, with driftless's own engine; `driftless why <kind>/<name>` explains why an object is not Ready.
+//! `driftless`: the command line. `get`, `reconcile`, `suspend` and `resume` work as `flux`'s do on every
+//! kind of the shared registry; `driftless build kustomization <dir>` prints what `kubectl kustomize <dir>`
+//! would, with driftless's own engine; `driftless why <kind>/<name>` explains why an object is not Ready.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
+mod get;
+mod kind;
+mod log;
+mod reconcile;
+mod table;
 mod why;
 
 #[derive(Parser)]
@@ -14,6 +21,8 @@ mod why;
     about = "driftless: GitOps for Kubernetes, Flux-compatible"
 )]
 struct Cli {
+    #[command(flatten)]
+    cluster: cluster::Flags,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,14 +34,74 @@ enum Command {
         #[command(subcommand)]
         what: Build,
     },
+    /// Print the status of Flux objects as `flux get` does: `get kustomizations`, `get source git`,
+    /// `get images policy`, `get sources all`, `get all`, optionally with an object's name.
+    Get {
+        /// The kind (`source git|oci|helm|chart|bucket`, `kustomizations`, `helmreleases`, `receivers`,
+        /// `alerts`, `alert-providers`, `image repository|policy|update`, `all`) and an optional name.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// List across all namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Skip the header row.
+        #[arg(long)]
+        no_header: bool,
+        /// Only objects whose condition has this status: `ready=false`, `ready!=true`.
+        #[arg(long)]
+        status_selector: Option<String>,
+        /// A label selector (`app=x,tier!=db`).
+        #[arg(short = 'l', long)]
+        label_selector: Option<String>,
+        /// After listing, print each change until the timeout.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// The output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: get::Output,
+    },
+    /// Request a reconcile now (`reconcile.fluxcd.io/requestedAt`) and wait until the controller has
+    /// handled it: prints the revision it reached; exits 1 when it failed or did not finish in time.
+    Reconcile {
+        /// The kind (as for `get`) and the object's name.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// Reconcile the object's source first (Kustomization, HelmRelease).
+        #[arg(long)]
+        with_source: bool,
+        /// HelmRelease: run an upgrade even without a change.
+        #[arg(long)]
+        force: bool,
+        /// HelmRelease: reset the remediation retry counts.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Suspend reconciling objects (`spec.suspend: true`).
+    Suspend {
+        /// The kind (as for `get`) and the objects' names.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// Every object of the kind in the namespace.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resume suspended objects; with one name (or --wait), wait for their reconcile.
+    Resume {
+        /// The kind (as for `get`) and the objects' names.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// Every object of the kind in the namespace.
+        #[arg(long)]
+        all: bool,
+        /// Wait for the resumed objects to reconcile (default: when one name is given).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        wait: Option<bool>,
+    },
     /// Explain why an object is not Ready: the chain of sources and dependencies it waits on, down to the
-    /// causes. Exits 0 when it is Ready, 1 when not, 2 on errors. Uses the current kubeconfig context.
+    /// causes. Exits 0 when it is Ready, 1 when not, 2 on errors.
     Why {
         /// `<kind>/<name>`: a Flux kind, its plural or short name (ks, gitrepo, hr…).
         object: String,
-        /// The namespace (default: the context's, else flux-system).
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
     },
 }
 
@@ -51,8 +120,9 @@ enum Build {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let flags = cli.cluster;
     match cli.command {
-        Command::Why { object, namespace } => why(&object, namespace),
+        Command::Why { object } => why(&object, &flags),
         Command::Build {
             what: Build::Kustomization { dir, load_restrictor },
         } => match driftless_kustomize::build_standalone(
@@ -72,10 +142,82 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        command => on_cluster(command, flags),
     }
 }
 
-fn why(object: &str, namespace: Option<String>) -> ExitCode {
+/// Runs a command that talks to the cluster; an error is printed as flux prints it (`✗ …`), exit 1.
+fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let result = runtime.block_on(async {
+        let words = match &command {
+            Command::Get { what, .. }
+            | Command::Reconcile { what, .. }
+            | Command::Suspend { what, .. }
+            | Command::Resume { what, .. } => what.clone(),
+            _ => unreachable!("only cluster commands come here"),
+        };
+        if let Command::Get {
+            all_namespaces,
+            no_header,
+            status_selector,
+            label_selector,
+            watch,
+            output,
+            ..
+        } = command
+        {
+            let (kinds, name, all) = get::what(&words).map_err(anyhow::Error::msg)?;
+            let cluster = cluster::Cluster::connect(&flags).await?;
+            let opts = get::Options {
+                all_namespaces,
+                no_header,
+                status_selector,
+                labels: label_selector,
+                watch,
+                output,
+            };
+            return get::run(&cluster, &kinds, name.as_deref(), all, &opts, flags.timeout).await;
+        }
+        let (kind, names) = kind::resolve(&words).map_err(anyhow::Error::msg)?;
+        let cluster = cluster::Cluster::connect(&flags).await?;
+        match command {
+            Command::Reconcile {
+                with_source,
+                force,
+                reset,
+                ..
+            } => {
+                let [name] = names.as_slice() else {
+                    anyhow::bail!("{} name is required (exactly one)", kind::human(&kind.kind));
+                };
+                let opts = reconcile::Options {
+                    with_source,
+                    force,
+                    reset,
+                };
+                reconcile::reconcile(&cluster, kind, &cluster.namespace, name, opts, flags.timeout).await
+            }
+            Command::Suspend { all, .. } => reconcile::suspend(&cluster, kind, &names, all).await,
+            Command::Resume { all, wait, .. } => {
+                reconcile::resume(&cluster, kind, &names, all, wait, flags.timeout).await
+            }
+            _ => unreachable!("only cluster commands come here"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::failure(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn why(object: &str, flags: &cluster::Flags) -> ExitCode {
     let Some((kind, name)) = object.split_once('/').and_then(|(k, n)| Some((why::kind(k)?, n))) else {
         eprintln!(
             "error: expected <kind>/<name> with a Flux kind (kustomization/apps, gitrepo/fleet…), got '{object}'"
@@ -87,19 +229,14 @@ fn why(object: &str, namespace: Option<String>) -> ExitCode {
         .build()
         .expect("a runtime");
     let explained = runtime.block_on(async {
-        let config = kube::Config::infer().await?;
-        let namespace = namespace.unwrap_or_else(|| match config.default_namespace.as_str() {
-            "" | "default" => "flux-system".to_string(),
-            ns => ns.to_string(),
-        });
-        let client = kube::Client::try_from(config)?;
+        let cluster = cluster::Cluster::connect(flags).await?;
         let root = why::Ref {
             kind: kind.to_string(),
-            namespace,
+            namespace: cluster.namespace.clone(),
             name: name.to_string(),
         };
         let mut out = String::new();
-        let ready = why::explain(&client, &root, &mut out).await?;
+        let ready = why::explain(&cluster.client, &root, &mut out).await?;
         anyhow::Ok((ready, out))
     });
     match explained {

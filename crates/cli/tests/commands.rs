@@ -1,0 +1,258 @@
+//! `driftless get`, `reconcile`, `suspend` and `resume` against the test cluster, with source-controller
+//! and kustomize-controller running in process: what each prints, its exit code and what it changed.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use driftless_e2e::Fleet;
+use driftless_testkit::cluster::cluster;
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  v: \"1\"\n";
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn driftless(ns: &str, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(args)
+        .args(["-n", ns, "--timeout", "60s"])
+        .env("KUBECONFIG", cluster().kubeconfig())
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ks_api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = driftless_api::kinds::get("Kustomization").unwrap().api_resource();
+    Api::namespaced_with(client, ns, &ar)
+}
+
+async fn ready_at(api: &Api<DynamicObject>, name: &str, revision: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = serde_json::to_value(api.get(name).await.unwrap()).unwrap();
+        if o.pointer("/status/lastAppliedRevision").and_then(Value::as_str) == Some(revision) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} never applied {revision}: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The cells of the table row whose first cell is `name`.
+fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .map(|l| l.split('\t').map(str::trim_end).collect::<Vec<_>>())
+        .find(|cells| cells[0] == name)
+        .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+}
+
+// the controllers run on this runtime's workers while the test blocks on the CLI's process
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
+    let tc = cluster();
+    tc.install_crds().await;
+    tc.apply_kustomization("config/default");
+    let ns = tc.namespace("cli").await;
+    let n = ns.name().to_string();
+    let artifacts = tempfile::tempdir().unwrap();
+    let quiet = ["--log-level=error".to_string()];
+    let _source = driftless_e2e::source(&n, artifacts.path(), &quiet).await;
+    let _kustomize = driftless_e2e::kustomize(&n, &quiet).await;
+    let fleet = Fleet::start(&n, &[("apps/cm.yaml", CM)]).await;
+    let ks = ks_api(tc.client().await, &n);
+    let obj = json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "apps"},
+        "spec": {"interval": "1h", "path": "./apps", "prune": true, "targetNamespace": n,
+                 "sourceRef": {"kind": "GitRepository", "name": "fleet"}}});
+    ks.patch("apps", &PatchParams::apply("t"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+    let first = format!("main@sha1:{}", fleet.head);
+    ready_at(&ks, "apps", &first).await;
+
+    // get: flux's columns, the digest cut to 8 characters, AGE
+    let short = &fleet.head[..8];
+    let out = driftless(&n, &["get", "kustomizations"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .map(str::trim_end)
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE", "AGE"]
+    );
+    let cells = row(&out.stdout, "apps");
+    assert_eq!(
+        cells[..5],
+        [
+            "apps",
+            &format!("main@sha1:{short}"),
+            "False",
+            "True",
+            &format!("Applied revision: main@sha1:{short}")
+        ]
+    );
+    assert!(cells[5].ends_with('s'), "an age: {}", cells[5]);
+    let out = driftless(&n, &["get", "source", "git", "fleet"]);
+    assert_eq!(
+        row(&out.stdout, "fleet")[1..4],
+        [format!("main@sha1:{short}").as_str(), "False", "True"]
+    );
+    let out = driftless(&n, &["get", "all"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    row(&out.stdout, "gitrepository/fleet");
+    row(&out.stdout, "kustomization/apps");
+    let out = driftless(&n, &["get", "ks", "-A", "--status-selector", "ready=false"]);
+    assert!(!out.stdout.contains(&format!("{n}\tapps")), "{}", out.stdout);
+    let out = driftless(&n, &["get", "ks", "-A", "--no-header"]);
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with(&format!("{n}\tapps"))),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("NAME"));
+    let out = driftless(&n, &["get", "ks", "apps", "-o", "json"]);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "Kustomization");
+    assert!(doc["metadata"].get("managedFields").is_none());
+    let out = driftless(&n, &["get", "ks", "-o", "yaml"]);
+    assert!(
+        out.stdout.starts_with("apiVersion: v1\nitems:\n"),
+        "{}",
+        out.stdout
+    );
+
+    // reconcile --with-source: a new commit, fetched and applied, and said so
+    let second = fleet
+        .repo
+        .commit(&[("apps/cm.yaml", &CM.replace("\"1\"", "\"2\""))], "two");
+    let out = driftless(&n, &["reconcile", "ks", "apps", "--with-source"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "► annotating GitRepository fleet in {n} namespace\n✔ GitRepository annotated\n\
+             ◎ waiting for GitRepository reconciliation\n✔ fetched revision main@sha1:{second}\n\
+             ► annotating Kustomization apps in {n} namespace\n✔ Kustomization annotated\n\
+             ◎ waiting for Kustomization reconciliation\n✔ applied revision main@sha1:{second}\n"
+        )
+    );
+
+    // a failing revision: reported at once, exit 1
+    fleet.repo.commit(&[("apps/cm.yaml", "kind: [unclosed")], "bad");
+    let started = Instant::now();
+    let out = driftless(&n, &["reconcile", "kustomization", "apps", "--with-source"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("✗ Kustomization reconciliation failed: '"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "not at the timeout");
+    let out = driftless(&n, &["get", "ks", "--status-selector", "ready=false"]);
+    assert_eq!(row(&out.stdout, "apps")[3], "False");
+    fleet.repo.commit(&[("apps/cm.yaml", CM)], "fixed");
+
+    // suspend: marked, a reconcile refused; resume: waits for the reconcile it causes
+    let out = driftless(&n, &["suspend", "ks", "apps"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        format!("► suspending kustomization apps in {n} namespace\n✔ kustomization suspended\n")
+    );
+    let o = serde_json::to_value(ks.get("apps").await.unwrap()).unwrap();
+    assert_eq!(o["spec"]["suspend"], true);
+    assert_eq!(row(&driftless(&n, &["get", "ks"]).stdout, "apps")[2], "True");
+    let out = driftless(&n, &["reconcile", "ks", "apps"]);
+    assert_eq!((out.code, out.stderr.as_str()), (1, "✗ resource is suspended\n"));
+    driftless(&n, &["reconcile", "source", "git", "fleet"]);
+    let out = driftless(&n, &["resume", "ks", "apps"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "► resuming kustomization apps in {n} namespace\n✔ kustomization resumed\n\
+             ◎ waiting for Kustomization reconciliation\n✔ Kustomization apps reconciliation completed\n\
+             ✔ applied revision main@sha1:"
+        )),
+        "{}",
+        out.stderr
+    );
+    let out = driftless(&n, &["suspend", "ks", "apps", "nope"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains(&format!("✗ Kustomization nope not found in {n} namespace")),
+        "{}",
+        out.stderr
+    );
+    driftless(&n, &["resume", "ks", "--all", "--wait=false"]);
+
+    // errors say what to do
+    let out = driftless(&n, &["get", "ks", "nope"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            format!("✗ Kustomization object 'nope' not found in {n:?} namespace\n").as_str()
+        )
+    );
+    let out = driftless(&n, &["get", "helmreleases"]);
+    assert_eq!(
+        out.stderr,
+        format!("✗ no HelmRelease objects found in {n:?} namespace\n")
+    );
+    let out = driftless(&n, &["reconcile", "ks", "nope"]);
+    assert_eq!(
+        out.stderr,
+        format!("✗ Kustomization object 'nope' not found in {n:?} namespace\n")
+    );
+    let out = driftless(&n, &["get", "deployments"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("✗ unknown kind 'deployments': the known kinds are source git"),
+        "{}",
+        out.stderr
+    );
+    let _ = second;
+}
+
+#[test]
+fn without_a_kubeconfig_the_error_says_how_to_give_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(["get", "ks"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", "/nonexistent")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.starts_with("✗ no cluster to talk to"), "{stderr}");
+    assert!(
+        stderr.contains("pass --kubeconfig FILE or set KUBECONFIG"),
+        "{stderr}"
+    );
+}
