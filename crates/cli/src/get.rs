@@ -111,9 +111,16 @@ pub async fn run(
         anyhow::ensure!(kinds.len() == 1, "--watch needs a single kind, got all");
         return watch(cluster, kinds[0], namespace, &params, opts, &selector, timeout).await;
     }
+    // the kinds are listed at once: `get all` is as slow as its slowest list, not their sum
+    let lists = futures::future::join_all(kinds.iter().map(|kind| {
+        let api = cluster.api(kind, namespace);
+        let params = params.clone();
+        async move { (*kind, api.list(&params).await) }
+    }))
+    .await;
     let mut listed = Vec::new();
-    for kind in kinds {
-        let list = match cluster.api(kind, namespace).list(&params).await {
+    for (kind, list) in lists {
+        let list = match list {
             Ok(list) => list,
             Err(err) if all && crate::cluster::not_found(&err) => continue,
             Err(err) => return Err(explain(err, kind)),
@@ -129,7 +136,7 @@ pub async fn run(
                 None => format!("no {} objects found in {where_}", kind.kind),
             });
         }
-        listed.push((*kind, objects));
+        listed.push((kind, objects));
     }
     match opts.output {
         Output::Table => {
