@@ -7,11 +7,16 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod events;
+mod export;
 mod get;
 mod kind;
 mod log;
+mod objects;
 mod reconcile;
 mod table;
+mod trace;
+mod tree;
 mod why;
 
 #[derive(Parser)]
@@ -97,6 +102,54 @@ enum Command {
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         wait: Option<bool>,
     },
+    /// Show what a Kustomization or HelmRelease applied as a tree, nested ones expanded, with each
+    /// object's health: `tree ks apps`, `tree hr podinfo`.
+    Tree {
+        /// The kind (kustomization or helmrelease) and the name.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+    },
+    /// Which Kustomization or HelmRelease applied an object, from which source and revision, up to the
+    /// root: `trace deployment/podinfo -n apps`.
+    Trace {
+        /// `<kind>/<name>` of any kind the cluster serves (kind, plural or singular).
+        object: String,
+        /// The apiVersion, when two groups serve the same kind.
+        #[arg(long)]
+        api_version: Option<String>,
+    },
+    /// The Kubernetes Events of Flux objects, oldest first.
+    Events {
+        /// `<kind>[/<name>]`: only this object's events (and its source's).
+        #[arg(long = "for")]
+        for_: Option<String>,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Only events of these types (Normal, Warning).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// After listing, print new events until the timeout.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    /// Print objects as clean YAML (no status, no server fields) to apply elsewhere.
+    Export {
+        /// The kind (as for `get`) and the names.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// Every object of the kind.
+        #[arg(long)]
+        all: bool,
+        /// With --all: in every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Print a shell completion script: `driftless completion bash > /etc/bash_completion.d/driftless`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Explain why an object is not Ready: the chain of sources and dependencies it waits on, down to the
     /// causes. Exits 0 when it is Ready, 1 when not, 2 on errors.
     Why {
@@ -142,6 +195,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "driftless", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         command => on_cluster(command, flags),
     }
 }
@@ -157,7 +215,46 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
             Command::Get { what, .. }
             | Command::Reconcile { what, .. }
             | Command::Suspend { what, .. }
-            | Command::Resume { what, .. } => what.clone(),
+            | Command::Resume { what, .. }
+            | Command::Tree { what }
+            | Command::Export { what, .. } => what.clone(),
+            Command::Events {
+                for_,
+                all_namespaces,
+                types,
+                watch,
+            } => {
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                let opts = events::Options {
+                    for_: for_.clone(),
+                    all_namespaces: *all_namespaces,
+                    types: types.clone(),
+                    watch: *watch,
+                };
+                return events::run(&cluster, &opts, flags.timeout).await;
+            }
+            Command::Trace { object, api_version } => {
+                let Some((word, name)) = object.split_once('/') else {
+                    anyhow::bail!("expected <kind>/<name> (deployment/podinfo), got '{object}'");
+                };
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                let (mut ar, namespaced) = objects::resource(&cluster.client, word).await?;
+                if let Some(v) = api_version {
+                    ar.api_version = v.clone();
+                }
+                let place = objects::Place {
+                    api_version: ar.api_version,
+                    kind: ar.kind,
+                    namespace: if namespaced {
+                        cluster.namespace.clone()
+                    } else {
+                        String::new()
+                    },
+                    name: name.to_string(),
+                };
+                print!("{}", trace::trace(&cluster.client, &place).await?);
+                return Ok(());
+            }
             _ => unreachable!("only cluster commands come here"),
         };
         if let Command::Get {
@@ -202,6 +299,15 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
                 reconcile::reconcile(&cluster, kind, &cluster.namespace, name, opts, flags.timeout).await
             }
             Command::Suspend { all, .. } => reconcile::suspend(&cluster, kind, &names, all).await,
+            Command::Tree { .. } => {
+                let [name] = names.as_slice() else {
+                    anyhow::bail!("{} name is required (exactly one)", kind::human(&kind.kind));
+                };
+                tree::run(&cluster.client, kind, &cluster.namespace, name).await
+            }
+            Command::Export {
+                all, all_namespaces, ..
+            } => export::run(&cluster, kind, &names, all, all_namespaces).await,
             Command::Resume { all, wait, .. } => {
                 reconcile::resume(&cluster, kind, &names, all, wait, flags.timeout).await
             }

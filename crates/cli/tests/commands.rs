@@ -124,14 +124,18 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     row(&out.stdout, "gitrepository/fleet");
     row(&out.stdout, "kustomization/apps");
+    let has = |table: &str| {
+        table.lines().any(|l| {
+            let cells: Vec<&str> = l.split('\t').map(str::trim_end).collect();
+            cells[0] == n && cells.get(1) == Some(&"apps")
+        })
+    };
+    let out = driftless(&n, &["get", "ks", "-A", "--status-selector", "ready=true"]);
+    assert!(has(&out.stdout), "{}", out.stdout);
     let out = driftless(&n, &["get", "ks", "-A", "--status-selector", "ready=false"]);
-    assert!(!out.stdout.contains(&format!("{n}\tapps")), "{}", out.stdout);
+    assert!(!has(&out.stdout), "{}", out.stdout);
     let out = driftless(&n, &["get", "ks", "-A", "--no-header"]);
-    assert!(
-        out.stdout.lines().any(|l| l.starts_with(&format!("{n}\tapps"))),
-        "{}",
-        out.stdout
-    );
+    assert!(has(&out.stdout), "{}", out.stdout);
     assert!(!out.stdout.contains("NAME"));
     let out = driftless(&n, &["get", "ks", "apps", "-o", "json"]);
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -208,6 +212,69 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         out.stderr
     );
     driftless(&n, &["resume", "ks", "--all", "--wait=false"]);
+
+    // tree, trace, events, export
+    let out = driftless(&n, &["tree", "ks", "apps"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("Kustomization/{n}/apps\n└── ConfigMap/{n}/app (Current)\n")
+    );
+    let out = driftless(&n, &["trace", "configmap/app"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let applied =
+        serde_json::to_value(ks.get("apps").await.unwrap()).unwrap()["status"]["lastAppliedRevision"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    for want in [
+        "Object:          configmap/app\n".to_string(),
+        format!("Namespace:       {n}\nStatus:          Managed by Flux\n---\nKustomization:   apps\n"),
+        format!("Target:          {n}\nPath:            ./apps\nRevision:        {applied}\n"),
+        "---\nGitRepository:   fleet\n".to_string(),
+        "Branch:          main\n".to_string(),
+    ] {
+        assert!(out.stdout.contains(&want), "{want} in\n{}", out.stdout);
+    }
+    let out = driftless(&n, &["events", "--for", "Kustomization/apps"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("LAST SEEN"), "{}", out.stdout);
+    assert!(out.stdout.contains("\tKustomization/apps"), "{}", out.stdout);
+    let objects: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(3).unwrap().trim_end())
+        .collect();
+    assert!(
+        objects.contains(&"GitRepository/fleet"),
+        "its source's too: {}",
+        out.stdout
+    );
+    assert!(
+        objects
+            .iter()
+            .all(|o| *o == "Kustomization/apps" || *o == "GitRepository/fleet"),
+        "{}",
+        out.stdout
+    );
+    let out = driftless(&n, &["export", "ks", "apps"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: {n}\nspec:\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("status:") && !out.stdout.contains("uid:"),
+        "{}",
+        out.stdout
+    );
+    let out = driftless(&n, &["completion", "bash"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("_driftless()"), "a bash completion function");
 
     // errors say what to do
     let out = driftless(&n, &["get", "ks", "nope"]);
