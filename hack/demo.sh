@@ -378,7 +378,9 @@ EOF3
     log "the new tag was not applied within 30s"; exit 1
   fi
 fi
-kubectl get gitrepositories,kustomizations,helmrepositories,helmcharts,helmreleases,imagerepositories,imagepolicies,imageupdateautomations -A | sed 's/^/    /' >&2
+cargo build -q -p driftless
+log "driftless get all -A:"
+target/debug/driftless get all -A | sed 's/^/    /' >&2
 
 if [ -n "$KEEP" ]; then
   log "up; KUBECONFIG=$KUBECONFIG; Ctrl-C to stop"

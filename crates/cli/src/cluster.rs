@@ -37,6 +37,8 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 pub struct Cluster {
     /// The client.
     pub client: Client,
+    /// Its configuration (to impersonate someone).
+    pub config: kube::Config,
     /// The namespace of `--namespace`, the context, or `flux-system`.
     pub namespace: String,
 }
@@ -70,7 +72,8 @@ impl Cluster {
                 ns => ns.to_string(),
             });
         Ok(Self {
-            client: Client::try_from(config)?,
+            client: Client::try_from(config.clone())?,
+            config,
             namespace,
         })
     }

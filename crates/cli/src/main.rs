@@ -7,6 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod diff;
 mod events;
 mod export;
 mod get;
@@ -101,6 +102,17 @@ enum Command {
         /// Wait for the resumed objects to reconcile (default: when one name is given).
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         wait: Option<bool>,
+    },
+    /// What applying a local directory through a Kustomization would change: `diff kustomization apps
+    /// --path ./apps`. Prints each change as a unified diff (Secret values masked), what would be created
+    /// and what pruned; exits 0 without changes, 1 with changes, 2 on errors.
+    Diff {
+        /// `kustomization` and its name.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// The local directory to build in place of the Kustomization's `spec.path`.
+        #[arg(long)]
+        path: PathBuf,
     },
     /// Show what a Kustomization or HelmRelease applied as a tree, nested ones expanded, with each
     /// object's health: `tree ks apps`, `tree hr podinfo`.
@@ -206,6 +218,7 @@ fn main() -> ExitCode {
 
 /// Runs a command that talks to the cluster; an error is printed as flux prints it (`✗ …`), exit 1.
 fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
+    let is_diff = matches!(command, Command::Diff { .. });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -217,6 +230,7 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
             | Command::Suspend { what, .. }
             | Command::Resume { what, .. }
             | Command::Tree { what }
+            | Command::Diff { what, .. }
             | Command::Export { what, .. } => what.clone(),
             Command::Events {
                 for_,
@@ -299,6 +313,20 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
                 reconcile::reconcile(&cluster, kind, &cluster.namespace, name, opts, flags.timeout).await
             }
             Command::Suspend { all, .. } => reconcile::suspend(&cluster, kind, &names, all).await,
+            Command::Diff { path, .. } => {
+                let [name] = names.as_slice() else {
+                    anyhow::bail!("kustomization name is required (exactly one)");
+                };
+                anyhow::ensure!(
+                    kind.kind == "Kustomization",
+                    "diff compares a Kustomization, not a {}",
+                    kind.kind
+                );
+                if diff::run(&cluster, name, &path).await? {
+                    return Err(anyhow::Error::new(Differs));
+                }
+                Ok(())
+            }
             Command::Tree { .. } => {
                 let [name] = names.as_slice() else {
                     anyhow::bail!("{} name is required (exactly one)", kind::human(&kind.kind));
@@ -316,12 +344,29 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Differs>() => ExitCode::FAILURE,
         Err(e) => {
             log::failure(&format!("{e:#}"));
-            ExitCode::FAILURE
+            if is_diff {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// `diff` found differences (exit 1; errors exit 2).
+#[derive(Debug)]
+struct Differs;
+
+impl std::fmt::Display for Differs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("differences found")
+    }
+}
+
+impl std::error::Error for Differs {}
 
 fn why(object: &str, flags: &cluster::Flags) -> ExitCode {
     let Some((kind, name)) = object.split_once('/').and_then(|(k, n)| Some((why::kind(k)?, n))) else {

@@ -213,6 +213,60 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
     );
     driftless(&n, &["resume", "ks", "--all", "--wait=false"]);
 
+    // diff: the local directory against the cluster, as the controller would apply it
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("cm.yaml"), CM).unwrap();
+    let out = driftless(
+        &n,
+        &[
+            "diff",
+            "kustomization",
+            "apps",
+            "--path",
+            local.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    std::fs::write(local.path().join("cm.yaml"), CM.replace("\"1\"", "\"3\"")).unwrap();
+    std::fs::write(
+        local.path().join("extra.yaml"),
+        CM.replace("name: app", "name: extra"),
+    )
+    .unwrap();
+    let out = driftless(
+        &n,
+        &["diff", "ks", "apps", "--path", local.path().to_str().unwrap()],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for want in [
+        format!(
+            "► ConfigMap/{n}/app drifted\n--- ConfigMap/{n}/app (cluster)\n+++ ConfigMap/{n}/app (--path)\n"
+        ),
+        "-  v: '1'\n+  v: '3'\n".to_string(),
+        format!("► ConfigMap/{n}/extra created\n"),
+    ] {
+        assert!(out.stdout.contains(&want), "{want} in\n{}", out.stdout);
+    }
+    std::fs::remove_file(local.path().join("cm.yaml")).unwrap();
+    let out = driftless(
+        &n,
+        &["diff", "ks", "apps", "--path", local.path().to_str().unwrap()],
+    );
+    assert!(
+        out.stdout.contains(&format!("► ConfigMap/{n}/app deleted\n")),
+        "{}",
+        out.stdout
+    );
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(tc.client().await, &n);
+    assert_eq!(
+        cms.get("app").await.unwrap().data.unwrap()["v"],
+        "1",
+        "a dry run changes nothing"
+    );
+    assert!(cms.get_opt("extra").await.unwrap().is_none());
+    let out = driftless(&n, &["diff", "ks", "apps", "--path", "/nonexistent"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+
     // tree, trace, events, export
     let out = driftless(&n, &["tree", "ks", "apps"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
