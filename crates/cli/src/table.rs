@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-/// The table of `header` (empty: none) and `rows`.
+/// The table of `header` (empty: none) and `rows`. A cell of several lines spans as many table lines,
+/// the other cells of its row blank below their first, as tablewriter prints it.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let columns = header.len().max(rows.iter().map(Vec::len).max().unwrap_or(0));
     let mut widths = vec![0; columns];
     let header: Vec<String> = header.iter().map(|h| h.to_uppercase()).collect();
     for row in std::iter::once(&header).chain(rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = cell.lines().map(|l| l.chars().count()).fold(*w, usize::max);
         }
     }
     let pad = |cell: &str, width: usize| format!("{cell}{}", " ".repeat(width - cell.chars().count()));
@@ -22,11 +23,15 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     for row in rows {
-        for (cell, w) in row.iter().zip(&widths) {
-            out += &pad(cell, *w);
-            out.push('\t');
+        let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
+        let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+        for i in 0..height {
+            for (cell, w) in lines.iter().zip(&widths) {
+                out += &pad(cell.get(i).copied().unwrap_or_default(), *w);
+                out.push('\t');
+            }
+            out.push('\n');
         }
-        out.push('\n');
     }
     out
 }
@@ -95,6 +100,16 @@ mod tests {
              podinfo-shard1\t                  \tFalse\t\n"
         );
         assert_eq!(render(&[], &rows[..1]), "podinfo\tmain@sha1:696f056d\tTrue\t\n");
+        let multi = vec![vec![
+            "5m".into(),
+            "Namespace/demo created\nConfigMap/demo/a created".into(),
+        ]];
+        assert_eq!(
+            render(&["Last seen", "Message"], &multi),
+            "LAST SEEN\tMESSAGE                 \n\
+             5m       \tNamespace/demo created  \t\n\
+             \x20        \tConfigMap/demo/a created\t\n"
+        );
     }
 
     #[test]

@@ -299,6 +299,7 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         .lines()
         .skip(1)
         .map(|l| l.split('\t').nth(3).unwrap().trim_end())
+        .filter(|o| !o.is_empty()) // the continuation lines of a message of several lines
         .collect();
     assert!(
         objects.contains(&"GitRepository/fleet"),
