@@ -22,6 +22,11 @@ pub fn action(text: &str) {
     line("►", "36", text);
 }
 
+/// `✚ text`: something generated.
+pub fn line_generate(text: &str) {
+    line("✚", "36", text);
+}
+
 /// `◎ text`: waiting on something.
 pub fn waiting(text: &str) {
     line("◎", "33", text);

@@ -7,6 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod create;
 mod diff;
 mod events;
 mod export;
@@ -102,6 +103,21 @@ enum Command {
         /// Wait for the resumed objects to reconcile (default: when one name is given).
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         wait: Option<bool>,
+    },
+    /// Create or update an object (or print it with --export): `create source git`, `create ks`,
+    /// `create hr`, `create receiver`, `create alert`, `create alert-provider`, `create secret git|helm|oci|tls`.
+    Create {
+        #[command(subcommand)]
+        what: Box<create::What>,
+    },
+    /// Delete an object (asks first unless --silent).
+    Delete {
+        /// The kind (as for `get`) and the name.
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+        /// Do not ask.
+        #[arg(short = 's', long)]
+        silent: bool,
     },
     /// What applying a local directory through a Kustomization would change: `diff kustomization apps
     /// --path ./apps`. Prints each change as a unified diff (Secret values masked), what would be created
@@ -207,6 +223,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Create { what } if create::exporting(&what) => {
+            match create::export(&what, &create::export_namespace(flags.namespace.as_deref())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::failure(&format!("{e:#}"));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "driftless", &mut std::io::stdout());
@@ -231,6 +256,7 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
             | Command::Resume { what, .. }
             | Command::Tree { what }
             | Command::Diff { what, .. }
+            | Command::Delete { what, .. }
             | Command::Export { what, .. } => what.clone(),
             Command::Events {
                 for_,
@@ -246,6 +272,10 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
                     watch: *watch,
                 };
                 return events::run(&cluster, &opts, flags.timeout).await;
+            }
+            Command::Create { what } => {
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                return create::run(&cluster, what, flags.timeout).await;
             }
             Command::Trace { object, api_version } => {
                 let Some((word, name)) = object.split_once('/') else {
@@ -326,6 +356,12 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
                     return Err(anyhow::Error::new(Differs));
                 }
                 Ok(())
+            }
+            Command::Delete { silent, .. } => {
+                let [name] = names.as_slice() else {
+                    anyhow::bail!("{} name is required (exactly one)", kind::human(&kind.kind));
+                };
+                create::delete(&cluster, kind, name, silent).await
             }
             Command::Tree { .. } => {
                 let [name] = names.as_slice() else {

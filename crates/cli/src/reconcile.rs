@@ -234,6 +234,28 @@ pub async fn reconcile(
     Ok(())
 }
 
+/// Waits until `name` of `kind` is Ready at its current generation (or has failed); the object then.
+pub async fn wait_ready(
+    cluster: &Cluster,
+    kind: &Kind,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let api = cluster.api(kind, Some(&cluster.namespace));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let current = |o: &Value| {
+        let generation = o
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        o.pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            >= generation
+    };
+    wait(&api, kind, name, deadline, timeout, current).await
+}
+
 /// Polls `name` until `handled` says the request was seen and the outcome is known; the object then.
 async fn wait(
     api: &Api<DynamicObject>,

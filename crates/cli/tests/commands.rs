@@ -331,6 +331,77 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("_driftless()"), "a bash completion function");
 
+    // create: a source with its credentials Secret and a Kustomization, each waited for; delete
+    let url = fleet.server.url("fleet");
+    let out = driftless(
+        &n,
+        &[
+            "create", "source", "git", "fleet2", "--url", &url, "--branch", "main", "-u", "flux", "-p",
+            "s3cret",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "✚ generating GitRepository\n► applying secret with repository credentials\n✔ authentication configured\n\
+             ► applying GitRepository\n✔ GitRepository created\n◎ waiting for GitRepository reconciliation\n\
+             ✔ GitRepository fleet2 is ready\n✔ fetched revision main@sha1:"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = driftless(
+        &n,
+        &[
+            "create",
+            "ks",
+            "apps2",
+            "--source",
+            "GitRepository/fleet2",
+            "--path",
+            "./apps",
+            "--target-namespace",
+            &n,
+            "--interval",
+            "10m",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("✔ Kustomization apps2 is ready\n✔ applied revision main@sha1:"),
+        "{}",
+        out.stderr
+    );
+    let o = serde_json::to_value(ks.get("apps2").await.unwrap()).unwrap();
+    assert_eq!(o["spec"]["interval"], "10m0s");
+    let out = driftless(
+        &n,
+        &[
+            "create",
+            "ks",
+            "apps2",
+            "--source",
+            "fleet2",
+            "--path",
+            "./apps",
+            "--target-namespace",
+            &n,
+        ],
+    );
+    assert!(out.stderr.contains("✔ Kustomization updated\n"), "{}", out.stderr);
+    let out = driftless(&n, &["delete", "ks", "apps2"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("pass --silent"), "{}", out.stderr);
+    let out = driftless(&n, &["delete", "ks", "apps2", "--silent"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        ks.get_opt("apps2")
+            .await
+            .unwrap()
+            .is_none_or(|o| o.metadata.deletion_timestamp.is_some())
+    );
+
     // errors say what to do
     let out = driftless(&n, &["get", "ks", "nope"]);
     assert_eq!(
