@@ -12,6 +12,7 @@ mod diff;
 mod events;
 mod export;
 mod get;
+mod install;
 mod kind;
 mod log;
 mod objects;
@@ -119,6 +120,45 @@ enum Command {
         #[arg(short = 's', long)]
         silent: bool,
     },
+    /// Install the controllers and their CRDs into the namespace (default flux-system) with server-side
+    /// apply and wait until they run; `--export` prints the manifests instead.
+    Install {
+        /// The controllers.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "source-controller,kustomize-controller,helm-controller,notification-controller"
+        )]
+        components: Vec<String>,
+        /// More controllers: image-reflector-controller, image-automation-controller.
+        #[arg(long, value_delimiter = ',')]
+        components_extra: Vec<String>,
+        /// Print the manifests.
+        #[arg(long)]
+        export: bool,
+        /// Wait for the Deployments to roll out.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wait: bool,
+    },
+    /// Remove the controllers, and (unless kept) every Flux object, the CRDs and the namespace. Asks first
+    /// unless --silent.
+    Uninstall {
+        /// Keep the CRDs and so every Flux object.
+        #[arg(long)]
+        keep_crds: bool,
+        /// Keep the namespace.
+        #[arg(long)]
+        keep_namespace: bool,
+        /// Do not ask.
+        #[arg(short = 's', long)]
+        silent: bool,
+    },
+    /// Check the cluster: the Kubernetes version, the controllers running, the CRDs installed and current.
+    Check {
+        /// Only the prerequisites (before an install).
+        #[arg(long)]
+        pre: bool,
+    },
     /// What applying a local directory through a Kustomization would change: `diff kustomization apps
     /// --path ./apps`. Prints each change as a unified diff (Secret values masked), what would be created
     /// and what pruned; exits 0 without changes, 1 with changes, 2 on errors.
@@ -223,6 +263,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Install {
+            components,
+            components_extra,
+            export: true,
+            ..
+        } => match install::components(&components, &components_extra).and_then(|c| {
+            install::export(&install::manifests(
+                &c,
+                flags.namespace.as_deref().unwrap_or("flux-system"),
+            ))
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::failure(&format!("{e:#}"));
+                ExitCode::FAILURE
+            }
+        },
         Command::Create { what } if create::exporting(&what) => {
             match create::export(&what, &create::export_namespace(flags.namespace.as_deref())) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -272,6 +329,43 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
                     watch: *watch,
                 };
                 return events::run(&cluster, &opts, flags.timeout).await;
+            }
+            Command::Install {
+                components,
+                components_extra,
+                wait,
+                ..
+            } => {
+                let components = install::components(components, components_extra)?;
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                return install::install(&cluster, &components, *wait, flags.timeout).await;
+            }
+            Command::Uninstall {
+                keep_crds,
+                keep_namespace,
+                silent,
+            } => {
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                if !silent {
+                    create::confirm(&format!(
+                        "Are you sure you want to delete driftless{} from {}",
+                        if *keep_crds {
+                            ""
+                        } else {
+                            ", its custom resource definitions and every Flux object"
+                        },
+                        cluster.namespace
+                    ))?;
+                }
+                return install::uninstall(&cluster, *keep_crds, *keep_namespace).await;
+            }
+            Command::Check { pre } => {
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                return if install::check(&cluster, *pre).await? {
+                    Ok(())
+                } else {
+                    Err(anyhow::Error::new(Differs))
+                };
             }
             Command::Create { what } => {
                 let cluster = cluster::Cluster::connect(&flags).await?;

@@ -45,6 +45,65 @@ pub async fn get(client: &Client, place: &Place) -> anyhow::Result<Option<Value>
         .map(|o| serde_json::to_value(o).expect("an object serializes")))
 }
 
+/// Server-side applies `o` as `manager` (forcing conflicts, as an installer does); whether it was created.
+pub async fn apply(client: &Client, o: &Value, manager: &str) -> anyhow::Result<bool> {
+    let api_version = o["apiVersion"].as_str().unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    let name = o["metadata"]["name"].as_str().unwrap_or_default();
+    let (ar, caps) = discovery::pinned_kind(client, &gvk(api_version, kind))
+        .await
+        .with_context(|| format!("{api_version} {kind} is not served by the cluster"))?;
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => Api::namespaced_with(
+            client.clone(),
+            o["metadata"]["namespace"].as_str().unwrap_or("default"),
+            &ar,
+        ),
+        Scope::Cluster => Api::all_with(client.clone(), &ar),
+    };
+    let existed = api.get_opt(name).await?.is_some();
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply(manager).force(),
+        &kube::api::Patch::Apply(o),
+    )
+    .await
+    .with_context(|| format!("applying {kind} {name}"))?;
+    Ok(!existed)
+}
+
+/// Deletes the object at `place`; whether it was there.
+pub async fn delete(client: &Client, place: &Place) -> anyhow::Result<bool> {
+    let Ok((ar, caps)) = discovery::pinned_kind(client, &gvk(&place.api_version, &place.kind)).await else {
+        return Ok(false);
+    };
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => Api::namespaced_with(client.clone(), &place.namespace, &ar),
+        Scope::Cluster => Api::all_with(client.clone(), &ar),
+    };
+    match api.delete(&place.name, &Default::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The place of `o`.
+pub fn place_of(o: &Value) -> Place {
+    let s = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Place {
+        api_version: s("/apiVersion"),
+        kind: s("/kind"),
+        namespace: s("/metadata/namespace"),
+        name: s("/metadata/name"),
+    }
+}
+
 /// The served resource `word` names — a kind, its plural or singular, any case — and whether it is
 /// namespaced; Flux's kinds first.
 pub async fn resource(client: &Client, word: &str) -> anyhow::Result<(ApiResource, bool)> {

@@ -449,3 +449,107 @@ fn without_a_kubeconfig_the_error_says_how_to_give_one() {
         "{stderr}"
     );
 }
+
+fn on(kubeconfig: &std::path::Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// On a cluster of its own: install applies every component and its CRDs, check reports what runs and
+/// what is installed, uninstall removes all of it — Flux objects too, their finalizers dropped first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_check_and_uninstall() {
+    let tc = driftless_testkit::cluster::start_instance("cli");
+    let kc = tc.kubeconfig().to_path_buf();
+    let out = on(
+        &kc,
+        &[
+            "install",
+            "--components-extra",
+            "image-reflector-controller,image-automation-controller",
+            "--wait=false",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "► installing components in flux-system namespace\n✔ 15 CRDs applied\n✔ install finished\n"
+    );
+    let deployments = tc.kubectl(&["-n", "flux-system", "get", "deployments", "-o", "name"]);
+    assert_eq!(deployments.lines().count(), 6, "{deployments}");
+    // this cluster runs no pods: the rollout never finishes, and install says so
+    let out = on(&kc, &["install", "--timeout", "2s"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("◎ verifying installation\n✗ source-controller: deployment not ready after 2s"),
+        "{}",
+        out.stderr
+    );
+    let out = on(&kc, &["check"]);
+    assert_eq!(out.code, 1);
+    for want in [
+        "► checking prerequisites\n✔ Kubernetes 1.",
+        "✗ source-controller: deployment not ready",
+        "► ghcr.io/driftless-io/source-controller:",
+        "✔ gitrepositories.source.toolkit.fluxcd.io/v1\n",
+        "✔ imagepolicies.image.toolkit.fluxcd.io/v1\n",
+        "✗ check failed\n",
+    ] {
+        assert!(out.stderr.contains(want), "{want} in\n{}", out.stderr);
+    }
+    let out = on(&kc, &["check", "--pre"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.ends_with("✔ prerequisites checks passed\n"),
+        "{}",
+        out.stderr
+    );
+
+    // a Flux object with a finalizer no controller will run
+    tc.kubectl_apply(&[
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "fleet", "namespace": "default", "finalizers": ["finalizers.fluxcd.io"]},
+        "spec": {"url": "https://example.com/x.git", "interval": "1m"}}),
+    ]);
+    let out = on(&kc, &["uninstall"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("pass --silent"), "{}", out.stderr);
+    let out = on(&kc, &["uninstall", "--silent"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for want in [
+        "► deleting components in flux-system namespace\n",
+        "✔ Deployment/source-controller deleted\n",
+        "✔ GitRepository/default/fleet finalizers deleted\n",
+        "✔ CustomResourceDefinition/gitrepositories.source.toolkit.fluxcd.io deleted\n",
+        "✔ Namespace/flux-system deleted\n✔ uninstall finished\n",
+    ] {
+        assert!(out.stderr.contains(want), "{want} in\n{}", out.stderr);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // a CRD goes once the API server has removed its objects
+        let crds = tc.kubectl(&["get", "crds", "-o", "name"]);
+        if !crds.contains("fluxcd.io") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left: {crds}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = on(&kc, &["check"]);
+    assert!(
+        out.stderr
+            .contains("✗ gitrepositories.source.toolkit.fluxcd.io: not installed"),
+        "{}",
+        out.stderr
+    );
+    tc.stop();
+}

@@ -3,404 +3,17 @@
 //! defaults. `--export` prints the YAML instead of applying it; otherwise the object is server-side applied
 //! and, for a kind with a reconciler, waited for until Ready.
 
+mod args;
+
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+pub use self::args::*;
 
 use base64::Engine as _;
 use driftless_api::kinds::{self, Kind};
-use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 use crate::{cluster::Cluster, log};
-
-/// The flags every `create` takes.
-#[derive(clap::Args, Clone, Debug)]
-pub struct Common {
-    /// The object's name.
-    pub name: String,
-    /// How often the controller reconciles it.
-    #[arg(long, default_value = "1m", value_parser = parse_interval)]
-    pub interval: Duration,
-    /// Print the YAML instead of applying it.
-    #[arg(long)]
-    pub export: bool,
-    /// Labels (`key=value`, several with commas or repeated).
-    #[arg(long = "label", value_delimiter = ',')]
-    pub labels: Vec<String>,
-}
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    driftless_api::meta::parse_duration(s).map_err(|e| e.to_string())
-}
-
-/// What to create.
-#[derive(clap::Subcommand, Debug)]
-pub enum What {
-    /// A source: `create source git|oci|helm|bucket NAME …`.
-    Source {
-        #[command(subcommand)]
-        what: Source,
-    },
-    /// A Kustomization.
-    #[command(visible_alias = "ks")]
-    Kustomization(KustomizationArgs),
-    /// A HelmRelease.
-    #[command(visible_alias = "hr")]
-    Helmrelease(HelmReleaseArgs),
-    /// A Receiver (a webhook that triggers reconciles).
-    Receiver(ReceiverArgs),
-    /// An Alert (events of objects to a Provider).
-    Alert(AlertArgs),
-    /// A Provider (where alerts go).
-    AlertProvider(ProviderArgs),
-    /// A Secret a source or provider reads: `create secret git|helm|oci|tls NAME …`.
-    Secret {
-        #[command(subcommand)]
-        what: SecretKind,
-    },
-}
-
-/// The sources.
-#[derive(clap::Subcommand, Debug)]
-pub enum Source {
-    /// A GitRepository.
-    Git(GitArgs),
-    /// An OCIRepository.
-    Oci(OciArgs),
-    /// A HelmRepository (an `oci://` URL makes it of type oci).
-    Helm(HelmRepoArgs),
-    /// A Bucket.
-    Bucket(BucketArgs),
-}
-
-/// `create source git`.
-#[derive(clap::Args, Debug)]
-pub struct GitArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The repository URL (ssh://, http://, https://).
-    #[arg(long)]
-    url: String,
-    /// The branch.
-    #[arg(long)]
-    branch: Option<String>,
-    /// A tag.
-    #[arg(long)]
-    tag: Option<String>,
-    /// A semver range of tags.
-    #[arg(long = "tag-semver")]
-    semver: Option<String>,
-    /// A reference name (`refs/pull/1/head`).
-    #[arg(long = "ref-name")]
-    ref_name: Option<String>,
-    /// A commit SHA.
-    #[arg(long)]
-    commit: Option<String>,
-    /// An existing Secret with the credentials.
-    #[arg(long)]
-    secret_ref: Option<String>,
-    /// Basic auth user: a Secret named as the source is created.
-    #[arg(short = 'u', long)]
-    username: Option<String>,
-    /// Basic auth password.
-    #[arg(short = 'p', long)]
-    password: Option<String>,
-    /// A CA file for a self-signed HTTPS server (goes into the Secret).
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// `generic`, `azure` or `github`.
-    #[arg(long)]
-    provider: Option<String>,
-    /// Paths to ignore (.sourceignore syntax), several with commas.
-    #[arg(long, value_delimiter = ',')]
-    ignore_paths: Vec<String>,
-    /// Check out submodules too.
-    #[arg(long)]
-    recurse_submodules: bool,
-}
-
-/// `create source oci`.
-#[derive(clap::Args, Debug)]
-pub struct OciArgs {
-    #[command(flatten)]
-    common: Common,
-    /// `oci://registry/repository`.
-    #[arg(long)]
-    url: String,
-    /// A tag.
-    #[arg(long)]
-    tag: Option<String>,
-    /// A semver range of tags.
-    #[arg(long = "tag-semver")]
-    semver: Option<String>,
-    /// A digest.
-    #[arg(long)]
-    digest: Option<String>,
-    /// An existing docker-registry Secret.
-    #[arg(long)]
-    secret_ref: Option<String>,
-    /// `generic`, `aws`, `azure` or `gcp`.
-    #[arg(long)]
-    provider: Option<String>,
-    /// Plain HTTP.
-    #[arg(long)]
-    insecure: bool,
-}
-
-/// `create source helm`.
-#[derive(clap::Args, Debug)]
-pub struct HelmRepoArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The chart repository URL (`https://…`, or `oci://…`).
-    #[arg(long)]
-    url: String,
-    /// An existing Secret with the credentials.
-    #[arg(long)]
-    secret_ref: Option<String>,
-}
-
-/// `create source bucket`.
-#[derive(clap::Args, Debug)]
-pub struct BucketArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The bucket's name.
-    #[arg(long)]
-    bucket_name: String,
-    /// The S3 endpoint (host[:port]).
-    #[arg(long)]
-    endpoint: String,
-    /// `generic`, `aws`, `gcp` or `azure`.
-    #[arg(long, default_value = "generic")]
-    provider: String,
-    /// The region.
-    #[arg(long)]
-    region: Option<String>,
-    /// Plain HTTP.
-    #[arg(long)]
-    insecure: bool,
-    /// An existing Secret with `accesskey` and `secretkey`.
-    #[arg(long)]
-    secret_ref: Option<String>,
-}
-
-/// `create kustomization`.
-#[derive(clap::Args, Debug)]
-pub struct KustomizationArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The source: `<kind>/<name>[.<namespace>]` (GitRepository, OCIRepository, Bucket), or a
-    /// GitRepository's name.
-    #[arg(long)]
-    source: String,
-    /// The path in the source.
-    #[arg(long, default_value = "./")]
-    path: String,
-    /// Delete what leaves the set.
-    #[arg(long)]
-    prune: bool,
-    /// Wait for everything applied to be healthy.
-    #[arg(long)]
-    wait: bool,
-    /// Workloads to wait for: `<kind>/<name>.<namespace>`.
-    #[arg(long, value_delimiter = ',')]
-    health_check: Vec<String>,
-    /// How long health checks may take.
-    #[arg(long, default_value = "2m", value_parser = parse_interval)]
-    health_check_timeout: Duration,
-    /// Kustomizations that must be Ready first: `<name>` or `<namespace>/<name>`.
-    #[arg(long, value_delimiter = ',')]
-    depends_on: Vec<String>,
-    /// The ServiceAccount to impersonate.
-    #[arg(long)]
-    service_account: Option<String>,
-    /// Override the namespace of every object.
-    #[arg(long)]
-    target_namespace: Option<String>,
-    /// `sops`.
-    #[arg(long)]
-    decryption_provider: Option<String>,
-    /// The Secret with the decryption keys.
-    #[arg(long)]
-    decryption_secret: Option<String>,
-    /// How soon a failed reconcile is retried.
-    #[arg(long, value_parser = parse_interval)]
-    retry_interval: Option<Duration>,
-}
-
-/// `create helmrelease`.
-#[derive(clap::Args, Debug)]
-pub struct HelmReleaseArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The chart's source: `<kind>/<name>[.<namespace>]` (HelmRepository, GitRepository, Bucket).
-    #[arg(long)]
-    source: Option<String>,
-    /// The chart's name (or its path in a GitRepository or Bucket).
-    #[arg(long)]
-    chart: Option<String>,
-    /// A chart version or semver range.
-    #[arg(long)]
-    chart_version: Option<String>,
-    /// A chart from an OCIRepository or HelmChart instead: `<kind>/<name>[.<namespace>]`.
-    #[arg(long)]
-    chart_ref: Option<String>,
-    /// The release's name (default: `<targetNamespace>-<name>` as helm-controller names it).
-    #[arg(long)]
-    release_name: Option<String>,
-    /// Install into this namespace.
-    #[arg(long)]
-    target_namespace: Option<String>,
-    /// Create the target namespace.
-    #[arg(long)]
-    create_target_namespace: bool,
-    /// Values files, merged in order.
-    #[arg(long, value_delimiter = ',')]
-    values: Vec<PathBuf>,
-    /// HelmReleases that must be Ready first.
-    #[arg(long, value_delimiter = ',')]
-    depends_on: Vec<String>,
-    /// The ServiceAccount to impersonate.
-    #[arg(long)]
-    service_account: Option<String>,
-}
-
-/// `create receiver`.
-#[derive(clap::Args, Debug)]
-pub struct ReceiverArgs {
-    #[command(flatten)]
-    common: Common,
-    /// `generic`, `generic-hmac`, `github`, `gitlab`, `bitbucket`, `harbor`, `dockerhub`, `quay`, `gcr`,
-    /// `nexus`, `acr`, `cdevents`.
-    #[arg(long = "type")]
-    type_: String,
-    /// Events to accept (`push`, `ping`…).
-    #[arg(long = "event", value_delimiter = ',')]
-    events: Vec<String>,
-    /// What to reconcile: `<kind>/<name>`.
-    #[arg(long = "resource", value_delimiter = ',', required = true)]
-    resources: Vec<String>,
-    /// The Secret with the token.
-    #[arg(long)]
-    secret_ref: String,
-}
-
-/// `create alert`.
-#[derive(clap::Args, Debug)]
-pub struct AlertArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The Provider.
-    #[arg(long)]
-    provider_ref: String,
-    /// `info` or `error`.
-    #[arg(long, default_value = "info")]
-    event_severity: String,
-    /// Whose events: `<kind>/<name>` (`*` for all of a kind).
-    #[arg(long = "event-source", value_delimiter = ',', required = true)]
-    event_sources: Vec<String>,
-}
-
-/// `create alert-provider`.
-#[derive(clap::Args, Debug)]
-pub struct ProviderArgs {
-    #[command(flatten)]
-    common: Common,
-    /// `slack`, `msteams`, `discord`, `generic`, `github`…
-    #[arg(long = "type")]
-    type_: String,
-    /// The channel.
-    #[arg(long)]
-    channel: Option<String>,
-    /// The bot's user name.
-    #[arg(long)]
-    username: Option<String>,
-    /// The webhook address.
-    #[arg(long)]
-    address: Option<String>,
-    /// The Secret with the address or token.
-    #[arg(long)]
-    secret_ref: Option<String>,
-}
-
-/// The Secrets.
-#[derive(clap::Subcommand, Debug)]
-pub enum SecretKind {
-    /// Git credentials: basic auth (with a CA) or an SSH key.
-    Git(SecretGitArgs),
-    /// Chart repository credentials: basic auth and TLS.
-    Helm(SecretTlsArgs),
-    /// A docker-registry Secret for OCI sources.
-    Oci(SecretOciArgs),
-    /// TLS files for a source or provider.
-    Tls(SecretTlsArgs),
-}
-
-/// `create secret git`.
-#[derive(clap::Args, Debug)]
-pub struct SecretGitArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The repository URL (its scheme says which credentials).
-    #[arg(long)]
-    url: String,
-    /// Basic auth user.
-    #[arg(short = 'u', long)]
-    username: Option<String>,
-    /// Basic auth password.
-    #[arg(short = 'p', long)]
-    password: Option<String>,
-    /// A bearer token instead.
-    #[arg(long)]
-    bearer_token: Option<String>,
-    /// A CA file.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// The SSH private key (`identity`).
-    #[arg(long)]
-    private_key_file: Option<PathBuf>,
-    /// The SSH server's known_hosts lines.
-    #[arg(long)]
-    known_hosts_file: Option<PathBuf>,
-}
-
-/// `create secret helm|tls`.
-#[derive(clap::Args, Debug)]
-pub struct SecretTlsArgs {
-    #[command(flatten)]
-    common: Common,
-    /// Basic auth user.
-    #[arg(short = 'u', long)]
-    username: Option<String>,
-    /// Basic auth password.
-    #[arg(short = 'p', long)]
-    password: Option<String>,
-    /// A CA file (`ca.crt`).
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// A client certificate (`tls.crt`).
-    #[arg(long)]
-    cert_file: Option<PathBuf>,
-    /// Its key (`tls.key`).
-    #[arg(long)]
-    key_file: Option<PathBuf>,
-}
-
-/// `create secret oci`.
-#[derive(clap::Args, Debug)]
-pub struct SecretOciArgs {
-    #[command(flatten)]
-    common: Common,
-    /// The registry (`ghcr.io`).
-    #[arg(long)]
-    url: String,
-    /// The user.
-    #[arg(short = 'u', long)]
-    username: String,
-    /// The password or token.
-    #[arg(short = 'p', long)]
-    password: String,
-}
 
 fn valid_name(name: &str) -> anyhow::Result<()> {
     let ok = (2..=63).contains(&name.len())
@@ -868,28 +481,6 @@ pub fn export(what: &What, namespace: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn apply(cluster: &Cluster, o: &Value) -> anyhow::Result<bool> {
-    let kind = o["kind"].as_str().unwrap_or_default();
-    let name = o["metadata"]["name"].as_str().unwrap_or_default();
-    let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
-    let api: kube::Api<kube::api::DynamicObject> = match kinds::get(kind) {
-        Some(k) => cluster.api(k, Some(ns)),
-        None => kube::Api::namespaced_with(
-            cluster.client.clone(),
-            ns,
-            &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
-        ),
-    };
-    let existed = api.get_opt(name).await?.is_some();
-    api.patch(name, &PatchParams::apply("driftless").force(), &Patch::Apply(o))
-        .await
-        .map_err(|e| match kinds::get(kind) {
-            Some(k) => crate::cluster::explain(e, k),
-            None => anyhow::Error::new(e),
-        })?;
-    Ok(!existed)
-}
-
 /// Applies `what` and, for a kind with a reconciler, waits until it is Ready.
 pub async fn run(cluster: &Cluster, what: &What, timeout: Duration) -> anyhow::Result<()> {
     let name = &common(what).name;
@@ -899,11 +490,11 @@ pub async fn run(cluster: &Cluster, what: &What, timeout: Duration) -> anyhow::R
     log::line_generate(&format!("generating {kind}"));
     if let Some(secret) = &extra {
         log::action("applying secret with repository credentials");
-        apply(cluster, secret).await?;
+        crate::objects::apply(&cluster.client, secret, "driftless").await?;
         log::success("authentication configured");
     }
     log::action(&format!("applying {kind}"));
-    let created = apply(cluster, &object).await?;
+    let created = crate::objects::apply(&cluster.client, &object, "driftless").await?;
     log::success(&format!("{kind} {}", if created { "created" } else { "updated" }));
     let Some(k) = kinds::get(&kind).filter(|k| !crate::kind::is_static(&k.kind)) else {
         return Ok(());
@@ -915,9 +506,23 @@ pub async fn run(cluster: &Cluster, what: &What, timeout: Duration) -> anyhow::R
     Ok(())
 }
 
+/// Asks `question` on the terminal; an error unless answered yes, and where no one can answer.
+pub fn confirm(question: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    anyhow::ensure!(
+        std::io::stdin().is_terminal(),
+        "not going ahead without asking: pass --silent to skip the question ({question})"
+    );
+    eprint!("{question}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    anyhow::ensure!(matches!(answer.trim(), "y" | "Y" | "yes"), "aborting");
+    Ok(())
+}
+
 /// `delete <kind> <name>`: asks first unless `silent` (and refuses to ask where no one can answer).
 pub async fn delete(cluster: &Cluster, kind: &Kind, name: &str, silent: bool) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
     let api = cluster.api(kind, Some(&cluster.namespace));
     if api
         .get_opt(name)
@@ -932,21 +537,10 @@ pub async fn delete(cluster: &Cluster, kind: &Kind, name: &str, silent: bool) ->
         );
     }
     if !silent {
-        anyhow::ensure!(
-            std::io::stdin().is_terminal(),
-            "not deleting without asking: pass --silent to delete {} {name} without a prompt",
-            kind.kind
-        );
-        eprint!(
-            "Are you sure you want to delete this {}? [y/N] ",
+        confirm(&format!(
+            "Are you sure you want to delete this {}",
             crate::kind::human(&kind.kind)
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            anyhow::bail!("aborting");
-        }
+        ))?;
     }
     log::action(&format!(
         "deleting {} {name} in {} namespace",
