@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod artifact;
 mod cluster;
 mod create;
 mod diff;
@@ -213,6 +214,27 @@ enum Command {
         #[arg(short = 'A', long)]
         all_namespaces: bool,
     },
+    /// Push a directory (or a .tar.gz) to an OCI registry as a Flux artifact an OCIRepository consumes:
+    /// `push artifact oci://ghcr.io/org/app:v1 --path ./deploy --source URL --revision REV`.
+    Push {
+        #[command(subcommand)]
+        what: PushWhat,
+    },
+    /// Pull a Flux artifact and unpack it: `pull artifact oci://…:tag --output DIR`.
+    Pull {
+        #[command(subcommand)]
+        what: PullWhat,
+    },
+    /// Tag a Flux artifact: `tag artifact oci://…:tag --tag latest`.
+    Tag {
+        #[command(subcommand)]
+        what: TagWhat,
+    },
+    /// List the artifacts of a repository with their digests and origins: `list artifacts oci://…`.
+    List {
+        #[command(subcommand)]
+        what: ListWhat,
+    },
     /// Print a shell completion script: `driftless completion bash > /etc/bash_completion.d/driftless`.
     Completion {
         /// The shell.
@@ -223,6 +245,74 @@ enum Command {
     Why {
         /// `<kind>/<name>`: a Flux kind, its plural or short name (ks, gitrepo, hr…).
         object: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushWhat {
+    /// A directory as a Flux artifact.
+    Artifact {
+        /// `oci://<registry>/<repository>:<tag>`.
+        url: String,
+        /// The directory (or a .tar.gz file) to push.
+        #[arg(long)]
+        path: PathBuf,
+        /// Where it comes from (a Git URL), recorded in the manifest.
+        #[arg(long)]
+        source: String,
+        /// Its revision there (`main@sha1:…`).
+        #[arg(long)]
+        revision: String,
+        /// More manifest annotations (`key=value`).
+        #[arg(short = 'a', long = "annotations", value_delimiter = ',')]
+        annotations: Vec<String>,
+        /// Paths to leave out (.sourceignore syntax).
+        #[arg(long, value_delimiter = ',')]
+        ignore_paths: Vec<String>,
+        #[command(flatten)]
+        registry: artifact::Registry,
+    },
+}
+
+#[derive(Subcommand)]
+enum PullWhat {
+    /// A Flux artifact.
+    Artifact {
+        /// `oci://<registry>/<repository>:<tag>`.
+        url: String,
+        /// Where to unpack it.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        #[command(flatten)]
+        registry: artifact::Registry,
+    },
+}
+
+#[derive(Subcommand)]
+enum TagWhat {
+    /// A Flux artifact.
+    Artifact {
+        /// `oci://<registry>/<repository>:<tag>`.
+        url: String,
+        /// The new tags.
+        #[arg(long = "tag", required = true)]
+        tags: Vec<String>,
+        #[command(flatten)]
+        registry: artifact::Registry,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListWhat {
+    /// The artifacts of a repository.
+    Artifacts {
+        /// `oci://<registry>/<repository>`.
+        url: String,
+        /// Only tags this regular expression matches.
+        #[arg(long)]
+        filter_regex: Option<String>,
+        #[command(flatten)]
+        registry: artifact::Registry,
     },
 }
 
@@ -282,6 +372,68 @@ fn main() -> ExitCode {
         },
         Command::Create { what } if create::exporting(&what) => {
             match create::export(&what, &create::export_namespace(flags.namespace.as_deref())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::failure(&format!("{e:#}"));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Push { .. } | Command::Pull { .. } | Command::Tag { .. } | Command::List { .. } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let t = flags.timeout;
+            let result = runtime.block_on(async move {
+                match cli.command {
+                    Command::Push {
+                        what:
+                            PushWhat::Artifact {
+                                url,
+                                path,
+                                source,
+                                revision,
+                                annotations,
+                                ignore_paths,
+                                registry,
+                            },
+                    } => {
+                        artifact::push(
+                            &url,
+                            &path,
+                            &source,
+                            &revision,
+                            &annotations,
+                            &ignore_paths,
+                            &registry,
+                            t,
+                        )
+                        .await
+                    }
+                    Command::Pull {
+                        what:
+                            PullWhat::Artifact {
+                                url,
+                                output,
+                                registry,
+                            },
+                    } => artifact::pull(&url, &output, &registry, t).await,
+                    Command::Tag {
+                        what: TagWhat::Artifact { url, tags, registry },
+                    } => artifact::tag(&url, &tags, &registry, t).await,
+                    Command::List {
+                        what:
+                            ListWhat::Artifacts {
+                                url,
+                                filter_regex,
+                                registry,
+                            },
+                    } => artifact::list(&url, filter_regex.as_deref(), &registry, t).await,
+                    _ => unreachable!("only artifact commands come here"),
+                }
+            });
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::failure(&format!("{e:#}"));

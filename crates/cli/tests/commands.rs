@@ -553,3 +553,160 @@ async fn install_check_and_uninstall() {
     );
     tc.stop();
 }
+
+/// push artifact → an OCIRepository (source-controller in process) stores it with its origin; pull gets
+/// the files back; tag and list; the registry's credentials are used and a wrong password is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_push_pull_tag_and_list_in_flux_s_format() {
+    let tc = cluster();
+    tc.install_crds().await;
+    tc.apply_kustomization("config/default");
+    let ns = tc.namespace("cli-oci").await;
+    let n = ns.name().to_string();
+    let storage = tempfile::tempdir().unwrap();
+    let _source = driftless_e2e::source(&n, storage.path(), &["--log-level=error".to_string()]).await;
+    let registry = driftless_testkit::registry::Registry::start_with_auth("me", "pw");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+    std::fs::write(dir.path().join("apps/cm.yaml"), CM).unwrap();
+    std::fs::write(dir.path().join("apps/notes.md"), "left out").unwrap();
+    let url = format!("{}:v1", registry.url("deploy"));
+    let path = dir.path().to_str().unwrap().to_string();
+    let push = |creds: &str| {
+        driftless(
+            &n,
+            &[
+                "push",
+                "artifact",
+                &url,
+                "--path",
+                &path,
+                "--source",
+                "https://github.com/org/fleet",
+                "--revision",
+                "main@sha1:0123456789abcdef0123456789abcdef01234567",
+                "--ignore-paths",
+                "*.md",
+                "--creds",
+                creds,
+            ],
+        )
+    };
+    let out = push("me:wrong");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = push("me:pw");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let digest = registry.digest("deploy", "v1");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "► pushing artifact to {}/deploy:v1\n✔ artifact successfully pushed to {}/deploy@{digest}\n",
+            registry.host(),
+            registry.host()
+        )
+    );
+    // the same files again: the same layer (reproducible), so the same content digest
+    let manifest: Value = serde_json::from_str(&registry.oras(&[
+        "manifest",
+        "fetch",
+        &format!("{}/deploy:v1", registry.host()),
+        "--plain-http",
+        "-u",
+        "me",
+        "-p",
+        "pw",
+    ]))
+    .unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.cncf.flux.content.v1.tar+gzip"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.cncf.flux.config.v1+json"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.source"],
+        "https://github.com/org/fleet"
+    );
+
+    // an OCIRepository consumes it
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "stringData": {"username": "me", "password": "pw"}});
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(tc.client().await, &n)
+        .patch("creds", &PatchParams::apply("t"), &Patch::Apply(&secret))
+        .await
+        .unwrap();
+    let ar = driftless_api::kinds::get("OCIRepository").unwrap().api_resource();
+    let repos: Api<DynamicObject> = Api::namespaced_with(tc.client().await, &n, &ar);
+    let repo = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository", "metadata": {"name": "deploy"},
+        "spec": {"url": registry.url("deploy"), "ref": {"tag": "v1"}, "interval": "1h", "secretRef": {"name": "creds"}}});
+    repos
+        .patch("deploy", &PatchParams::apply("t"), &Patch::Apply(&repo))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let o = serde_json::to_value(repos.get("deploy").await.unwrap()).unwrap();
+        if o.pointer("/status/artifact/revision").is_some() {
+            break o;
+        }
+        assert!(Instant::now() < deadline, "never stored: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stored["status"]["artifact"]["revision"], format!("v1@{digest}"));
+    assert_eq!(
+        stored["status"]["artifact"]["metadata"]["org.opencontainers.image.revision"],
+        "main@sha1:0123456789abcdef0123456789abcdef01234567"
+    );
+
+    // pull: the files back, the ignored one left out
+    let output = tempfile::tempdir().unwrap();
+    let out = driftless(
+        &n,
+        &[
+            "pull",
+            "artifact",
+            &url,
+            "--output",
+            output.path().to_str().unwrap(),
+            "--creds",
+            "me:pw",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("✔ source https://github.com/org/fleet\n✔ revision main@sha1:0123456789abcdef"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(output.path().join("apps/cm.yaml")).unwrap(),
+        CM
+    );
+    assert!(!output.path().join("apps/notes.md").exists(), "--ignore-paths");
+
+    // tag, list
+    let out = driftless(
+        &n,
+        &["tag", "artifact", &url, "--tag", "latest", "--creds", "me:pw"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(registry.digest("deploy", "latest"), digest);
+    let out = driftless(
+        &n,
+        &["list", "artifacts", &registry.url("deploy"), "--creds", "me:pw"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let cells = row(&out.stdout, &format!("{}/deploy:latest", registry.host()));
+    assert_eq!(
+        cells[1..4],
+        [
+            digest.as_str(),
+            "https://github.com/org/fleet",
+            "main@sha1:0123456789abcdef0123456789abcdef01234567"
+        ]
+    );
+    row(&out.stdout, &format!("{}/deploy:v1", registry.host()));
+}

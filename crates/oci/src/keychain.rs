@@ -89,6 +89,16 @@ impl Keychain {
         }
     }
 
+    /// Basic credentials for every registry (a command line's `--creds user:password`).
+    pub fn basic(username: &str, password: &str) -> Self {
+        Self {
+            entries: vec![(
+                "*".into(),
+                RegistryAuth::Basic(username.to_string(), password.to_string()),
+            )],
+        }
+    }
+
     /// Adds the credentials of `other` after these (lower precedence).
     pub fn extend(&mut self, other: Keychain) {
         self.entries.extend(other.entries);

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod keychain;
+mod push;
 
 use std::{
     collections::BTreeMap,
@@ -27,6 +28,7 @@ use oci_client::{
 use tokio::io::AsyncWriteExt;
 
 pub use keychain::Keychain;
+pub use push::CREATED_ANNOTATION;
 
 /// Flux's media type of an artifact's config (`flux push artifact`).
 pub const FLUX_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.flux.config.v1+json";
