@@ -49,7 +49,8 @@ fi
 if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi
 # the second instance the remote-cluster tests start (tests/e2e/tests/kustomize/tenancy.rs)
 [ -n "${DRIFTLESS_KEEP_CLUSTER:-}" ] || hack/testcluster.sh stop remote >/dev/null 2>&1 || true
-# the instance the CLI's install test starts (crates/cli/tests/commands.rs), when it failed before stopping it
+# the instances the CLI's install and bootstrap tests start (crates/cli/tests/commands.rs), when one failed before stopping it
 [ -n "${DRIFTLESS_KEEP_CLUSTER:-}" ] || hack/testcluster.sh stop cli >/dev/null 2>&1 || true
+[ -n "${DRIFTLESS_KEEP_CLUSTER:-}" ] || hack/testcluster.sh stop bootstrap >/dev/null 2>&1 || true
 step "done (exit $status)"
 exit $status

@@ -184,6 +184,18 @@ pub async fn install(
         return Ok(());
     }
     log::waiting("verifying installation");
+    wait_rolled_out(cluster, components, timeout).await?;
+    log::success("install finished");
+    Ok(())
+}
+
+/// Waits until the Deployment of each of `components` has rolled out, saying so for each.
+pub async fn wait_rolled_out(
+    cluster: &Cluster,
+    components: &[String],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let ns = cluster.namespace.as_str();
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
     let deadline = tokio::time::Instant::now() + timeout;
     for name in components {
@@ -200,7 +212,6 @@ pub async fn install(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    log::success("install finished");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod artifact;
+mod bootstrap;
 mod cluster;
 mod create;
 mod diff;
@@ -160,6 +161,12 @@ enum Command {
         #[arg(long)]
         pre: bool,
     },
+    /// Make the cluster sync itself from a Git repository: commit the install and sync manifests to
+    /// `--path`, push, install, apply the sync objects and wait until the cluster has reconciled itself.
+    Bootstrap {
+        #[command(subcommand)]
+        what: BootstrapWhat,
+    },
     /// What applying a local directory through a Kustomization would change: `diff kustomization apps
     /// --path ./apps`. Prints each change as a unified diff (Secret values masked), what would be created
     /// and what pruned; exits 0 without changes, 1 with changes, 2 on errors.
@@ -246,6 +253,12 @@ enum Command {
         /// `<kind>/<name>`: a Flux kind, its plural or short name (ks, gitrepo, hr…).
         object: String,
     },
+}
+
+#[derive(Subcommand)]
+enum BootstrapWhat {
+    /// From any Git server.
+    Git(bootstrap::GitArgs),
 }
 
 #[derive(Subcommand)]
@@ -510,6 +523,12 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
                     ))?;
                 }
                 return install::uninstall(&cluster, *keep_crds, *keep_namespace).await;
+            }
+            Command::Bootstrap {
+                what: BootstrapWhat::Git(args),
+            } => {
+                let cluster = cluster::Cluster::connect(&flags).await?;
+                return bootstrap::git(&cluster, args, flags.timeout).await;
             }
             Command::Check { pre } => {
                 let cluster = cluster::Cluster::connect(&flags).await?;

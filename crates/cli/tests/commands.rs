@@ -710,3 +710,136 @@ async fn artifacts_push_pull_tag_and_list_in_flux_s_format() {
     );
     row(&out.stdout, &format!("{}/deploy:v1", registry.host()));
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@x"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// bootstrap git: from an empty repository to a cluster that reconciles itself from it (source-controller
+/// and kustomize-controller in process, as their ServiceAccounts, on a cluster instance of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_makes_a_cluster_sync_itself_from_an_empty_repository() {
+    let tc = driftless_testkit::cluster::start_instance("bootstrap");
+    let kc = tc.kubeconfig().to_path_buf();
+    let root = driftless_testkit::git::RepoRoot::default();
+    let repo = root.repo("fleet");
+    let server = driftless_testkit::git::GitHttp::start(&root, "flux", "s3cret");
+    let url = server.url("fleet");
+    let args = |url: &str| -> Vec<String> {
+        [
+            "bootstrap",
+            "git",
+            "--url",
+            url,
+            "--branch",
+            "main",
+            "--path",
+            "clusters/dev",
+            "-u",
+            "flux",
+            "-p",
+            "s3cret",
+            "--wait=false",
+            "--timeout",
+            "120s",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(args(&url))
+        .env("KUBECONFIG", &kc)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the controllers start once their RBAC and CRDs are installed, as their Deployments would
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !tc
+        .kubectl(&["get", "clusterrolebindings", "-o", "name"])
+        .contains("kustomize-controller")
+    {
+        assert!(Instant::now() < deadline, "the install never came");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let storage = tempfile::tempdir().unwrap();
+    let quiet = ["--log-level=error".to_string()];
+    let (_, source) = driftless_e2e::source_on(&tc, "flux-system", storage.path(), &quiet).await;
+    let kustomize = driftless_e2e::kustomize_on(&tc, "flux-system", &quiet).await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for want in [
+        "► cloning branch \"main\" from Git repository",
+        "✔ branch \"main\" does not exist yet: starting it\n",
+        "✔ committed component and sync manifests to \"main\"",
+        "► installing components in flux-system namespace\n",
+        "✔ source secret up to date\n",
+        "✔ GitRepository reconciled successfully: fetched revision main@sha1:",
+        "✔ Kustomization reconciled successfully: applied revision main@sha1:",
+    ] {
+        assert!(stderr.contains(want), "{want} in\n{stderr}");
+    }
+    let files = git(repo.bare(), &["ls-tree", "-r", "--name-only", "main"]);
+    assert_eq!(
+        files,
+        "clusters/dev/flux-system/gotk-components.yaml\nclusters/dev/flux-system/gotk-sync.yaml\nclusters/dev/flux-system/kustomization.yaml\n"
+    );
+    // the cluster applies itself: its Kustomization's inventory holds its own sync objects and the controllers
+    let ks: Api<DynamicObject> = ks_api(tc.client().await, "flux-system");
+    let o = serde_json::to_value(ks.get("flux-system").await.unwrap()).unwrap();
+    let inventory = o["status"]["inventory"].to_string();
+    for id in [
+        "flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization",
+        "flux-system_flux-system_source.toolkit.fluxcd.io_GitRepository",
+        "flux-system_source-controller_apps_Deployment",
+    ] {
+        assert!(inventory.contains(id), "{id} in {inventory}");
+    }
+    // what is pushed next is applied
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", repo.bare().to_str().unwrap(), "."]);
+    std::fs::create_dir_all(work.path().join("clusters/dev/apps")).unwrap();
+    std::fs::write(
+        work.path().join("clusters/dev/apps/cm.yaml"),
+        CM.replace("name: app", "name: app\n  namespace: default"),
+    )
+    .unwrap();
+    git(work.path(), &["add", "."]);
+    git(work.path(), &["commit", "-qm", "an app"]);
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let out = on(&kc, &["reconcile", "ks", "flux-system", "--with-source"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        tc.kubectl(&["-n", "default", "get", "configmaps", "-o", "name"])
+            .contains("configmap/app")
+    );
+    // again: nothing to commit, everything already so
+    let out = on(&kc, &args(&url).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("✔ component and sync manifests are up to date\n"),
+        "{}",
+        out.stderr
+    );
+    // the controllers go first: the API server's graceful stop waits for open watches to end
+    source.abort();
+    kustomize.abort();
+    let _ = (source.await, kustomize.await);
+    drop(server);
+    tc.stop();
+}

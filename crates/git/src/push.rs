@@ -63,6 +63,13 @@ impl Worktree {
         Ok(Self { repo })
     }
 
+    /// A new repository in `dir` with no commit yet, to start a branch of an empty remote (or a branch
+    /// the remote does not have) with the first [`Worktree::commit`].
+    pub fn init(dir: &Path) -> Result<Self> {
+        let repo = Repository::init(dir).map_err(git_err("initialising a repository"))?;
+        Ok(Self { repo })
+    }
+
     /// The directory to change.
     pub fn path(&self) -> &Path {
         self.repo.workdir().expect("a clone has a work tree")
@@ -90,14 +97,16 @@ impl Worktree {
             .map_err(git_err("recording deletions"))?;
         index.write().map_err(git_err("writing the index"))?;
         let tree_id = index.write_tree().map_err(git_err("writing the tree"))?;
-        let head = self
-            .repo
-            .head()
-            .and_then(|h| h.peel_to_commit())
-            .map_err(git_err("reading HEAD"))?;
-        if head.tree_id() == tree_id {
+        // an unborn branch (a new repository) has no commit: the first one has no parent
+        let head = match self.repo.head() {
+            Ok(h) => Some(h.peel_to_commit().map_err(git_err("reading HEAD"))?),
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => None,
+            Err(e) => return Err(git_err("reading HEAD")(e)),
+        };
+        if head.as_ref().map(|h| h.tree_id()) == Some(tree_id) {
             return Ok(None);
         }
+        let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
         let tree = self
             .repo
             .find_tree(tree_id)
@@ -113,12 +122,12 @@ impl Worktree {
         let oid = match signer {
             None => self
                 .repo
-                .commit(Some("HEAD"), &signature, &signature, message, &tree, &[&head])
+                .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
                 .map_err(git_err("committing"))?,
             Some(signer) => {
                 let buffer = self
                     .repo
-                    .commit_create_buffer(&signature, &signature, message, &tree, &[&head])
+                    .commit_create_buffer(&signature, &signature, message, &tree, &parents)
                     .map_err(git_err("writing the commit"))?;
                 let content = std::str::from_utf8(&buffer)
                     .map_err(|e| Error::Invalid(format!("the commit is not UTF-8: {e}")))?;
@@ -127,8 +136,16 @@ impl Worktree {
                     .repo
                     .commit_signed(content, &gpgsig, None)
                     .map_err(git_err("writing the signed commit"))?;
-                let branch = self.repo.head().map_err(git_err("reading HEAD"))?;
-                let name = branch.name().unwrap_or("HEAD").to_string();
+                let head_ref = self
+                    .repo
+                    .find_reference("HEAD")
+                    .map_err(git_err("reading HEAD"))?;
+                let name = head_ref
+                    .symbolic_target()
+                    .ok()
+                    .flatten()
+                    .unwrap_or("HEAD")
+                    .to_string();
                 self.repo
                     .reference(&name, oid, true, "commit (signed)")
                     .map_err(git_err("moving the branch"))?;
