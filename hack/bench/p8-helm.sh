@@ -56,6 +56,7 @@ lighttpd -f "$SCRATCH/lighttpd.conf"
 
 # one helm install on its own: what each of helm-controller's helm processes takes
 kubectl create namespace p8-probe >/dev/null 2>&1 || true
+helm uninstall probe -n p8-probe >/dev/null 2>&1 || true # left by an earlier run on a kept instance
 HELM_RSS=$( { /usr/bin/time -f '%M' helm install probe "$SCRATCH/www/podinfo-0.1.0.tgz" -n p8-probe >/dev/null ; } 2>&1 | tail -1)
 
 printf '\n%-34s %12s %12s %14s\n' "P8 HelmReleases until Ready" "driftless" "peak RSS" "Flux (published)"
