@@ -22,6 +22,20 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     driftless_api::meta::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// Basic auth and a CA file, as the commands that write credentials take them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Credentials {
+    /// Basic auth user.
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Basic auth password.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// A CA file (`ca.crt`) for a server with a certificate of its own.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
 /// What to create.
 #[derive(clap::Subcommand, Debug)]
 pub enum What {
@@ -88,15 +102,9 @@ pub struct GitArgs {
     /// An existing Secret with the credentials.
     #[arg(long)]
     pub secret_ref: Option<String>,
-    /// Basic auth user: a Secret named as the source is created.
-    #[arg(short = 'u', long)]
-    pub username: Option<String>,
-    /// Basic auth password.
-    #[arg(short = 'p', long)]
-    pub password: Option<String>,
-    /// A CA file for a self-signed HTTPS server (goes into the Secret).
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    /// Basic auth and a CA: a Secret named as the source is created with them.
+    #[command(flatten)]
+    pub creds: Credentials,
     /// `generic`, `azure` or `github`.
     #[arg(long)]
     pub provider: Option<String>,
@@ -334,18 +342,11 @@ pub struct SecretGitArgs {
     /// The repository URL (its scheme says which credentials).
     #[arg(long)]
     pub url: String,
-    /// Basic auth user.
-    #[arg(short = 'u', long)]
-    pub username: Option<String>,
-    /// Basic auth password.
-    #[arg(short = 'p', long)]
-    pub password: Option<String>,
-    /// A bearer token instead.
+    #[command(flatten)]
+    pub creds: Credentials,
+    /// A bearer token instead of basic auth.
     #[arg(long)]
     pub bearer_token: Option<String>,
-    /// A CA file.
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
     /// The SSH private key (`identity`).
     #[arg(long)]
     pub private_key_file: Option<PathBuf>,
@@ -359,15 +360,8 @@ pub struct SecretGitArgs {
 pub struct SecretTlsArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Basic auth user.
-    #[arg(short = 'u', long)]
-    pub username: Option<String>,
-    /// Basic auth password.
-    #[arg(short = 'p', long)]
-    pub password: Option<String>,
-    /// A CA file (`ca.crt`).
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub creds: Credentials,
     /// A client certificate (`tls.crt`).
     #[arg(long)]
     pub cert_file: Option<PathBuf>,

@@ -132,19 +132,13 @@ pub fn object(what: &What, namespace: &str) -> anyhow::Result<(Value, Option<Val
             let mut extra = None;
             if let Some(s) = &a.secret_ref {
                 spec["secretRef"] = json!({"name": s});
-            } else if a.username.is_some() || a.ca_file.is_some() {
+            } else if a.creds.username.is_some() || a.creds.ca_file.is_some() {
                 anyhow::ensure!(
                     scheme != "ssh",
                     "for ssh, create the Secret with `create secret git` and pass --secret-ref"
                 );
                 let mut data = BTreeMap::new();
-                if let (Some(u), Some(p)) = (&a.username, &a.password) {
-                    data.insert("username", u.clone());
-                    data.insert("password", p.clone());
-                }
-                if let Some(ca) = &a.ca_file {
-                    data.insert("ca.crt", read(ca)?);
-                }
+                credentials(&a.creds, &mut data)?;
                 extra = Some(secret(&a.common, namespace, None, data)?);
                 spec["secretRef"] = json!({"name": a.common.name});
             }
@@ -343,31 +337,19 @@ fn secret_object(what: &SecretKind, namespace: &str) -> anyhow::Result<Value> {
                 if let Some(t) = &a.bearer_token {
                     data.insert("bearerToken", t.clone());
                 } else {
-                    let (Some(u), Some(p)) = (&a.username, &a.password) else {
-                        anyhow::bail!(
-                            "--username and --password (or --bearer-token) are required for http(s)"
-                        );
-                    };
-                    data.insert("username", u.clone());
-                    data.insert("password", p.clone());
+                    anyhow::ensure!(
+                        a.creds.username.is_some() && a.creds.password.is_some(),
+                        "--username and --password (or --bearer-token) are required for http(s)"
+                    );
                 }
-                if let Some(ca) = &a.ca_file {
-                    data.insert("ca.crt", read(ca)?);
-                }
+                credentials(&a.creds, &mut data)?;
             }
             secret(&a.common, namespace, None, data)
         }
         SecretKind::Helm(a) | SecretKind::Tls(a) => {
             let mut data = BTreeMap::new();
-            if let (Some(u), Some(p)) = (&a.username, &a.password) {
-                data.insert("username", u.clone());
-                data.insert("password", p.clone());
-            }
-            for (key, file) in [
-                ("ca.crt", &a.ca_file),
-                ("tls.crt", &a.cert_file),
-                ("tls.key", &a.key_file),
-            ] {
+            credentials(&a.creds, &mut data)?;
+            for (key, file) in [("tls.crt", &a.cert_file), ("tls.key", &a.key_file)] {
                 if let Some(f) = file {
                     data.insert(key, read(f)?);
                 }
@@ -391,6 +373,18 @@ fn secret_object(what: &SecretKind, namespace: &str) -> anyhow::Result<Value> {
             )
         }
     }
+}
+
+/// The Secret keys of `c`: `username` and `password` (both given), `ca.crt`.
+fn credentials(c: &Credentials, data: &mut BTreeMap<&str, String>) -> anyhow::Result<()> {
+    if let (Some(u), Some(p)) = (&c.username, &c.password) {
+        data.insert("username", u.clone());
+        data.insert("password", p.clone());
+    }
+    if let Some(ca) = &c.ca_file {
+        data.insert("ca.crt", read(ca)?);
+    }
+    Ok(())
 }
 
 fn depends_on(list: &[String]) -> Vec<Value> {
