@@ -147,6 +147,46 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         "{}",
         out.stdout
     );
+    // --watch: the table, then a row per change until the timeout
+    let watcher = {
+        let n = n.clone();
+        std::thread::spawn(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+                .args(["get", "ks", "apps", "--watch", "-n", &n, "--timeout", "4s"])
+                .env("KUBECONFIG", cluster().kubeconfig())
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let label = json!({"metadata": {"labels": {"watched": "yes"}}});
+    ks.patch("apps", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    let (code, watched) = tokio::task::spawn_blocking(move || watcher.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(watched.starts_with("NAME"), "{watched}");
+    let unlabel = json!({"metadata": {"labels": {"watched": null}}});
+    ks.patch("apps", &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await
+        .unwrap();
+    assert!(
+        watched.lines().filter(|l| l.starts_with("apps")).count() >= 2,
+        "a row for the change: {watched}"
+    );
+    // --context: the kubeconfig's own works, another is refused by name
+    let context = tc.kubectl(&["config", "current-context"]);
+    let out = driftless(&n, &["get", "ks", "--context", context.trim()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = driftless(&n, &["get", "ks", "--context", "nope"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("nope"), "{}", out.stderr);
 
     // reconcile --with-source: a new commit, fetched and applied, and said so
     let second = fleet
@@ -227,6 +267,21 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         ],
     );
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    // drift: someone changed the live object; the unchanged directory would put it back
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(tc.client().await, &n);
+    let set = |v: &str| json!({"data": {"v": v}});
+    cms.patch("app", &PatchParams::default(), &Patch::Merge(set("9")))
+        .await
+        .unwrap();
+    let out = driftless(
+        &n,
+        &["diff", "ks", "apps", "--path", local.path().to_str().unwrap()],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("-  v: '9'\n+  v: '1'\n"), "{}", out.stdout);
+    cms.patch("app", &PatchParams::default(), &Patch::Merge(set("1")))
+        .await
+        .unwrap();
     std::fs::write(local.path().join("cm.yaml"), CM.replace("\"1\"", "\"3\"")).unwrap();
     std::fs::write(
         local.path().join("extra.yaml"),
@@ -257,7 +312,6 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         "{}",
         out.stdout
     );
-    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(tc.client().await, &n);
     assert_eq!(
         cms.get("app").await.unwrap().data.unwrap()["v"],
         "1",
