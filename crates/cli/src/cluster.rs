@@ -95,7 +95,9 @@ pub fn not_found(err: &kube::Error) -> bool {
 
 /// Whether `err` says the API server has no such resource at all (its CRD is not installed).
 pub fn crd_missing(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 404 && s.message.contains("could not find the requested resource"))
+    // a served group without the resource answers a Status; a group not served at all, plain text
+    matches!(err, kube::Error::Api(s) if s.code == 404
+        && (s.message.contains("could not find the requested resource") || s.message.contains("404 page not found")))
 }
 
 /// `err` of a request on `kind`, saying what to do: a 404 on a list means the CRD is not installed.

@@ -598,6 +598,13 @@ async fn install_check_and_uninstall() {
         assert!(Instant::now() < deadline, "left: {crds}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let out = on(&kc, &["get", "ks", "-A"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("✗ the Kustomization CRD (kustomizations.kustomize.toolkit.fluxcd.io) is not installed in this cluster"),
+        "{}",
+        out.stderr
+    );
     let out = on(&kc, &["check"]);
     assert!(
         out.stderr
