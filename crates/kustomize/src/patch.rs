@@ -127,22 +127,38 @@ fn merge_list(target: &mut Value, patch: &[Value], list_field: Option<&str>) {
         );
         return;
     }
+    // kustomize merges with kyaml's ListIncreaseDirection "prepend": the patch's elements come first, in
+    // its order (merged into the element of the same key where there is one), then the target's others
+    let mut merged = Vec::with_capacity(items.len() + patch.len());
+    let mut taken = vec![false; items.len()];
     for p in patch {
         let Some(id) = p.get(key) else {
-            items.push(strip_directives(p));
+            merged.push(strip_directives(p));
             continue;
         };
         let position = items.iter().position(|i| i.get(key) == Some(id));
         let delete = p.get("$patch").and_then(|v| v.as_str()) == Some("delete");
+        if let Some(i) = position {
+            taken[i] = true;
+        }
         match (position, delete) {
-            (Some(i), true) => {
-                items.remove(i);
+            (_, true) => {}
+            (Some(i), false) => {
+                let mut item = items[i].clone();
+                merge_value(&mut item, p, None);
+                merged.push(item);
             }
-            (Some(i), false) => merge_value(&mut items[i], p, None),
-            (None, true) => {}
-            (None, false) => items.push(strip_directives(p)),
+            (None, false) => merged.push(strip_directives(p)),
         }
     }
+    merged.extend(
+        items
+            .drain(..)
+            .zip(taken)
+            .filter(|(_, taken)| !taken)
+            .map(|(item, _)| item),
+    );
+    *items = merged;
 }
 
 /// A JSON 6902 patch that cannot be applied.
@@ -372,10 +388,12 @@ mod tests {
                 {"name": "c", "image": "z"}
             ]}}),
         );
+        // kubectl kustomize's order (kyaml's "prepend"): the patch's elements first, in its order, then
+        // the target's others
         assert_eq!(
             d,
             json!({"spec": {"containers": [
-                {"name": "a", "image": "x", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                {"name": "a", "image": "x", "env": [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]},
                 {"name": "c", "image": "z"}
             ]}})
         );

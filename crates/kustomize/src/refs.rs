@@ -158,8 +158,8 @@ fn update(o: &mut Object, idx: &Index) {
                     .to_string();
                 let before = s.get("name").cloned();
                 idx.rewrite(s.get_mut("name"), "ServiceAccount", &subject_ns);
-                if s.get("name") != before.as_ref() {
-                    // kustomize also writes the namespace of the subject it renames
+                if s.get("name") != before.as_ref() && !subject_ns.is_empty() {
+                    // kustomize also writes the namespace of the subject it renames, when it has one
                     s["namespace"] = Value::String(subject_ns);
                 }
             }
