@@ -696,14 +696,16 @@ fn apply_patches(
                 };
                 let keep_name = !allowed("allowNameChange");
                 let keep_kind = !allowed("allowKindChange");
-                let (name, kind, namespace) = (
+                let (name, kind, namespace, api_version) = (
                     field(&resources[i].obj, &["metadata", "name"]).to_string(),
                     field(&resources[i].obj, &["kind"]).to_string(),
                     field(&resources[i].obj, &["metadata", "namespace"]).to_string(),
+                    field(&resources[i].obj, &["apiVersion"]).to_string(),
                 );
                 crate::patch::strategic_merge(&mut resources[i].obj, &patch);
                 // a patch does not rename, re-kind or move what it patches (kustomize's ApplySmPatch):
-                // its name may be the original one, before a base's prefix
+                // its name may be the original one, before a base's prefix; it takes the target's
+                // apiVersion (kustomize sets the patch's GVK to the target's before merging)
                 if let Some(meta) = resources[i]
                     .obj
                     .get_mut("metadata")
@@ -718,8 +720,11 @@ fn apply_patches(
                         meta.insert("namespace".into(), Object::String(namespace));
                     }
                 }
-                if keep_kind && let Some(map) = resources[i].obj.as_object_mut() {
-                    map.insert("kind".into(), Object::String(kind));
+                if let Some(map) = resources[i].obj.as_object_mut() {
+                    map.insert("apiVersion".into(), Object::String(api_version));
+                    if keep_kind {
+                        map.insert("kind".into(), Object::String(kind));
+                    }
                 }
             }
         }

@@ -94,7 +94,9 @@ fn data(
         let (k, v) = lit
             .split_once('=')
             .ok_or_else(|| format!("literal '{lit}' is not key=value"))?;
-        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+        // kustomize's removeQuotes: one pair of matching double or single quotes around the value
+        let quoted = v.len() >= 2 && (v.starts_with('"') || v.starts_with('\'')) && v.ends_with(&v[..1]);
+        let v = if quoted { &v[1..v.len() - 1] } else { v };
         put(k.to_string(), v.as_bytes().to_vec(), "from a literal")?;
     }
     for file in &g.files {
@@ -230,7 +232,8 @@ pub fn content_hash(o: &Object) -> String {
     m.insert("kind".into(), json!(kind));
     // NB: kustomize (v5) hashes with an empty name, so prefixes and suffixes do not change the hash
     m.insert("name".into(), json!(""));
-    m.insert("data".into(), o.get("data").cloned().unwrap_or(json!({})));
+    // kyaml reads a missing field as "": a generator without entries hashes `"data":""`
+    m.insert("data".into(), o.get("data").cloned().unwrap_or(json!("")));
     if kind == "Secret" {
         m.insert("type".into(), o.get("type").cloned().unwrap_or(json!("")));
     } else if let Some(b) = o
