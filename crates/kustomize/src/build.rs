@@ -475,6 +475,8 @@ fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res
                 });
             }
             let original_name = field(&obj, &["metadata", "name"]).to_string();
+            let mut obj = obj;
+            stringify_metadata(&mut obj);
             Ok(Res {
                 obj,
                 original_name,
@@ -482,6 +484,25 @@ fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res
             })
         })
         .collect()
+}
+
+/// Labels and annotations are strings to kustomize: a number or boolean written there (`port: 8080`)
+/// comes out as the string it spells.
+fn stringify_metadata(obj: &mut Object) {
+    for key in ["labels", "annotations"] {
+        let Some(map) = obj
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut(key))
+            .and_then(Object::as_object_mut)
+        else {
+            continue;
+        };
+        for v in map.values_mut() {
+            if v.is_number() || v.is_boolean() {
+                *v = Object::String(v.to_string());
+            }
+        }
+    }
 }
 
 /// kustomize refuses two resources with the same group, kind, namespace and name.
@@ -612,7 +633,10 @@ fn apply_patches(
             let text = patch_text(root, dir, origin, entry)?;
             let ops: Vec<Object> = parse_ops(&text)
                 .ok_or_else(|| invalid("patchesJson6902 must be a list of operations".into()))?;
-            for r in resources.iter_mut().filter(|r| target.matches(&r.obj)) {
+            for r in resources
+                .iter_mut()
+                .filter(|r| target.selects(&r.obj, &r.original_name))
+            {
                 crate::patch::json6902(&mut r.obj, &ops)
                     .map_err(|e| invalid(format!("unable to apply JSON patch: {}", e.0)))?;
             }
@@ -645,7 +669,10 @@ fn apply_patches(
                 .target
                 .clone()
                 .ok_or_else(|| invalid("a JSON 6902 patch needs a target".into()))?;
-            for r in resources.iter_mut().filter(|r| target.matches(&r.obj)) {
+            for r in resources
+                .iter_mut()
+                .filter(|r| target.selects(&r.obj, &r.original_name))
+            {
                 crate::patch::json6902(&mut r.obj, &ops)
                     .map_err(|e| invalid(format!("unable to apply JSON patch: {}", e.0)))?;
             }
@@ -654,7 +681,7 @@ fn apply_patches(
         for patch in yaml::parse_stream_with(&text, &origin.display().to_string(), decrypt)? {
             let matched: Vec<usize> = match &entry.target {
                 Some(t) => (0..resources.len())
-                    .filter(|i| t.matches(&resources[*i].obj))
+                    .filter(|i| t.selects(&resources[*i].obj, &resources[*i].original_name))
                     .collect(),
                 None => {
                     let same = |r: &Res| {

@@ -354,13 +354,23 @@ pub struct Target {
 impl Target {
     /// Whether `o` is selected.
     pub fn matches(&self, o: &Object) -> bool {
+        self.matches_named(o, field(o, &["metadata", "name"]))
+    }
+
+    /// Whether `o`, written in its file as `original_name`, is selected: the name selector matches its
+    /// original name or its current one, as kustomize's ResMap.Select does.
+    pub fn selects(&self, o: &Object, original_name: &str) -> bool {
+        self.matches(o) || self.matches_named(o, original_name)
+    }
+
+    fn matches_named(&self, o: &Object, name: &str) -> bool {
         let api_version = field(o, &["apiVersion"]);
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let ok = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| regex_matches(w, have));
         ok(&self.group, group)
             && ok(&self.version, version)
             && ok(&self.kind, field(o, &["kind"]))
-            && ok(&self.name, field(o, &["metadata", "name"]))
+            && ok(&self.name, name)
             && ok(&self.namespace, field(o, &["metadata", "namespace"]))
             && self.label_selector.as_deref().is_none_or(|s| {
                 selector_matches(s, o.pointer("/metadata/labels").and_then(|l| l.as_object()))
