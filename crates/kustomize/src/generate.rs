@@ -152,7 +152,7 @@ pub fn generate(
     obj.insert("apiVersion".into(), json!("v1"));
     obj.insert("kind".into(), json!(if secret { "Secret" } else { "ConfigMap" }));
     obj.insert("metadata".into(), Value::Object(meta));
-    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let b64 = |v: &[u8]| wrapped_base64(v);
     if secret {
         obj.insert(
             "type".into(),
@@ -222,6 +222,22 @@ fn go_json(v: &Value) -> String {
         .replace('&', "\\u0026")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
+}
+
+/// Base64 as kustomize writes generated values: in lines of 70 characters, each ending in a newline, once
+/// the encoding is 70 characters or more.
+fn wrapped_base64(v: &[u8]) -> String {
+    const LINE: usize = 70;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+    if encoded.len() < LINE {
+        return encoded;
+    }
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / LINE + 1);
+    for chunk in encoded.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out
 }
 
 /// kustomize's content hash of a ConfigMap or Secret: sha256 of its kind, an empty name, (type,) data (and

@@ -88,11 +88,20 @@ fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String,
 /// annotations) to its resources.
 pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
     let mut renames = Vec::new();
+    // ServiceAccounts the namespace moves: name, old namespace, new namespace
+    let mut moves: Vec<(String, String, String)> = Vec::new();
     for res in resources.iter_mut() {
         let o = &mut res.obj;
         if let Some(ns) = &k.namespace {
             let is_namespace = kind(o) == "Namespace";
             let scoped = !CLUSTER_SCOPED.contains(&kind(o));
+            if kind(o) == "ServiceAccount" && field(o, &["metadata", "namespace"]) != ns {
+                moves.push((
+                    field(o, &["metadata", "name"]).to_string(),
+                    field(o, &["metadata", "namespace"]).to_string(),
+                    ns.clone(),
+                ));
+            }
             if let Some(meta) = map_at(o, &["metadata"], true) {
                 if scoped {
                     meta.insert("namespace".into(), Value::String(ns.clone()));
@@ -149,7 +158,34 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
         }
         annotations(o, &k.common_annotations);
     }
+    follow_moves(resources, &moves);
     crate::refs::apply(resources, &renames);
+}
+
+/// A binding's ServiceAccount subject follows its account to the namespace it was moved to, as
+/// kustomize's name references do (before renames, which are looked up in the new namespace).
+fn follow_moves(resources: &mut [Res], moves: &[(String, String, String)]) {
+    if moves.is_empty() {
+        return;
+    }
+    for res in resources.iter_mut() {
+        if !matches!(kind(&res.obj), "RoleBinding" | "ClusterRoleBinding") {
+            continue;
+        }
+        let Some(subjects) = res.obj.get_mut("subjects").and_then(|s| s.as_array_mut()) else {
+            continue;
+        };
+        for s in subjects {
+            if s.get("kind").and_then(|k| k.as_str()) != Some("ServiceAccount") {
+                continue;
+            }
+            let name = s.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+            let ns = s.get("namespace").and_then(|n| n.as_str()).unwrap_or_default();
+            if let Some((_, _, to)) = moves.iter().find(|(n, from, _)| n == name && from == ns) {
+                s["namespace"] = Value::String(to.clone());
+            }
+        }
+    }
 }
 
 /// Applies one kustomization level's workload transformers (replicas, images), after JSON 6902 patches.
