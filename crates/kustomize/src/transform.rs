@@ -88,15 +88,16 @@ fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String,
 /// annotations) to its resources.
 pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
     let mut renames = Vec::new();
-    // ServiceAccounts the namespace moves: name, old namespace, new namespace
-    let mut moves: Vec<(String, String, String)> = Vec::new();
+    // ServiceAccounts and Services the namespace moves: kind, name, old namespace, new namespace
+    let mut moves: Vec<Move> = Vec::new();
     for res in resources.iter_mut() {
         let o = &mut res.obj;
         if let Some(ns) = &k.namespace {
             let is_namespace = kind(o) == "Namespace";
             let scoped = !CLUSTER_SCOPED.contains(&kind(o));
-            if kind(o) == "ServiceAccount" && field(o, &["metadata", "namespace"]) != ns {
+            if matches!(kind(o), "ServiceAccount" | "Service") && field(o, &["metadata", "namespace"]) != ns {
                 moves.push((
+                    kind(o).to_string(),
                     field(o, &["metadata", "name"]).to_string(),
                     field(o, &["metadata", "namespace"]).to_string(),
                     ns.clone(),
@@ -162,28 +163,55 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
     crate::refs::apply(resources, &renames);
 }
 
-/// A binding's ServiceAccount subject follows its account to the namespace it was moved to, as
-/// kustomize's name references do (before renames, which are looked up in the new namespace).
-fn follow_moves(resources: &mut [Res], moves: &[(String, String, String)]) {
+/// An object the namespace transformer moved: kind, name, old namespace, new namespace.
+type Move = (String, String, String, String);
+
+/// References follow what they name to the namespace it was moved to, as kustomize's name references do
+/// (before renames, which are looked up in the new namespace): a binding's ServiceAccount subjects, a
+/// webhook configuration's services.
+fn follow_moves(resources: &mut [Res], moves: &[Move]) {
     if moves.is_empty() {
         return;
     }
-    for res in resources.iter_mut() {
-        if !matches!(kind(&res.obj), "RoleBinding" | "ClusterRoleBinding") {
-            continue;
+    let follow = |r: &mut Value, kind: &str| {
+        let name = r.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        let ns = r.get("namespace").and_then(|n| n.as_str()).unwrap_or_default();
+        if let Some((_, _, _, to)) = moves
+            .iter()
+            .find(|(k, n, from, _)| k == kind && n == name && from == ns)
+        {
+            r["namespace"] = Value::String(to.clone());
         }
-        let Some(subjects) = res.obj.get_mut("subjects").and_then(|s| s.as_array_mut()) else {
-            continue;
-        };
-        for s in subjects {
-            if s.get("kind").and_then(|k| k.as_str()) != Some("ServiceAccount") {
-                continue;
+    };
+    for res in resources.iter_mut() {
+        match kind(&res.obj) {
+            "RoleBinding" | "ClusterRoleBinding" => {
+                for s in res
+                    .obj
+                    .get_mut("subjects")
+                    .and_then(|s| s.as_array_mut())
+                    .into_iter()
+                    .flatten()
+                {
+                    if s.get("kind").and_then(|k| k.as_str()) == Some("ServiceAccount") {
+                        follow(s, "ServiceAccount");
+                    }
+                }
             }
-            let name = s.get("name").and_then(|n| n.as_str()).unwrap_or_default();
-            let ns = s.get("namespace").and_then(|n| n.as_str()).unwrap_or_default();
-            if let Some((_, _, to)) = moves.iter().find(|(n, from, _)| n == name && from == ns) {
-                s["namespace"] = Value::String(to.clone());
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+                for w in res
+                    .obj
+                    .get_mut("webhooks")
+                    .and_then(|w| w.as_array_mut())
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(service) = w.pointer_mut("/clientConfig/service").filter(|s| s.is_object()) {
+                        follow(service, "Service");
+                    }
+                }
             }
+            _ => {}
         }
     }
 }
