@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::{
     cluster::{Cluster, explain},
+    objects::{at, condition, conditions},
     table::{age, render, truncate_hex},
 };
 
@@ -294,33 +295,16 @@ impl Selector {
         let found = conditions(o)
             .iter()
             .rev()
-            .find(|c| str_of(c, "type").eq_ignore_ascii_case(&self.type_))
-            .is_some_and(|c| str_of(c, "status").eq_ignore_ascii_case(&self.status));
+            .find(|c| at(c, "/type").eq_ignore_ascii_case(&self.type_))
+            .is_some_and(|c| at(c, "/status").eq_ignore_ascii_case(&self.status));
         found != self.negated
     }
 }
 
-fn conditions(o: &Value) -> Vec<Value> {
-    o.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn at<'a>(o: &'a Value, pointer: &str) -> &'a str {
-    o.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
-}
-
 /// Ready's status and message, or flux's words for an object never reconciled.
 fn ready(o: &Value) -> (String, String) {
-    conditions(o)
-        .iter()
-        .find(|c| str_of(c, "type") == "Ready")
-        .map(|c| (str_of(c, "status").to_string(), str_of(c, "message").to_string()))
+    condition(o, "Ready")
+        .map(|c| (at(c, "/status").to_string(), at(c, "/message").to_string()))
         .unwrap_or_else(|| ("False".into(), "waiting to be reconciled".into()))
 }
 
@@ -388,14 +372,7 @@ pub fn row(kind: &Kind, o: &Value, all_namespaces: bool, with_kind: bool) -> Vec
         "ExternalArtifact" => {
             let source = o
                 .pointer("/spec/sourceRef")
-                .map(|r| {
-                    format!(
-                        "{}/{}/{}",
-                        str_of(r, "kind"),
-                        str_of(r, "namespace"),
-                        str_of(r, "name")
-                    )
-                })
+                .map(|r| format!("{}/{}/{}", at(r, "/kind"), at(r, "/namespace"), at(r, "/name")))
                 .unwrap_or_default();
             vec![
                 truncate_hex(&artifact_revision()),

@@ -371,34 +371,22 @@ fn main() -> ExitCode {
             components_extra,
             export: true,
             ..
-        } => match install::components(&components, &components_extra).and_then(|c| {
-            install::export(&install::manifests(
-                &c,
-                flags.namespace.as_deref().unwrap_or("flux-system"),
-            ))
-        }) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                log::failure(&format!("{e:#}"));
-                ExitCode::FAILURE
-            }
-        },
-        Command::Create { what } if create::exporting(&what) => {
-            match create::export(&what, &create::export_namespace(flags.namespace.as_deref())) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    log::failure(&format!("{e:#}"));
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => finish(
+            install::components(&components, &components_extra).and_then(|c| {
+                install::export(&install::manifests(
+                    &c,
+                    flags.namespace.as_deref().unwrap_or("flux-system"),
+                ))
+            }),
+            ExitCode::FAILURE,
+        ),
+        Command::Create { what } if create::exporting(&what) => finish(
+            create::export(&what, &create::export_namespace(flags.namespace.as_deref())),
+            ExitCode::FAILURE,
+        ),
         Command::Push { .. } | Command::Pull { .. } | Command::Tag { .. } | Command::List { .. } => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
             let t = flags.timeout;
-            let result = runtime.block_on(async move {
+            let result = block_on(async move {
                 match cli.command {
                     Command::Push {
                         what:
@@ -446,13 +434,7 @@ fn main() -> ExitCode {
                     _ => unreachable!("only artifact commands come here"),
                 }
             });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    log::failure(&format!("{e:#}"));
-                    ExitCode::FAILURE
-                }
-            }
+            finish(result, ExitCode::FAILURE)
         }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -463,14 +445,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `fut` to its end on a runtime of the calling thread.
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(fut)
+}
+
+/// The exit code of a command: 0; 1 for `diff`'s differences; otherwise the error printed as flux prints
+/// it (`✗ …`) and `failed`.
+fn finish(result: anyhow::Result<()>, failed: ExitCode) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Differs>() => ExitCode::FAILURE,
+        Err(e) => {
+            log::failure(&format!("{e:#}"));
+            failed
+        }
+    }
+}
+
 /// Runs a command that talks to the cluster; an error is printed as flux prints it (`✗ …`), exit 1.
 fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
     let is_diff = matches!(command, Command::Diff { .. });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let result = runtime.block_on(async {
+    let result = block_on(async {
         let words = match &command {
             Command::Get { what, .. }
             | Command::Reconcile { what, .. }
@@ -643,18 +643,14 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
             _ => unreachable!("only cluster commands come here"),
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<Differs>() => ExitCode::FAILURE,
-        Err(e) => {
-            log::failure(&format!("{e:#}"));
-            if is_diff {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
+    finish(
+        result,
+        if is_diff {
+            ExitCode::from(2)
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// `diff` found differences (exit 1; errors exit 2).
@@ -676,11 +672,7 @@ fn why(object: &str, flags: &cluster::Flags) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let explained = runtime.block_on(async {
+    let explained = block_on(async {
         let cluster = cluster::Cluster::connect(flags).await?;
         let root = why::Ref {
             kind: kind.to_string(),

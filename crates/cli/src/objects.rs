@@ -23,6 +23,23 @@ pub struct Place {
     pub name: String,
 }
 
+/// The string at `pointer` in `o`, or `""`.
+pub fn at<'a>(o: &'a Value, pointer: &str) -> &'a str {
+    o.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The conditions of `o`'s status.
+pub fn conditions(o: &Value) -> &[Value] {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The condition of `type_` in `o`'s status.
+pub fn condition<'a>(o: &'a Value, type_: &str) -> Option<&'a Value> {
+    conditions(o).iter().find(|c| at(c, "/type") == type_)
+}
+
 fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     GroupVersionKind::gvk(group, version, kind)

@@ -16,6 +16,7 @@ use crate::{
     cluster::{Cluster, crd_missing, explain, not_found},
     kind::{human, is_static},
     log,
+    objects::{at, condition},
 };
 
 const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
@@ -32,17 +33,6 @@ pub struct Options {
     pub force: bool,
     /// HelmRelease: reset the remediation retries (`reconcile.fluxcd.io/resetAt`).
     pub reset: bool,
-}
-
-fn at<'a>(o: &'a Value, pointer: &str) -> &'a str {
-    o.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn condition<'a>(o: &'a Value, type_: &str) -> Option<&'a Value> {
-    o.pointer("/status/conditions")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
 }
 
 fn cond_str<'a>(c: Option<&'a Value>, key: &str) -> &'a str {

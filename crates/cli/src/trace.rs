@@ -5,25 +5,14 @@
 use kube::{Api, Client, api::DynamicObject};
 use serde_json::Value;
 
-use crate::objects::{self, Place};
-
-fn at<'a>(o: &'a Value, pointer: &str) -> &'a str {
-    o.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
-}
+use crate::objects::{self, Place, at};
 
 fn line(out: &mut String, key: &str, value: &str) {
     out.push_str(&format!("{:<17}{value}\n", format!("{key}:")));
 }
 
-fn ready(o: &Value) -> Option<&Value> {
-    o.pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-}
-
 fn status_lines(out: &mut String, o: &Value) {
-    match ready(o) {
+    match objects::condition(o, "Ready") {
         Some(c) => {
             let when = at(c, "/lastTransitionTime");
             if at(c, "/status") == "False" {

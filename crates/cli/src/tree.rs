@@ -9,11 +9,7 @@ use driftless_ssa::health::{self, Rules};
 use kube::{Api, Client, api::DynamicObject};
 use serde_json::Value;
 
-use crate::objects::{self, Place};
-
-fn at<'a>(o: &'a Value, pointer: &str) -> &'a str {
-    o.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
-}
+use crate::objects::{self, Place, at};
 
 /// One line of the tree.
 struct Node {
