@@ -172,6 +172,13 @@ pub async fn reconcile<R: Reconciler>(obj: Arc<R::Object>, r: Arc<R>) -> Result<
     async {
         let rt = r.runtime();
         let api: Api<R::Object> = Api::namespaced(rt.client.clone(), &ns);
+        // NB: the watch cache may not have seen this controller's last status write yet (a run queued
+        // while the previous one was writing starts from the copy before it), and the status is written
+        // whole: a stale start would undo what the last run recorded (an inventory, a release's
+        // conditions and history). One read makes each run start from what the server has.
+        let Some(obj) = api.get_opt(&name).await?.map(Arc::new) else {
+            return Ok(Action::await_change());
+        };
         let timeout = R::timeout(&obj);
         with_finalizer(&api, rt.metrics, obj, timeout, |event| async {
             match event {

@@ -3,6 +3,7 @@
 
 mod events;
 mod leader;
+mod lifecycle;
 mod manager;
 mod status;
 mod trigger;
