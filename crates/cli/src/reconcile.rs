@@ -197,20 +197,10 @@ pub async fn reconcile(
         "annotating {} {name} in {namespace} namespace",
         kind.kind
     ));
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let mut annotations = json!({REQUESTED_AT: now});
-    if kind.kind == "HelmRelease" {
-        if opts.force {
-            annotations[FORCE_AT] = json!(now);
-        }
-        if opts.reset {
-            annotations[RESET_AT] = json!(now);
-        }
-    }
     api.patch(
         name,
         &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
+        &Patch::Merge(request_patch(kind, opts)),
     )
     .await
     .map_err(|e| explain(e, kind))?;
@@ -222,6 +212,21 @@ pub async fn reconcile(
     .await?;
     log::success(&success_message(&kind.kind, &o));
     Ok(())
+}
+
+/// The merge patch that requests a reconcile now (and a HelmRelease's forced upgrade or retry reset).
+pub fn request_patch(kind: &Kind, opts: Options) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let mut annotations = json!({REQUESTED_AT: now});
+    if kind.kind == "HelmRelease" {
+        if opts.force {
+            annotations[FORCE_AT] = json!(now);
+        }
+        if opts.reset {
+            annotations[RESET_AT] = json!(now);
+        }
+    }
+    json!({"metadata": {"annotations": annotations}})
 }
 
 /// Waits until `name` of `kind` is Ready at its current generation (or has failed); the object then.
@@ -337,7 +342,8 @@ async fn select(
     Ok(found)
 }
 
-fn suspend_patch(kind: &Kind, suspend: bool) -> Value {
+/// The merge patch that suspends (or resumes) an object of `kind`.
+pub fn suspend_patch(kind: &Kind, suspend: bool) -> Value {
     if kind.kind == "ArtifactGenerator" {
         let value = if suspend { json!("disabled") } else { Value::Null };
         json!({"metadata": {"annotations": {"source.extensions.fluxcd.io/reconcile": value}}})

@@ -12,13 +12,17 @@ use serde_json::Value;
 use crate::objects::{self, Place, at};
 
 /// One line of the tree.
-struct Node {
-    place: Place,
-    health: String,
-    children: Vec<Node>,
+pub struct Node {
+    /// The object.
+    pub place: Place,
+    /// Its health: `Current`, else kstatus's status and why.
+    pub health: String,
+    /// What it applied, when it is a Kustomization or a HelmRelease.
+    pub children: Vec<Node>,
 }
 
-fn label(p: &Place) -> String {
+/// `Kind/namespace/name`, or `Kind/name` for a cluster-scoped object.
+pub fn label(p: &Place) -> String {
     if p.namespace.is_empty() {
         format!("{}/{}", p.kind, p.name)
     } else {
@@ -77,12 +81,12 @@ async fn release_objects(client: &Client, hr: &Value) -> anyhow::Result<Vec<Plac
     Ok(places)
 }
 
-/// The children of `o` (a Kustomization or a HelmRelease), each with its own below.
-fn children<'a>(
+/// The children of `o` (a Kustomization or a HelmRelease, with its `kind`), each with its own below.
+pub fn children<'a>(
     client: &'a Client,
     o: &'a Value,
     depth: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Vec<Node>>> + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Vec<Node>>> + Send + 'a>> {
     Box::pin(async move {
         let places = match at(o, "/kind") {
             "Kustomization" => objects::inventory(o),
