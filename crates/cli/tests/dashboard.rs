@@ -222,6 +222,40 @@ async fn the_dashboard_shows_explains_updates_live_and_acts() {
     };
     assert!(pos("broken") < pos("apps"), "failing first: {order:?}");
     screenshot(&browser, "overview").await;
+    // by keyboard: / goes to the search, j selects the first row; dark on a click, kept per browser
+    let body = browser.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("j").await.unwrap();
+    let selected = browser
+        .execute("return document.querySelector('#objects tr.selected').id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(selected.as_str(), Some(order[0].as_str()));
+    body.send_keys("/").await.unwrap();
+    let focused = browser
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("q"), "/ focuses the search");
+    browser
+        .find(Locator::Css("#theme"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let theme = browser
+        .execute("return [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(theme, json!(["dark", "rgb(13, 17, 23)"]), "dark");
+    screenshot(&browser, "overview-dark").await;
+    browser
+        .find(Locator::Css("#theme"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 
     // live: a change made elsewhere shows in the open page without reloading it
     browser

@@ -154,7 +154,13 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<()> {
         let writer = reflector::store::Writer::new(ar.clone());
         let store = writer.as_reader();
         let changes = changes.clone();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+        // NB: managed fields are most of an object's size and no page shows them
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(|o: &mut DynamicObject| o.metadata.managed_fields = None),
+        );
         watches.push(tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
@@ -237,6 +243,7 @@ fn router(state: State) -> Router {
     Router::new()
         .route("/", get(overview))
         .route("/counts", get(counts))
+        .route("/healthz", get(healthz))
         .route("/events", get(events))
         .route("/assets/dashboard.css", get(css))
         .route("/assets/dashboard.js", get(js))
@@ -315,6 +322,11 @@ async fn overview(AxumState(state): AxumState<State>, Query(filter): Query<Filte
         state.options.read_only,
         state.confined.as_deref(),
     ))
+}
+
+/// Liveness and readiness: every watch has listed its kind once (the server starts after that).
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 async fn counts(AxumState(state): AxumState<State>) -> Html<String> {
