@@ -44,6 +44,7 @@ if [ $status = 0 ]; then
   BENCH_PROFILE=debug hack/bench/p8-helm.sh 5 || status=$?
   BENCH_PROFILE=debug hack/bench/p10-image.sh 2 || status=$?
   BENCH_PROFILE=debug hack/bench/p11-get.sh 100 || status=$?
+  BENCH_PROFILE=debug hack/bench/p12-dashboard.sh 100 || status=$?
 fi
 
 if [ -n "$started" ] && [ -z "${DRIFTLESS_KEEP_CLUSTER:-}" ]; then hack/testcluster.sh stop >/dev/null 2>&1 || true; fi

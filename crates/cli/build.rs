@@ -18,6 +18,7 @@ fn main() {
         "notification-controller",
         "image-reflector-controller",
         "image-automation-controller",
+        "policies",
     ] {
         let objects = driftless_kustomize::build_standalone(
             &root.join("config").join(base),

@@ -166,7 +166,7 @@ pub async fn git(cluster: &Cluster, a: &GitArgs, timeout: Duration) -> anyhow::R
     let target = dir.join(a.path.trim_start_matches("./")).join(&ns);
     std::fs::create_dir_all(&target)?;
     log::line_generate("generating component manifests");
-    let manifests = install::manifests(&components, &ns);
+    let manifests = install::manifests(&components, &ns, true);
     std::fs::write(target.join("gotk-components.yaml"), yaml_stream(&manifests)?)?;
     std::fs::write(
         target.join("kustomization.yaml"),
@@ -182,7 +182,7 @@ pub async fn git(cluster: &Cluster, a: &GitArgs, timeout: Duration) -> anyhow::R
         "Add driftless component and sync manifests",
     )?;
 
-    install::install(cluster, &components, false, timeout).await?;
+    install::install(cluster, &components, true, false, timeout).await?;
     if !data.is_empty() {
         log::action(&format!("applying source secret \"{ns}/{ns}\""));
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": ns, "namespace": ns},

@@ -27,6 +27,8 @@ const MIN_MINOR: u32 = 30;
 
 const NAMESPACE: &str = include_str!(concat!(env!("OUT_DIR"), "/namespace.yaml"));
 const CRDS: &str = include_str!(concat!(env!("OUT_DIR"), "/crds.yaml"));
+/// Flux's NetworkPolicies for the namespace (`config/policies`).
+const POLICIES: &str = include_str!(concat!(env!("OUT_DIR"), "/policies.yaml"));
 
 fn component_yaml(c: &str) -> Option<&'static str> {
     Some(match c {
@@ -82,8 +84,9 @@ pub fn components(components: &[String], extra: &[String]) -> anyhow::Result<Vec
 }
 
 /// The objects of an install of `components` into `namespace`, in apply order: the namespace, the CRDs
-/// of those components, then the components.
-pub fn manifests(components: &[String], namespace: &str) -> Vec<Value> {
+/// of those components, the components, then (with `network_policy`, as flux's default) Flux's
+/// NetworkPolicies.
+pub fn manifests(components: &[String], namespace: &str, network_policy: bool) -> Vec<Value> {
     let mut out = parse(NAMESPACE);
     out.extend(parse(CRDS).into_iter().filter(|crd| {
         let group = crd
@@ -94,6 +97,9 @@ pub fn manifests(components: &[String], namespace: &str) -> Vec<Value> {
     }));
     for c in components {
         out.extend(parse(component_yaml(c).expect("a checked component")));
+    }
+    if network_policy {
+        out.extend(parse(POLICIES));
     }
     for o in &mut out {
         relocate(o, namespace);
@@ -158,11 +164,12 @@ async fn wait_crds(cluster: &Cluster, names: &[String], timeout: Duration) -> an
 pub async fn install(
     cluster: &Cluster,
     components: &[String],
+    network_policy: bool,
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let ns = cluster.namespace.as_str();
-    let objects = manifests(components, ns);
+    let objects = manifests(components, ns, network_policy);
     log::action(&format!("installing components in {ns} namespace"));
     let (first, rest): (Vec<&Value>, Vec<&Value>) = objects
         .iter()
@@ -221,7 +228,7 @@ pub async fn wait_rolled_out(
 pub async fn uninstall(cluster: &Cluster, keep_crds: bool, keep_namespace: bool) -> anyhow::Result<()> {
     let ns = cluster.namespace.as_str();
     let all: Vec<String> = DEFAULT.iter().chain(&EXTRA).map(|s| s.to_string()).collect();
-    let objects = manifests(&all, ns);
+    let objects = manifests(&all, ns, true);
     log::action(&format!("deleting components in {ns} namespace"));
     for o in objects
         .iter()
@@ -392,7 +399,7 @@ mod tests {
 
     #[test]
     fn the_manifests_hold_the_components_and_their_crds_only() {
-        let objects = manifests(&["source-controller".into()], "gitops");
+        let objects = manifests(&["source-controller".into()], "gitops", true);
         assert_eq!(objects[0]["kind"], "Namespace");
         assert_eq!(objects[0]["metadata"]["name"], "gitops");
         let crds: Vec<&str> = objects
@@ -414,7 +421,7 @@ mod tests {
             }
         }
         let all: Vec<String> = DEFAULT.iter().chain(&EXTRA).map(|s| s.to_string()).collect();
-        let every = manifests(&all, "flux-system");
+        let every = manifests(&all, "flux-system", true);
         assert_eq!(
             every
                 .iter()

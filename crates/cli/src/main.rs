@@ -139,6 +139,9 @@ enum Command {
         /// Print the manifests.
         #[arg(long)]
         export: bool,
+        /// Install Flux's NetworkPolicies in the namespace (allow-egress, allow-scraping, allow-webhooks).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        network_policy: bool,
         /// Wait for the Deployments to roll out.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wait: bool,
@@ -373,6 +376,7 @@ fn main() -> ExitCode {
         Command::Install {
             components,
             components_extra,
+            network_policy,
             export: true,
             ..
         } => finish(
@@ -380,6 +384,7 @@ fn main() -> ExitCode {
                 install::export(&install::manifests(
                     &c,
                     flags.namespace.as_deref().unwrap_or("flux-system"),
+                    network_policy,
                 ))
             }),
             ExitCode::FAILURE,
@@ -514,12 +519,13 @@ fn on_cluster(command: Command, flags: cluster::Flags) -> ExitCode {
             Command::Install {
                 components,
                 components_extra,
+                network_policy,
                 wait,
                 ..
             } => {
                 let components = install::components(components, components_extra)?;
                 let cluster = cluster::Cluster::connect(&flags).await?;
-                return install::install(&cluster, &components, *wait, flags.timeout).await;
+                return install::install(&cluster, &components, *network_policy, *wait, flags.timeout).await;
             }
             Command::Uninstall {
                 keep_crds,
