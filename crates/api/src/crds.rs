@@ -110,6 +110,40 @@ fn flux_style(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     {
         value["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/substitute"] = json!("disabled");
     }
+    let kind_name = value["spec"]["names"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // as controller-gen writes it (the API server would default it the same)
+    value["spec"]["names"]["listKind"] = json!(format!("{kind_name}List"));
+    for version in value["spec"]["versions"].as_array_mut().into_iter().flatten() {
+        let schema = &mut version["schema"]["openAPIV3Schema"];
+        meta_types(schema);
+        // the root fields controller-gen lists (the API server knows them either way; `kubectl explain`
+        // shows them)
+        let root = schema["properties"]
+            .as_object_mut()
+            .expect("a root schema with properties");
+        root.insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"}));
+        root.insert("kind".into(), json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"}));
+        root.insert("metadata".into(), json!({"type": "object"}));
+        // a HelmChart's verification shares the OCIRepository type, whose trusted root Flux offers only there
+        if kind_name == "HelmChart" {
+            at_path(schema, "spec.verify")["properties"]
+                .as_object_mut()
+                .map(|p| p.remove("trustedRootSecretRef"));
+        }
+        for (path, patch) in flux_adjustments(&kind_name) {
+            let node = at_path(schema, path);
+            for (key, val) in patch.as_object().expect("an object patch") {
+                if val.is_null() {
+                    node.as_object_mut().map(|o| o.remove(key));
+                } else {
+                    node[key] = val.clone();
+                }
+            }
+        }
+    }
     // `kubectl get fluxcd` (and `all`, and the group's own category) lists them, as Flux's (whose
     // ImagePolicy and ImageRepository have none)
     let group = value["spec"]["group"].as_str().unwrap_or_default().to_string();
@@ -118,6 +152,105 @@ fn flux_style(crd: CustomResourceDefinition) -> CustomResourceDefinition {
         value["spec"]["names"]["categories"] = json!(["all", "fluxcd", category(&group)]);
     }
     serde_json::from_value(value).expect("a CRD deserialises from its JSON")
+}
+
+/// The schema at `path` (`spec.install.strategy`, `status.history[].version`) below `schema`.
+fn at_path<'a>(schema: &'a mut Value, path: &str) -> &'a mut Value {
+    let mut node = schema;
+    for part in path.split('.') {
+        let (name, items) = match part.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (part, false),
+        };
+        node = &mut node["properties"][name];
+        assert!(!node.is_null(), "no schema at {path}");
+        if items {
+            node = &mut node["items"];
+        }
+    }
+    node
+}
+
+/// What Flux's CRDs say at a path where the derive cannot: a rule or a required field that differs by
+/// place for one Rust type, and Go `int`s (no `format`, where an `i64` gets `int64`). A null removes the key.
+fn flux_adjustments(kind: &str) -> Vec<(&'static str, Value)> {
+    let provider_required = json!({"required": ["provider"]});
+    let int = json!({"format": null});
+    match kind {
+        "HelmRelease" => vec![
+            (
+                "spec.install.strategy",
+                json!({"x-kubernetes-validations": [{"rule": "!has(self.retryInterval) || self.name != 'RemediateOnFailure'",
+                    "message": ".retryInterval cannot be set when .name is 'RemediateOnFailure'"}]}),
+            ),
+            (
+                "spec.upgrade.strategy",
+                json!({"x-kubernetes-validations": [{"rule": "!has(self.retryInterval) || self.name == 'RetryOnFailure'",
+                    "message": ".retryInterval can only be set when .name is 'RetryOnFailure'"}]}),
+            ),
+            ("spec.chart.spec.verify", provider_required),
+            ("spec.install.remediation.retries", int.clone()),
+            ("spec.upgrade.remediation.retries", int.clone()),
+            ("spec.maxHistory", int.clone()),
+            ("status.history[].version", int.clone()),
+            ("status.lastReleaseRevision", int),
+        ],
+        "HelmChart" | "OCIRepository" => vec![("spec.verify", provider_required)],
+        "ImageRepository" => vec![("status.lastScanResult.tagCount", int)],
+        "Kustomization" => vec![(
+            "spec.buildMetadata[]",
+            json!({"enum": ["originAnnotations", "transformerAnnotations"]}),
+        )],
+        // a status field: what the controller wrote, Flux does not restrict it
+        "GitRepository" => vec![("status.sourceVerificationMode", json!({"enum": null}))],
+        _ => Vec::new(),
+    }
+}
+
+/// The validations controller-gen emits for Kubernetes' own types, which k8s-openapi's schemas lack:
+/// `metav1.Condition`'s lengths, patterns and enum, and a `metav1.LabelSelector`'s atomic map and lists.
+fn meta_types(value: &mut Value) {
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(meta_types);
+        }
+        return;
+    };
+    let mut keys: Vec<String> = map
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    if keys
+        == [
+            "lastTransitionTime",
+            "message",
+            "observedGeneration",
+            "reason",
+            "status",
+            "type",
+        ]
+    {
+        let p = &mut map["properties"];
+        p["message"]["maxLength"] = json!(32768);
+        p["observedGeneration"]["minimum"] = json!(0);
+        p["reason"]["maxLength"] = json!(1024);
+        p["reason"]["minLength"] = json!(1);
+        p["reason"]["pattern"] = json!("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$");
+        p["status"]["enum"] = json!(["True", "False", "Unknown"]);
+        p["type"]["maxLength"] = json!(316);
+        p["type"]["pattern"] = json!(
+            "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+        );
+    }
+    if keys == ["matchExpressions", "matchLabels"] {
+        map.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        let expressions = &mut map["properties"]["matchExpressions"];
+        expressions["x-kubernetes-list-type"] = json!("atomic");
+        expressions["items"]["properties"]["values"]["x-kubernetes-list-type"] = json!("atomic");
+    }
+    map.values_mut().for_each(meta_types);
 }
 
 /// Flux's per-group category.

@@ -51,7 +51,7 @@ pub fn set(
         type_: type_.to_string(),
         status: status.as_str().to_string(),
         reason: reason.to_string(),
-        message: message.to_string(),
+        message: bounded(message),
         observed_generation,
         last_transition_time: Time(Timestamp::now()),
     };
@@ -76,6 +76,23 @@ pub fn mark_true(
     generation: Option<i64>,
 ) {
     set(conditions, type_, Status::True, reason, message, generation);
+}
+
+/// The longest message a condition may hold (`metav1.Condition`'s schema): a longer one would make the
+/// API server refuse the whole status write.
+pub const MAX_MESSAGE: usize = 32768;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes (at a character boundary), marked as cut.
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_string();
+    }
+    const MARK: &str = "… (truncated)";
+    let mut end = MAX_MESSAGE - MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &message[..end])
 }
 
 /// Sets `type_` to False.
@@ -238,6 +255,21 @@ mod tests {
         for c in conditions {
             c.last_transition_time = Time("2020-01-01T00:00:00Z".parse().unwrap());
         }
+    }
+
+    #[test]
+    fn messages_are_cut_to_what_the_schema_allows() {
+        let mut conditions = Vec::new();
+        let long = "é".repeat(MAX_MESSAGE);
+        mark_false(&mut conditions, "Ready", "BuildFailed", &long, Some(1));
+        let message = &conditions[0].message;
+        assert!(
+            message.len() <= MAX_MESSAGE && message.ends_with("(truncated)"),
+            "{}",
+            message.len()
+        );
+        mark_false(&mut conditions, "Ready", "BuildFailed", "short", Some(1));
+        assert_eq!(conditions[0].message, "short");
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub struct ArtifactGeneratorSpec {
     pub common_metadata: Option<CommonMetadata>,
     /// Sources is a list of references to the Flux source-controller resources that will be used to
     /// generate the artifact.
-    #[schemars(length(max = 1000))]
+    #[schemars(length(min = 1, max = 1000))]
     pub sources: Vec<ArtifactSourceReference>,
     /// PathPattern specifies a directory traversal pattern to match within the sources. The format is
     /// "@<alias>/<pattern>". Named captures in the pattern (e.g. "{app}") can be used as placeholders in
@@ -54,7 +54,7 @@ pub struct ArtifactGeneratorSpec {
     pub path_pattern: Option<String>,
     /// OutputArtifacts is a list of output artifacts to be generated.
     #[serde(rename = "artifacts")]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(min = 1, max = 1000))]
     pub output_artifacts: Vec<OutputArtifact>,
 }
 
@@ -112,7 +112,10 @@ pub struct ArtifactSourceReference {
     pub name: String,
     /// Namespace of the source. If not provided, defaults to the same namespace as the ArtifactGenerator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     /// Kind of the source.
     pub kind: ArtifactSourceKind,
@@ -124,7 +127,7 @@ pub struct ArtifactSourceReference {
 pub struct OutputArtifact {
     /// Name is the name of the generated artifact. When pathPattern is set, this field may use capture
     /// placeholders such as "{app}".
-    #[schemars(length(max = 253))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Revision is the revision of the generated artifact. If specified, it must point to an existing source
     /// alias in the format "@<alias>". If not specified, the revision is automatically set to the digest of
@@ -140,6 +143,7 @@ pub struct OutputArtifact {
     /// Copy defines a list of copy operations to perform from the sources to the generated artifact. The
     /// copy operations are performed in the order they are listed with existing files being overwritten by
     /// later copy operations.
+    #[schemars(length(min = 1))]
     pub copy: Vec<CopyOperation>,
 }
 
@@ -149,13 +153,13 @@ pub struct CopyOperation {
     /// From specifies the source (by alias) and the glob pattern to match files. The format is
     /// "@<alias>/<glob-pattern>".
     #[schemars(
-        length(max = 1024),
+        length(min = 1, max = 1024),
         regex(pattern = r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)/(.*)$")
     )]
     pub from: String,
     /// To specifies the destination path within the artifact. The format is "@artifact/path", the alias
     /// "artifact" refers to the root path of the generated artifact.
-    #[schemars(length(max = 1024), regex(pattern = r"^@(artifact)/(.*)$"))]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^@(artifact)/(.*)$"))]
     pub to: String,
     /// Exclude specifies a list of glob patterns to exclude files and dirs matched by the 'From' field.
     /// Patterns are matched against paths relative to the source alias root or to the non-glob prefix of

@@ -70,6 +70,10 @@ pub struct SecretKeyReference {
 
 /// A reference to a kubeconfig in a Secret (or ConfigMap), for reconciling against a remote cluster.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.configMapRef) || has(self.secretRef)", "message": "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"},
+    {"rule": "!has(self.configMapRef) || !has(self.secretRef)", "message": "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"}
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct KubeConfigReference {
     /// SecretRef holds the name of a Secret that contains a key with the kubeconfig file as the value. If no

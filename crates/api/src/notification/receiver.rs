@@ -21,6 +21,12 @@ use crate::meta::{INTERVAL_PATTERN, LocalObjectReference, ReconcileRequestStatus
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.type != 'generic-oidc' || (has(self.oidcProviders) && size(self.oidcProviders) > 0)", "message": "generic-oidc receivers must define at least one oidcProvider"},
+    {"rule": "self.type == 'generic-oidc' || !has(self.oidcProviders) || size(self.oidcProviders) == 0", "message": "oidcProviders can only be set when type is generic-oidc"},
+    {"rule": "self.type != 'generic-oidc' || !has(self.secretRef)", "message": "secretRef cannot be set when type is generic-oidc"},
+    {"rule": "self.type == 'generic-oidc' || has(self.secretRef)", "message": "secretRef is required when type is not generic-oidc"}
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiverSpec {
     /// Type of webhook sender, used to determine the validation procedure and payload deserialization.
@@ -51,6 +57,7 @@ pub struct ReceiverSpec {
     /// OIDCProviders specifies the OIDC providers used to authenticate incoming requests for the
     /// 'generic-oidc' type.
     #[serde(default, rename = "oidcProviders", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["issuerURL"]))]
     pub oidc_providers: Option<Vec<OIDCProvider>>,
     /// Suspend tells the controller to suspend subsequent events handling for this receiver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +98,7 @@ pub struct ReceiverResource {
 pub struct OIDCProvider {
     /// IssuerURL is the OIDC issuer URL used for provider discovery. It must use https.
     #[serde(rename = "issuerURL")]
+    #[schemars(regex(pattern = r"^https?://"))]
     pub issuer_url: String,
     /// Audience is the expected audience ('aud' claim) for tokens issued by this provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +109,7 @@ pub struct OIDCProvider {
     pub variables: Option<Vec<OIDCVariable>>,
     /// Validations is the list of CEL boolean expressions evaluated against the OIDC token claims; all
     /// must be true for the request to be accepted.
+    #[schemars(length(min = 1))]
     pub validations: Vec<OIDCValidation>,
 }
 

@@ -23,6 +23,9 @@ use crate::meta::{
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.serviceAccountName) || (has(self.provider) && (self.provider == 'azure' || self.provider == 'aws'))", "message": "serviceAccountName can only be set when provider is 'azure' or 'aws'"}
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct GitRepositorySpec {
     /// URL specifies the Git repository URL, it can be an HTTP/S or SSH address.

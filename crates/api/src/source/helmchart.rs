@@ -25,6 +25,9 @@ use crate::meta::{Artifact, INTERVAL_PATTERN, ReconcileRequestStatus};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.verify) || self.sourceRef.kind == 'HelmRepository'", "message": "spec.verify is only supported when spec.sourceRef.kind is 'HelmRepository'"}
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct HelmChartSpec {
     /// Chart is the name or path the Helm chart is available at in the SourceRef.

@@ -40,16 +40,6 @@ pub struct OCIRepositorySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "generic"))]
     pub provider: Option<CloudProvider>,
-    /// Credential specifies the type of credential that will be sent to the input provider. Supported
-    /// values are: ServiceAccountToken (a Kubernetes ServiceAccount token sent as a bearer token; only with
-    /// the 'generic' provider).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("enum" = ["ServiceAccountToken"]))]
-    pub credential: Option<String>,
-    /// Audiences specifies the audience claim to be set in JWT credentials, like the ServiceAccountToken
-    /// credential. Required when using JWT credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audiences: Option<Vec<String>>,
     /// SecretRef contains the secret name containing the registry login credentials to resolve image
     /// metadata. The secret must be of type kubernetes.io/dockerconfigjson.
     #[serde(default, skip_serializing_if = "Option::is_none")]
