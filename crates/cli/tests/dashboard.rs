@@ -418,6 +418,37 @@ async fn the_dashboard_shows_explains_updates_live_and_acts() {
         .unwrap();
     assert_eq!(forged, 403);
 
+    // behind an authenticating proxy: actions impersonate the user its header names, so the API server's
+    // RBAC decides and its refusal is shown; a request without the header may not act
+    let (_proxied, proxied_url) = dashboard(&["--user-header", "X-Forwarded-User"]);
+    browser
+        .goto(&format!("{proxied_url}/o/Kustomization/{n}/apps"))
+        .await
+        .unwrap();
+    let post = |user: Option<&str>| {
+        let headers = match user {
+            Some(u) => format!("{{'X-Driftless-Action': '1', 'X-Forwarded-User': '{u}'}}"),
+            None => "{'X-Driftless-Action': '1'}".to_string(),
+        };
+        format!(
+            "const done = arguments[arguments.length - 1];
+             fetch(location.pathname + '/reconcile', {{method: 'POST', headers: {headers}}})
+               .then(async r => done([r.status, await r.text()]));"
+        )
+    };
+    let anonymous = browser.execute_async(&post(None), vec![]).await.unwrap();
+    assert_eq!(anonymous[0], 401, "{anonymous}");
+    let jane = browser.execute_async(&post(Some("jane")), vec![]).await.unwrap();
+    assert_eq!(jane[0], 403, "{jane}");
+    let said = jane[1].as_str().unwrap();
+    assert!(said.contains("forbidden") && said.contains("\"jane\""), "{said}");
+    let o = serde_json::to_value(ks.get("apps").await.unwrap()).unwrap();
+    assert_eq!(
+        at(&o, "/metadata/annotations/reconcile.fluxcd.io~1requestedAt"),
+        requested,
+        "nothing requested as jane"
+    );
+
     browser.close().await.unwrap();
     source.abort();
     kustomize.abort();

@@ -1,6 +1,6 @@
 //! Name references: when a prefix, a suffix or a content hash renames a ConfigMap, Secret,
-//! ServiceAccount, PersistentVolumeClaim, Service, Role or ClusterRole, every field that refers to it by
-//! name is updated, as kustomize's nameReference transformer does.
+//! ServiceAccount, PersistentVolumeClaim, Service, Role, ClusterRole or ValidatingAdmissionPolicy, every
+//! field that refers to it by name is updated, as kustomize's nameReference transformer does.
 
 use std::collections::HashMap;
 
@@ -141,6 +141,9 @@ fn update(o: &mut Object, idx: &Index) {
             }
         }
         "StatefulSet" => idx.rewrite(o.pointer_mut("/spec/serviceName"), "Service", ns),
+        "ValidatingAdmissionPolicyBinding" => {
+            idx.rewrite(o.pointer_mut("/spec/policyName"), "ValidatingAdmissionPolicy", "")
+        }
         "RoleBinding" | "ClusterRoleBinding" => {
             match o.pointer("/roleRef/kind").and_then(Value::as_str) {
                 Some("Role") => idx.rewrite(o.pointer_mut("/roleRef/name"), "Role", ns),
@@ -177,7 +180,7 @@ pub fn apply(resources: &mut [Res], renames: &[Rename]) {
         renames
             .iter()
             .map(|r| {
-                let ns = if r.kind == "ClusterRole" {
+                let ns = if matches!(r.kind.as_str(), "ClusterRole" | "ValidatingAdmissionPolicy") {
                     String::new()
                 } else {
                     r.namespace.clone()
@@ -202,5 +205,6 @@ pub fn referred(kind: &str) -> bool {
             | "Service"
             | "Role"
             | "ClusterRole"
+            | "ValidatingAdmissionPolicy"
     )
 }
