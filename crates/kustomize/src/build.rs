@@ -287,8 +287,16 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
     }
     walk.dirs.pop();
     run_generators(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
+    run_generator_plugins(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     check_unique(&resources, &origin)?;
     transform_level(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
+    // what is marked local configuration (a replacement's source, say) served its level and goes
+    resources.retain(|r| {
+        field(
+            &r.obj,
+            &["metadata", "annotations", "config.kubernetes.io/local-config"],
+        ) != "true"
+    });
     Ok(resources)
 }
 
@@ -358,7 +366,95 @@ fn run_generators(
     Ok(())
 }
 
-/// One level's patches and transformers, in kustomize's order.
+/// The configurations `entries` of `generators` or `transformers` name: files (each may hold several
+/// documents), inline YAML, or kustomization directories (like bases, anywhere) whose output they are.
+fn plugin_configs(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    entries: &[String],
+    decrypt: Option<&dyn yaml::Decrypt>,
+) -> Result<Vec<Object>> {
+    let mut configs = Vec::new();
+    for entry in entries {
+        let (text, from) = if entry.contains('\n') {
+            (entry.clone(), origin.display().to_string())
+        } else if dir.join(entry).is_dir() {
+            let target = root.dir(&dir.join(entry), origin)?;
+            let mut walk = Walk {
+                dirs: Vec::new(),
+                vars: Vec::new(),
+                decrypt,
+            };
+            configs.extend(
+                load_dir(root, &target, &mut walk, false)?
+                    .into_iter()
+                    .map(|r| r.obj),
+            );
+            continue;
+        } else {
+            let file = root.file(dir, &dir.join(entry), origin)?;
+            let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+                path: file.display().to_string(),
+                source,
+            })?;
+            (text, file.display().to_string())
+        };
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value =
+                <serde_json::Value as serde::Deserialize>::deserialize(doc).map_err(|e| Error::Yaml {
+                    path: from.clone(),
+                    message: e.to_string(),
+                })?;
+            if !value.is_null() {
+                configs.push(value);
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// `generators`: each configuration run as the kustomization field of the same generator would be.
+fn run_generator_plugins(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    k: &Kustomization,
+    resources: &mut Vec<Res>,
+    decrypt: Option<&dyn yaml::Decrypt>,
+) -> Result<()> {
+    let invalid = |message: String| Error::Invalid {
+        path: origin.display().to_string(),
+        message,
+    };
+    for config in plugin_configs(root, dir, origin, &k.generators, decrypt)? {
+        match crate::plugins::generator(&config).map_err(invalid)? {
+            crate::plugins::Generated::KeyValues { generator, secret } => {
+                let mut one = Kustomization::default();
+                if secret {
+                    one.secret_generator = vec![generator];
+                } else {
+                    one.config_map_generator = vec![generator];
+                }
+                run_generators(root, dir, origin, &one, resources, decrypt)?;
+            }
+            crate::plugins::Generated::Objects(objects) => {
+                for obj in objects {
+                    let original_name = field(&obj, &["metadata", "name"]).to_string();
+                    resources.push(Res {
+                        obj,
+                        original_name,
+                        hashed: false,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One level's patches and transformers, in kustomize's order: the kustomization's fields, then its
+/// `transformers`, in order.
 fn transform_level(
     root: &Root,
     dir: &Path,
@@ -367,8 +463,39 @@ fn transform_level(
     resources: &mut Vec<Res>,
     decrypt: Option<&dyn yaml::Decrypt>,
 ) -> Result<()> {
+    transform_level_to(root, dir, origin, k, resources, decrypt, &|_| true)?;
+    for config in plugin_configs(root, dir, origin, &k.transformers, decrypt)? {
+        let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
+            path: origin.display().to_string(),
+            message,
+        })?;
+        if let Some((specs, values)) = &t.maps {
+            let mut objects: Vec<Object> = resources.iter().map(|r| r.obj.clone()).collect();
+            crate::plugins::apply_maps(specs, values, &mut objects);
+            for (r, o) in resources.iter_mut().zip(objects) {
+                r.obj = o;
+            }
+            continue;
+        }
+        transform_level_to(root, dir, origin, &t.kustomization, resources, decrypt, &|o| {
+            t.selects(o)
+        })?;
+    }
+    Ok(())
+}
+
+/// The fields' patches and transformers of `k`, the metadata ones on the objects `selected` accepts.
+fn transform_level_to(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    k: &Kustomization,
+    resources: &mut Vec<Res>,
+    decrypt: Option<&dyn yaml::Decrypt>,
+    selected: &dyn Fn(&Object) -> bool,
+) -> Result<()> {
     apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt)?;
-    transform::apply_metadata(k, resources);
+    transform::apply_metadata_to(k, resources, selected);
     apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt)?;
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -441,6 +568,7 @@ fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     }
     walk.dirs.pop();
     run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
+    run_generator_plugins(root, dir, &file, &k, accumulated, walk.decrypt)?;
     transform_level(root, dir, &file, &k, accumulated, walk.decrypt)
 }
 

@@ -11,6 +11,8 @@ pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Ku
 
 /// Fields implemented here.
 const IMPLEMENTED: &[&str] = &[
+    "generators",
+    "transformers",
     "apiVersion",
     "kind",
     "metadata",
@@ -40,8 +42,6 @@ const IMPLEMENTED: &[&str] = &[
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
     "configurations",
-    "generators",
-    "transformers",
     "validators",
     "openapi",
     "helmCharts",
@@ -120,6 +120,12 @@ pub struct Kustomization {
     /// `$(NAME)` variables (deprecated by kustomize, still in use).
     #[serde(default)]
     pub vars: Vec<crate::vars::Var>,
+    /// Generator configurations (kustomize's builtin plugins): files, or inline YAML.
+    #[serde(default)]
+    pub generators: Vec<String>,
+    /// Transformer configurations (kustomize's builtin plugins): files, or inline YAML.
+    #[serde(default)]
+    pub transformers: Vec<String>,
 }
 
 /// `sortOptions`.

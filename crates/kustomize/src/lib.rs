@@ -16,6 +16,7 @@ pub mod generate;
 mod kustomization;
 mod order;
 pub mod patch;
+mod plugins;
 mod refs;
 pub mod replace;
 pub mod substitute;

@@ -85,12 +85,16 @@ fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String,
 }
 
 /// Applies one kustomization level's metadata transformers (namespace, prefix/suffix, labels,
-/// annotations) to its resources.
-pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
+/// annotations) to the resources `selected` accepts (all, but for a transformer configuration's field
+/// specs); references in every object follow the renames.
+pub fn apply_metadata_to(k: &Kustomization, resources: &mut [Res], selected: &dyn Fn(&Object) -> bool) {
     let mut renames = Vec::new();
     // ServiceAccounts and Services the namespace moves: kind, name, old namespace, new namespace
     let mut moves: Vec<Move> = Vec::new();
     for res in resources.iter_mut() {
+        if !selected(&res.obj) {
+            continue;
+        }
         let o = &mut res.obj;
         if let Some(ns) = &k.namespace {
             let is_namespace = kind(o) == "Namespace";
@@ -111,15 +115,16 @@ pub fn apply_metadata(k: &Kustomization, resources: &mut [Res]) {
                     meta.insert("name".into(), Value::String(ns.clone()));
                 }
             }
-            // setRoleBindingSubjects: defaultOnly — ServiceAccount subjects in "default" follow
+            // setRoleBindingSubjects: defaultOnly — every subject named "default" (the namespace's
+            // default ServiceAccount, as kustomize reads it: whatever its kind or namespace) is put in it
             if matches!(kind(o), "RoleBinding" | "ClusterRoleBinding")
                 && let Some(subjects) = o.get_mut("subjects").and_then(|s| s.as_array_mut())
             {
                 for subject in subjects {
-                    if subject.get("kind").and_then(|k| k.as_str()) == Some("ServiceAccount")
-                        && subject.get("namespace").and_then(|n| n.as_str()) == Some("default")
+                    if subject.get("name").and_then(|n| n.as_str()) == Some("default")
+                        && let Some(subject) = subject.as_object_mut()
                     {
-                        subject["namespace"] = Value::String(ns.clone());
+                        subject.insert("namespace".into(), Value::String(ns.clone()));
                     }
                 }
             }
@@ -176,9 +181,12 @@ fn follow_moves(resources: &mut [Res], moves: &[Move]) {
     let follow = |r: &mut Value, kind: &str| {
         let name = r.get("name").and_then(|n| n.as_str()).unwrap_or_default();
         let ns = r.get("namespace").and_then(|n| n.as_str()).unwrap_or_default();
+        // NB: an object without a namespace is in "default", as kustomize identifies it
+        let same =
+            |a: &str, b: &str| a == b || (a.is_empty() && b == "default") || (b.is_empty() && a == "default");
         if let Some((_, _, _, to)) = moves
             .iter()
-            .find(|(k, n, from, _)| k == kind && n == name && from == ns)
+            .find(|(k, n, from, _)| k == kind && n == name && same(from, ns))
         {
             r["namespace"] = Value::String(to.clone());
         }

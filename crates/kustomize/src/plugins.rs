@@ -1,0 +1,395 @@
+//! `generators` and `transformers`: kustomize's builtin plugins, each configured by an object
+//! (`apiVersion: builtin`, `kind: PrefixSuffixTransformer`…) in a file or inline. Each configuration is
+//! read into what the kustomization fields of the same plugin would say — a generator entry, a one-field
+//! kustomization — so the same code runs it; field specs that only narrow which objects a transformer
+//! touches (by group, version and kind) select those objects.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::{Object, generate, kustomization::Kustomization};
+
+/// What a generator configuration makes.
+pub enum Generated {
+    /// A `configMapGenerator` or `secretGenerator` entry.
+    KeyValues {
+        /// The entry.
+        generator: generate::Generator,
+        /// Whether it makes a Secret.
+        secret: bool,
+    },
+    /// Objects as they are.
+    Objects(Vec<Object>),
+}
+
+/// A transformer configuration: a kustomization with the matching field set, and which objects it may
+/// change (all, when the field specs name no kind); or, for labels and annotations, the values and the
+/// field specs that say where they go.
+pub struct Transform {
+    /// The equivalent kustomization.
+    pub kustomization: Kustomization,
+    /// Group, version and kind filters of its field specs (any matches); empty: every object.
+    pub only: Vec<(String, String, String)>,
+    /// Labels or annotations merged into the maps its field specs locate.
+    pub maps: Option<(Vec<FieldSpec>, BTreeMap<String, String>)>,
+}
+
+/// Where a transformer writes: a path (`spec/template/metadata/labels`, `[]` iterating a list) in
+/// objects of a group, version and kind (empty: any), created when missing if `create`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// Group filter.
+    pub group: String,
+    /// Version filter.
+    pub version: String,
+    /// Kind filter.
+    pub kind: String,
+    /// The path's segments.
+    pub path: Vec<String>,
+    /// Create the path when it is missing.
+    pub create: bool,
+}
+
+impl FieldSpec {
+    fn matches(&self, o: &Object) -> bool {
+        let api_version = o.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+        (self.group.is_empty() || self.group == group)
+            && (self.version.is_empty() || self.version == version)
+            && (self.kind.is_empty() || self.kind == kind)
+    }
+}
+
+fn specs(config: &Value) -> Vec<FieldSpec> {
+    config
+        .get("fieldSpecs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|spec| FieldSpec {
+            group: str_at(spec, "group").unwrap_or_default().to_string(),
+            version: str_at(spec, "version").unwrap_or_default().to_string(),
+            kind: str_at(spec, "kind").unwrap_or_default().to_string(),
+            path: str_at(spec, "path")
+                .unwrap_or_default()
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            create: spec.get("create").and_then(Value::as_bool).unwrap_or(false),
+        })
+        .collect()
+}
+
+/// Merges `values` into the map at `path` below `node`.
+fn merge_at(node: &mut Value, path: &[String], values: &BTreeMap<String, String>, create: bool) {
+    let Some((first, rest)) = path.split_first() else {
+        if node.is_null() && create {
+            *node = Value::Object(Map::new());
+        }
+        if let Some(map) = node.as_object_mut() {
+            for (k, v) in values {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        return;
+    };
+    let (name, each) = match first.strip_suffix("[]") {
+        Some(name) => (name, true),
+        None => (first.as_str(), false),
+    };
+    let Some(map) = node.as_object_mut() else {
+        return;
+    };
+    if !map.contains_key(name) {
+        if !create || each {
+            return;
+        }
+        map.insert(name.to_string(), Value::Object(Map::new()));
+    }
+    let child = map.get_mut(name).expect("present");
+    if each {
+        for item in child.as_array_mut().into_iter().flatten() {
+            merge_at(item, rest, values, create);
+        }
+    } else {
+        merge_at(child, rest, values, create);
+    }
+}
+
+/// Applies a labels or annotations transformer to every object its field specs match.
+pub fn apply_maps(specs: &[FieldSpec], values: &BTreeMap<String, String>, objects: &mut [Object]) {
+    for o in objects {
+        let matching: Vec<&FieldSpec> = specs.iter().filter(|s| s.matches(o)).collect();
+        for spec in matching {
+            merge_at(o, &spec.path, values, spec.create);
+        }
+    }
+}
+
+impl Transform {
+    /// Whether `o` is one the transformer may change.
+    pub fn selects(&self, o: &Object) -> bool {
+        if self.only.is_empty() {
+            return true;
+        }
+        let api_version = o.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+        self.only.iter().any(|(g, v, k)| {
+            (g.is_empty() || g == group) && (v.is_empty() || v == version) && (k.is_empty() || k == kind)
+        })
+    }
+}
+
+fn str_at<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str)
+}
+
+fn kind_of(config: &Value) -> &str {
+    str_at(config, "kind").unwrap_or_default()
+}
+
+/// The field specs of `config` that write `path`; an error names any other path (not supported here).
+fn field_specs(config: &Value, path: &str) -> Result<Vec<(String, String, String)>, String> {
+    let mut only = Vec::new();
+    for spec in config
+        .get("fieldSpecs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let at = str_at(spec, "path").unwrap_or_default();
+        if at != path {
+            return Err(format!(
+                "{}: fieldSpecs path '{at}' is not supported by driftless yet (only {path})",
+                kind_of(config)
+            ));
+        }
+        let filter = (
+            str_at(spec, "group").unwrap_or_default().to_string(),
+            str_at(spec, "version").unwrap_or_default().to_string(),
+            str_at(spec, "kind").unwrap_or_default().to_string(),
+        );
+        if filter == Default::default() {
+            // one spec without a filter: every object
+            return Ok(Vec::new());
+        }
+        only.push(filter);
+    }
+    Ok(only)
+}
+
+/// A generator configuration.
+pub fn generator(config: &Value) -> Result<Generated, String> {
+    match kind_of(config) {
+        kind @ ("ConfigMapGenerator" | "SecretGenerator") => {
+            let mut entry = Map::new();
+            let meta = config.get("metadata").cloned().unwrap_or_default();
+            entry.insert("name".into(), meta.get("name").cloned().unwrap_or_default());
+            if let Some(ns) = meta.get("namespace") {
+                entry.insert("namespace".into(), ns.clone());
+            }
+            for key in ["behavior", "literals", "files", "envs", "env", "options", "type"] {
+                if let Some(v) = config.get(key) {
+                    entry.insert(key.into(), v.clone());
+                }
+            }
+            let generator =
+                serde_json::from_value(Value::Object(entry)).map_err(|e| format!("{kind}: {e}"))?;
+            Ok(Generated::KeyValues {
+                generator,
+                secret: kind == "SecretGenerator",
+            })
+        }
+        "IAMPolicyGenerator" => {
+            let cloud = str_at(config, "cloud").unwrap_or_default();
+            if cloud != "gke" {
+                return Err(format!(
+                    "IAMPolicyGenerator: cloud '{cloud}' is not supported (only gke)"
+                ));
+            }
+            let service = config.get("kubernetesService").cloned().unwrap_or_default();
+            let account = config.get("serviceAccount").cloned().unwrap_or_default();
+            let mut metadata = json!({
+                "name": str_at(&service, "name").unwrap_or_default(),
+                "annotations": {"iam.gke.io/gcp-service-account": format!(
+                    "{}@{}.iam.gserviceaccount.com",
+                    str_at(&account, "name").unwrap_or_default(),
+                    str_at(&account, "projectId").unwrap_or_default()
+                )},
+            });
+            if let Some(ns) = str_at(&service, "namespace") {
+                metadata["namespace"] = json!(ns);
+            }
+            Ok(Generated::Objects(vec![
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}),
+            ]))
+        }
+        other => Err(format!(
+            "generator kind '{other}' is not supported by driftless yet"
+        )),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(kind: &str, v: Value) -> Result<T, String> {
+    serde_json::from_value(v).map_err(|e| format!("{kind}: {e}"))
+}
+
+/// A transformer configuration.
+pub fn transformer(config: &Value) -> Result<Transform, String> {
+    let kind = kind_of(config);
+    let mut k = Kustomization::default();
+    let get = |key: &str| config.get(key).cloned().unwrap_or(Value::Null);
+    let only = match kind {
+        "PrefixSuffixTransformer" => {
+            k.name_prefix = str_at(config, "prefix").map(String::from);
+            k.name_suffix = str_at(config, "suffix").map(String::from);
+            field_specs(config, "metadata/name")?
+        }
+        "NamespaceTransformer" => {
+            k.namespace = config
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(String::from);
+            if config.get("unsetOnly").and_then(Value::as_bool) == Some(true) {
+                return Err("NamespaceTransformer: unsetOnly is not supported by driftless yet".into());
+            }
+            field_specs(config, "metadata/namespace")?
+        }
+        "LabelTransformer" | "AnnotationsTransformer" => {
+            let key = if kind == "LabelTransformer" {
+                "labels"
+            } else {
+                "annotations"
+            };
+            let values: BTreeMap<String, String> = parse(kind, get(key))?;
+            return Ok(Transform {
+                kustomization: k,
+                only: Vec::new(),
+                maps: Some((specs(config), values)),
+            });
+        }
+        "PatchTransformer" => {
+            k.patches = vec![parse(
+                kind,
+                json!({"path": get("path"), "patch": get("patch"), "target": get("target"), "options": get("options")}),
+            )?];
+            Vec::new()
+        }
+        "PatchStrategicMergeTransformer" => {
+            let mut entries: Vec<String> = parse(kind, config.get("paths").cloned().unwrap_or(json!([])))?;
+            if let Some(patches) = str_at(config, "patches") {
+                entries.push(patches.to_string());
+            }
+            k.patches_strategic_merge = entries;
+            Vec::new()
+        }
+        "PatchJson6902Transformer" => {
+            k.patches_json6902 = vec![parse(
+                kind,
+                json!({"path": get("path"), "patch": get("jsonOp"), "target": get("target")}),
+            )?];
+            Vec::new()
+        }
+        "ImageTagTransformer" => {
+            k.images = vec![parse(kind, get("imageTag"))?];
+            Vec::new()
+        }
+        "ReplicaCountTransformer" => {
+            k.replicas = vec![parse(kind, get("replica"))?];
+            Vec::new()
+        }
+        "ReplacementTransformer" => {
+            k.replacements = parse(kind, config.get("replacements").cloned().unwrap_or(json!([])))?;
+            Vec::new()
+        }
+        other => {
+            return Err(format!(
+                "transformer kind '{other}' is not supported by driftless yet"
+            ));
+        }
+    };
+    Ok(Transform {
+        kustomization: k,
+        only,
+        maps: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_specs_narrow_a_transformer_to_their_kinds() {
+        let config = json!({"kind": "PrefixSuffixTransformer", "suffix": "-x",
+            "fieldSpecs": [{"path": "metadata/name", "kind": "ClusterRole"}]});
+        let t = transformer(&config).unwrap();
+        assert_eq!(t.kustomization.name_suffix.as_deref(), Some("-x"));
+        assert!(t.selects(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"})));
+        assert!(!t.selects(&json!({"apiVersion": "v1", "kind": "ServiceAccount"})));
+        let everywhere = json!({"kind": "PrefixSuffixTransformer", "prefix": "p-", "fieldSpecs": [{"path": "metadata/name"}]});
+        assert!(
+            transformer(&everywhere)
+                .unwrap()
+                .selects(&json!({"kind": "Service"}))
+        );
+        let elsewhere =
+            json!({"kind": "PrefixSuffixTransformer", "prefix": "p-", "fieldSpecs": [{"path": "spec/name"}]});
+        assert!(transformer(&elsewhere).err().unwrap().contains("spec/name"));
+        let unknown = json!({"kind": "HelmChartInflationGenerator"});
+        assert!(
+            generator(&unknown)
+                .err()
+                .unwrap()
+                .contains("HelmChartInflationGenerator")
+        );
+    }
+
+    #[test]
+    fn labels_go_where_the_field_specs_say_and_lists_are_walked() {
+        let t = transformer(
+            &json!({"kind": "LabelTransformer", "labels": {"team": "a"}, "fieldSpecs": [
+            {"path": "metadata/labels", "create": true},
+            {"path": "spec/volumeClaimTemplates[]/metadata/labels", "kind": "StatefulSet", "create": true},
+            {"path": "spec/selector/matchLabels", "kind": "Deployment"}]}),
+        )
+        .unwrap();
+        let (specs, values) = t.maps.unwrap();
+        let mut objects = vec![
+            json!({"kind": "StatefulSet", "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}),
+            json!({"kind": "Deployment", "spec": {}}),
+        ];
+        apply_maps(&specs, &values, &mut objects);
+        assert_eq!(objects[0]["metadata"]["labels"]["team"], "a");
+        assert_eq!(
+            objects[0]["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"]["team"],
+            "a"
+        );
+        assert_eq!(objects[1]["metadata"]["labels"]["team"], "a");
+        assert!(
+            objects[1]["spec"].get("selector").is_none(),
+            "not created without create"
+        );
+    }
+
+    #[test]
+    fn the_gke_iam_generator_makes_an_annotated_service_account() {
+        let Generated::Objects(objects) = generator(&json!({"kind": "IAMPolicyGenerator", "cloud": "gke",
+            "kubernetesService": {"name": "ksa", "namespace": "ns"},
+            "serviceAccount": {"name": "gsa", "projectId": "p"}}))
+        .unwrap() else {
+            panic!("objects")
+        };
+        assert_eq!(
+            objects,
+            [
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ksa", "namespace": "ns",
+                "annotations": {"iam.gke.io/gcp-service-account": "gsa@p.iam.gserviceaccount.com"}}})
+            ]
+        );
+    }
+}
