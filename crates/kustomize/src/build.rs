@@ -432,9 +432,9 @@ fn run_generator_plugins(
             crate::plugins::Generated::KeyValues { generator, secret } => {
                 let mut one = Kustomization::default();
                 if secret {
-                    one.secret_generator = vec![generator];
+                    one.secret_generator = vec![*generator];
                 } else {
-                    one.config_map_generator = vec![generator];
+                    one.config_map_generator = vec![*generator];
                 }
                 run_generators(root, dir, origin, &one, resources, decrypt)?;
             }

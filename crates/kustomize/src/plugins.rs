@@ -15,7 +15,7 @@ pub enum Generated {
     /// A `configMapGenerator` or `secretGenerator` entry.
     KeyValues {
         /// The entry.
-        generator: generate::Generator,
+        generator: Box<generate::Generator>,
         /// Whether it makes a Secret.
         secret: bool,
     },
