@@ -82,11 +82,12 @@ fn build_in(root: &Root, dir: PathBuf, decrypt: Option<&dyn yaml::Decrypt>) -> R
         dirs: Vec::new(),
         vars: Vec::new(),
         decrypt,
+        custom: Vec::new(),
     };
     let mut resources = load_dir(root, &dir, &mut walk, true)?;
     // generated objects get their content hash once everything else is done, and references follow
     let renames = crate::generate::apply_hashes(&mut resources);
-    crate::refs::apply(&mut resources, &renames);
+    crate::refs::apply(&mut resources, &renames, &walk.custom);
     crate::vars::apply(&walk.vars, &mut resources).map_err(|message| Error::Invalid {
         path: dir.display().to_string(),
         message,
@@ -206,6 +207,8 @@ struct Walk<'a> {
     dirs: Vec<PathBuf>,
     vars: Vec<crate::vars::Var>,
     decrypt: Option<&'a dyn yaml::Decrypt>,
+    /// The name references the `crds` met so far declare (they hold for the levels above too).
+    custom: Vec<crate::refs::CustomRef>,
 }
 
 fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
@@ -253,7 +256,8 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
         });
     }
     for crd in &kustomization.crds {
-        check_openapi_definitions(root, dir, &origin, crd)?;
+        let declared = openapi_definitions(root, dir, &origin, crd)?;
+        walk.custom.extend(declared);
     }
     walk.dirs.push(dir.to_path_buf());
     walk.vars.extend(kustomization.vars.iter().cloned());
@@ -289,7 +293,15 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
     run_generators(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     run_generator_plugins(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     check_unique(&resources, &origin)?;
-    transform_level(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
+    transform_level(
+        root,
+        dir,
+        &origin,
+        &kustomization,
+        &mut resources,
+        walk.decrypt,
+        &walk.custom,
+    )?;
     // what is marked local configuration (a replacement's source, say) served its level and goes
     resources.retain(|r| {
         field(
@@ -385,6 +397,7 @@ fn plugin_configs(
                 dirs: Vec::new(),
                 vars: Vec::new(),
                 decrypt,
+                custom: Vec::new(),
             };
             configs.extend(
                 load_dir(root, &target, &mut walk, false)?
@@ -462,8 +475,14 @@ fn transform_level(
     k: &Kustomization,
     resources: &mut Vec<Res>,
     decrypt: Option<&dyn yaml::Decrypt>,
+    custom: &[crate::refs::CustomRef],
 ) -> Result<()> {
-    transform_level_to(root, dir, origin, k, resources, decrypt, &|_| true)?;
+    let everything = |_: &Object| true;
+    let all = Metadata {
+        selected: &everything,
+        custom,
+    };
+    transform_level_to(root, dir, origin, k, resources, decrypt, &all)?;
     for config in plugin_configs(root, dir, origin, &k.transformers, decrypt)? {
         let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
             path: origin.display().to_string(),
@@ -477,14 +496,23 @@ fn transform_level(
             }
             continue;
         }
-        transform_level_to(root, dir, origin, &t.kustomization, resources, decrypt, &|o| {
-            t.selects(o)
-        })?;
+        let selects = |o: &Object| t.selects(o);
+        let some = Metadata {
+            selected: &selects,
+            custom,
+        };
+        transform_level_to(root, dir, origin, &t.kustomization, resources, decrypt, &some)?;
     }
     Ok(())
 }
 
-/// The fields' patches and transformers of `k`, the metadata ones on the objects `selected` accepts.
+/// Which objects a level's metadata transformers change, and the name references beyond the built-in ones.
+struct Metadata<'a> {
+    selected: &'a dyn Fn(&Object) -> bool,
+    custom: &'a [crate::refs::CustomRef],
+}
+
+/// The fields' patches and transformers of `k`, the metadata ones on the objects `metadata` selects.
 fn transform_level_to(
     root: &Root,
     dir: &Path,
@@ -492,10 +520,10 @@ fn transform_level_to(
     k: &Kustomization,
     resources: &mut Vec<Res>,
     decrypt: Option<&dyn yaml::Decrypt>,
-    selected: &dyn Fn(&Object) -> bool,
+    metadata: &Metadata,
 ) -> Result<()> {
     apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt)?;
-    transform::apply_metadata_to(k, resources, selected);
+    transform::apply_metadata_to(k, resources, metadata.selected, metadata.custom);
     apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt)?;
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -569,7 +597,7 @@ fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     walk.dirs.pop();
     run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
     run_generator_plugins(root, dir, &file, &k, accumulated, walk.decrypt)?;
-    transform_level(root, dir, &file, &k, accumulated, walk.decrypt)
+    transform_level(root, dir, &file, &k, accumulated, walk.decrypt, &walk.custom)
 }
 
 /// A `resources` entry: a nested kustomization directory, or a file of objects.
@@ -894,8 +922,14 @@ fn parse_ops(text: &str) -> Option<Vec<Object>> {
     json.as_array().cloned()
 }
 
-/// `crds` lists OpenAPI definition files (a map of definition name → schema), as kustomize reads them.
-fn check_openapi_definitions(root: &Root, dir: &Path, origin: &Path, entry: &str) -> Result<()> {
+/// `crds` lists OpenAPI definition files (a map of definition name → schema), as kustomize reads them;
+/// the name references their properties declare.
+fn openapi_definitions(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    entry: &str,
+) -> Result<Vec<crate::refs::CustomRef>> {
     let file = root.file(dir, &dir.join(entry), origin)?;
     let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
         path: file.display().to_string(),
@@ -914,5 +948,9 @@ fn check_openapi_definitions(root: &Root, dir: &Path, origin: &Path, entry: &str
             message: format!("loading CRDs [{entry}]: unable to parse open API definition from '{entry}'"),
         });
     }
-    Ok(())
+    let json: serde_json::Value = serde_json::to_value(&value).map_err(|e| Error::Yaml {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(crate::refs::declared(&json))
 }

@@ -171,8 +171,88 @@ fn update(o: &mut Object, idx: &Index) {
     }
 }
 
-/// Applies `renames` to the references of every resource.
-pub fn apply(resources: &mut [Res], renames: &[Rename]) {
+/// A reference a `crds` OpenAPI definition declares: a field of `referrer` objects (`x-kubernetes-object-
+/// ref-kind` on a property) that holds the name of a `referred` object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomRef {
+    /// The kind named.
+    pub referred: String,
+    /// The kind holding the reference.
+    pub referrer: String,
+    /// The path to the name (`spec`, `beeRef`, `name`).
+    pub path: Vec<String>,
+}
+
+/// The references the OpenAPI definitions `defs` (definition name → `{Schema: …}`) declare, as kustomize
+/// reads a `crds` file: each property marked `x-kubernetes-object-ref-kind`, found from a kind's root
+/// through `$ref`s, refers by its `name` field.
+pub fn declared(defs: &Value) -> Vec<CustomRef> {
+    fn walk(defs: &Value, schema: &Value, kind: &str, path: &mut Vec<String>, out: &mut Vec<CustomRef>) {
+        if path.len() > 16 {
+            return;
+        }
+        let schema = match schema.get("$ref").and_then(Value::as_str) {
+            Some(name) => match defs.get(name).and_then(|d| d.get("Schema")) {
+                Some(target) => target,
+                None => return,
+            },
+            None => schema,
+        };
+        for (name, prop) in schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            path.push(name.clone());
+            if let Some(referred) = prop.get("x-kubernetes-object-ref-kind").and_then(Value::as_str) {
+                let mut at = path.clone();
+                at.push("name".into());
+                out.push(CustomRef {
+                    referred: referred.to_string(),
+                    referrer: kind.to_string(),
+                    path: at,
+                });
+            } else if name != "metadata" && name != "status" {
+                walk(defs, prop, kind, path, out);
+            }
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    for (name, def) in defs.as_object().into_iter().flatten() {
+        let Some(schema) = def.get("Schema") else {
+            continue;
+        };
+        let is_kind = schema
+            .get("properties")
+            .is_some_and(|p| p.get("kind").is_some() && p.get("metadata").is_some());
+        if is_kind {
+            let kind = name.rsplit('.').next().unwrap_or_default();
+            walk(defs, schema, kind, &mut Vec::new(), &mut out);
+        }
+    }
+    out
+}
+
+fn rewrite_at(v: &mut Value, path: &[String], idx: &Index, kind: &str, ns: &str) {
+    let Some((first, rest)) = path.split_first() else {
+        idx.rewrite(Some(v), kind, ns);
+        return;
+    };
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(|i| rewrite_at(i, path, idx, kind, ns)),
+        Value::Object(map) => {
+            if let Some(child) = map.get_mut(first) {
+                rewrite_at(child, rest, idx, kind, ns);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Applies `renames` to the references of every resource (and to those `custom` declares).
+pub fn apply(resources: &mut [Res], renames: &[Rename], custom: &[CustomRef]) {
     if renames.is_empty() {
         return;
     }
@@ -191,6 +271,21 @@ pub fn apply(resources: &mut [Res], renames: &[Rename]) {
     );
     for res in resources.iter_mut() {
         update(&mut res.obj, &idx);
+        let kind = res
+            .obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let ns = res
+            .obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        for c in custom.iter().filter(|c| c.referrer == kind) {
+            rewrite_at(&mut res.obj, &c.path, &idx, &c.referred, &ns);
+        }
     }
 }
 
@@ -207,4 +302,30 @@ pub fn referred(kind: &str) -> bool {
             | "ClusterRole"
             | "ValidatingAdmissionPolicy"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn openapi_definitions_declare_references_through_refs() {
+        let defs = json!({
+            "ex/v1.App": {"Schema": {"properties": {"kind": {}, "metadata": {}, "spec": {"$ref": "ex/v1.AppSpec"}}}},
+            "ex/v1.AppSpec": {"Schema": {"properties": {
+                "dbRef": {"x-kubernetes-object-ref-kind": "Database", "$ref": "ex/v1.Ref"},
+                "plain": {"type": "string"}}}},
+            "ex/v1.Ref": {"Schema": {"properties": {"name": {"type": "string"}}}},
+        });
+        assert_eq!(
+            declared(&defs),
+            [CustomRef {
+                referred: "Database".into(),
+                referrer: "App".into(),
+                path: vec!["spec".into(), "dbRef".into(), "name".into()],
+            }]
+        );
+    }
 }

@@ -87,7 +87,12 @@ fn set_all(o: &mut Object, path: &[&str], create: bool, pairs: &BTreeMap<String,
 /// Applies one kustomization level's metadata transformers (namespace, prefix/suffix, labels,
 /// annotations) to the resources `selected` accepts (all, but for a transformer configuration's field
 /// specs); references in every object follow the renames.
-pub fn apply_metadata_to(k: &Kustomization, resources: &mut [Res], selected: &dyn Fn(&Object) -> bool) {
+pub fn apply_metadata_to(
+    k: &Kustomization,
+    resources: &mut [Res],
+    selected: &dyn Fn(&Object) -> bool,
+    custom: &[crate::refs::CustomRef],
+) {
     let mut renames = Vec::new();
     // ServiceAccounts and Services the namespace moves: kind, name, old namespace, new namespace
     let mut moves: Vec<Move> = Vec::new();
@@ -142,7 +147,7 @@ pub fn apply_metadata_to(k: &Kustomization, resources: &mut [Res], selected: &dy
             if let Some(meta) = map_at(o, &["metadata"], true) {
                 meta.insert("name".into(), Value::String(renamed.clone()));
             }
-            if crate::refs::referred(kind(o)) {
+            if crate::refs::referred(kind(o)) || custom.iter().any(|c| c.referred == kind(o)) {
                 renames.push(crate::refs::Rename::of(o, name, renamed));
             }
         }
@@ -165,7 +170,7 @@ pub fn apply_metadata_to(k: &Kustomization, resources: &mut [Res], selected: &dy
         annotations(o, &k.common_annotations);
     }
     follow_moves(resources, &moves);
-    crate::refs::apply(resources, &renames);
+    crate::refs::apply(resources, &renames, custom);
 }
 
 /// An object the namespace transformer moved: kind, name, old namespace, new namespace.
