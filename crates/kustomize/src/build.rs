@@ -82,12 +82,12 @@ fn build_in(root: &Root, dir: PathBuf, decrypt: Option<&dyn yaml::Decrypt>) -> R
         dirs: Vec::new(),
         vars: Vec::new(),
         decrypt,
-        custom: Vec::new(),
+        config: Default::default(),
     };
     let mut resources = load_dir(root, &dir, &mut walk, true)?;
     // generated objects get their content hash once everything else is done, and references follow
     let renames = crate::generate::apply_hashes(&mut resources);
-    crate::refs::apply(&mut resources, &renames, &walk.custom);
+    crate::refs::apply(&mut resources, &renames, &walk.config.name_references);
     crate::vars::apply(&walk.vars, &mut resources).map_err(|message| Error::Invalid {
         path: dir.display().to_string(),
         message,
@@ -207,8 +207,9 @@ struct Walk<'a> {
     dirs: Vec<PathBuf>,
     vars: Vec<crate::vars::Var>,
     decrypt: Option<&'a dyn yaml::Decrypt>,
-    /// The name references the `crds` met so far declare (they hold for the levels above too).
-    custom: Vec<crate::refs::CustomRef>,
+    /// The field specs and name references the `configurations` and `crds` met so far add (they hold
+    /// for the levels above too, as kustomize merges them upward).
+    config: crate::plugins::Configuration,
 }
 
 fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
@@ -257,7 +258,14 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
     }
     for crd in &kustomization.crds {
         let declared = openapi_definitions(root, dir, &origin, crd)?;
-        walk.custom.extend(declared);
+        walk.config.name_references.extend(declared);
+    }
+    for entry in &kustomization.configurations {
+        let c = configuration(root, dir, &origin, entry)?;
+        walk.config.labels.extend(c.labels);
+        walk.config.common_labels.extend(c.common_labels);
+        walk.config.common_annotations.extend(c.common_annotations);
+        walk.config.name_references.extend(c.name_references);
     }
     walk.dirs.push(dir.to_path_buf());
     walk.vars.extend(kustomization.vars.iter().cloned());
@@ -300,7 +308,7 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
         &kustomization,
         &mut resources,
         walk.decrypt,
-        &walk.custom,
+        &walk.config,
     )?;
     // what is marked local configuration (a replacement's source, say) served its level and goes
     resources.retain(|r| {
@@ -397,7 +405,7 @@ fn plugin_configs(
                 dirs: Vec::new(),
                 vars: Vec::new(),
                 decrypt,
-                custom: Vec::new(),
+                config: Default::default(),
             };
             configs.extend(
                 load_dir(root, &target, &mut walk, false)?
@@ -475,14 +483,33 @@ fn transform_level(
     k: &Kustomization,
     resources: &mut Vec<Res>,
     decrypt: Option<&dyn yaml::Decrypt>,
-    custom: &[crate::refs::CustomRef],
+    config: &crate::plugins::Configuration,
 ) -> Result<()> {
+    let custom = config.name_references.as_slice();
     let everything = |_: &Object| true;
     let all = Metadata {
         selected: &everything,
         custom,
     };
     transform_level_to(root, dir, origin, k, resources, decrypt, &all)?;
+    // the `configurations` field specs: where else this level's labels and annotations go
+    let extra: [(
+        &[crate::plugins::FieldSpec],
+        Vec<&std::collections::BTreeMap<String, String>>,
+    ); 3] = [
+        (&config.labels, k.labels.iter().map(|l| &l.pairs).collect()),
+        (&config.common_labels, vec![&k.common_labels]),
+        (&config.common_annotations, vec![&k.common_annotations]),
+    ];
+    for (specs, values) in extra {
+        for v in values.into_iter().filter(|v| !specs.is_empty() && !v.is_empty()) {
+            let mut objects: Vec<Object> = resources.iter().map(|r| r.obj.clone()).collect();
+            crate::plugins::apply_maps(specs, v, &mut objects);
+            for (r, o) in resources.iter_mut().zip(objects) {
+                r.obj = o;
+            }
+        }
+    }
     for config in plugin_configs(root, dir, origin, &k.transformers, decrypt)? {
         let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
             path: origin.display().to_string(),
@@ -597,7 +624,7 @@ fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
     walk.dirs.pop();
     run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
     run_generator_plugins(root, dir, &file, &k, accumulated, walk.decrypt)?;
-    transform_level(root, dir, &file, &k, accumulated, walk.decrypt, &walk.custom)
+    transform_level(root, dir, &file, &k, accumulated, walk.decrypt, &walk.config)
 }
 
 /// A `resources` entry: a nested kustomization directory, or a file of objects.
@@ -920,6 +947,28 @@ fn parse_ops(text: &str) -> Option<Vec<Object>> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
     let json: Object = serde_json::to_value(value).ok()?;
     json.as_array().cloned()
+}
+
+/// A `configurations` file.
+fn configuration(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    entry: &str,
+) -> Result<crate::plugins::Configuration> {
+    let file = root.file(dir, &dir.join(entry), origin)?;
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let doc: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    crate::plugins::configuration(&doc).map_err(|message| Error::Invalid {
+        path: file.display().to_string(),
+        message,
+    })
 }
 
 /// `crds` lists OpenAPI definition files (a map of definition name → schema), as kustomize reads them;

@@ -11,6 +11,7 @@ pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Ku
 
 /// Fields implemented here.
 const IMPLEMENTED: &[&str] = &[
+    "configurations",
     "generators",
     "transformers",
     "apiVersion",
@@ -41,7 +42,6 @@ const IMPLEMENTED: &[&str] = &[
 
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
-    "configurations",
     "validators",
     "openapi",
     "helmCharts",
@@ -120,6 +120,9 @@ pub struct Kustomization {
     /// `$(NAME)` variables (deprecated by kustomize, still in use).
     #[serde(default)]
     pub vars: Vec<crate::vars::Var>,
+    /// Transformer configuration files: more field specs for the built-in transformers.
+    #[serde(default)]
+    pub configurations: Vec<String>,
     /// Generator configurations (kustomize's builtin plugins): files, or inline YAML.
     #[serde(default)]
     pub generators: Vec<String>,

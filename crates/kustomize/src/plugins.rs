@@ -377,6 +377,27 @@ mod tests {
     }
 
     #[test]
+    fn configurations_add_field_specs_and_name_references_and_refuse_the_rest() {
+        let c = configuration(&json!({
+            "labels": [{"path": "spec/selectors/labels", "kind": "SampleResource", "create": true}],
+            "nameReference": [{"kind": "Secret", "fieldSpecs": [{"path": "data/secretName", "kind": "ConfigMap"}]}],
+        }))
+        .unwrap();
+        assert_eq!(c.labels[0].path, ["spec", "selectors", "labels"]);
+        assert!(c.labels[0].create);
+        assert_eq!(
+            c.name_references,
+            [crate::refs::CustomRef {
+                referred: "Secret".into(),
+                referrer: "ConfigMap".into(),
+                path: vec!["data".into(), "secretName".into()],
+            }]
+        );
+        let refused = configuration(&json!({"varReference": []})).err().unwrap();
+        assert!(refused.contains("varReference"), "{refused}");
+    }
+
+    #[test]
     fn the_gke_iam_generator_makes_an_annotated_service_account() {
         let Generated::Objects(objects) = generator(&json!({"kind": "IAMPolicyGenerator", "cloud": "gke",
             "kubernetesService": {"name": "ksa", "namespace": "ns"},
@@ -392,4 +413,49 @@ mod tests {
             ]
         );
     }
+}
+
+/// A `configurations` file: field specs added to the built-in transformers' own.
+#[derive(Default)]
+pub struct Configuration {
+    /// Where every `labels` entry's pairs also go.
+    pub labels: Vec<FieldSpec>,
+    /// Where `commonLabels` also go.
+    pub common_labels: Vec<FieldSpec>,
+    /// Where `commonAnnotations` also go.
+    pub common_annotations: Vec<FieldSpec>,
+    /// Name references beyond the built-in ones.
+    pub name_references: Vec<crate::refs::CustomRef>,
+}
+
+/// Reads a `configurations` file (`labels`, `commonLabels`, `commonAnnotations`, `nameReference`); the
+/// other keys are refused, naming them.
+pub fn configuration(doc: &Value) -> Result<Configuration, String> {
+    let mut c = Configuration::default();
+    for (key, value) in doc.as_object().into_iter().flatten() {
+        let wrapped = json!({"fieldSpecs": value});
+        match key.as_str() {
+            "labels" => c.labels = specs(&wrapped),
+            "commonLabels" => c.common_labels = specs(&wrapped),
+            "commonAnnotations" => c.common_annotations = specs(&wrapped),
+            "nameReference" => {
+                for r in value.as_array().into_iter().flatten() {
+                    let referred = str_at(r, "kind").unwrap_or_default().to_string();
+                    for spec in specs(r) {
+                        c.name_references.push(crate::refs::CustomRef {
+                            referred: referred.clone(),
+                            referrer: spec.kind.clone(),
+                            path: spec.path.clone(),
+                        });
+                    }
+                }
+            }
+            other => {
+                return Err(format!(
+                    "configurations: '{other}' field specs are not supported by driftless yet"
+                ));
+            }
+        }
+    }
+    Ok(c)
 }
