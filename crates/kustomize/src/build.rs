@@ -493,23 +493,22 @@ fn transform_level(
     };
     transform_level_to(root, dir, origin, k, resources, decrypt, &all)?;
     // the `configurations` field specs: where else this level's labels and annotations go
-    let extra: [(
-        &[crate::plugins::FieldSpec],
-        Vec<&std::collections::BTreeMap<String, String>>,
-    ); 3] = [
-        (&config.labels, k.labels.iter().map(|l| &l.pairs).collect()),
-        (&config.common_labels, vec![&k.common_labels]),
-        (&config.common_annotations, vec![&k.common_annotations]),
-    ];
-    for (specs, values) in extra {
-        for v in values.into_iter().filter(|v| !specs.is_empty() && !v.is_empty()) {
-            let mut objects: Vec<Object> = resources.iter().map(|r| r.obj.clone()).collect();
-            crate::plugins::apply_maps(specs, v, &mut objects);
-            for (r, o) in resources.iter_mut().zip(objects) {
-                r.obj = o;
-            }
+    let mut extra = |specs: &[crate::plugins::FieldSpec],
+                     values: &std::collections::BTreeMap<String, String>| {
+        if specs.is_empty() || values.is_empty() {
+            return;
         }
+        let mut objects: Vec<Object> = resources.iter().map(|r| r.obj.clone()).collect();
+        crate::plugins::apply_maps(specs, values, &mut objects);
+        for (r, o) in resources.iter_mut().zip(objects) {
+            r.obj = o;
+        }
+    };
+    for label in &k.labels {
+        extra(&config.labels, &label.pairs);
     }
+    extra(&config.common_labels, &k.common_labels);
+    extra(&config.common_annotations, &k.common_annotations);
     for config in plugin_configs(root, dir, origin, &k.transformers, decrypt)? {
         let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
             path: origin.display().to_string(),
