@@ -14,11 +14,12 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::{get, post},
 };
-use driftless_api::source::{GitProvider, GitRepositorySpec};
+use driftless_api::source::{GitProvider, GitRepository, GitRepositorySpec};
 use driftless_testkit::{
     git::{GitHttp, RepoRoot},
     pki::rsa_key_pair,
 };
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::{
@@ -386,8 +387,28 @@ async fn object_level_workload_identity_exchanges_the_service_accounts_own_token
 #[tokio::test]
 async fn a_service_account_name_needs_the_azure_provider() {
     let h = start("git-sa").await;
+    // without a provider, Flux's CRD rule refuses it at the API server already
+    let none = GitRepository::new(
+        "none",
+        GitRepositorySpec {
+            service_account_name: Some("tenant".into()),
+            ..spec("https://example.com/repo.git", "main", None, "1h")
+        },
+    );
+    let refused = h
+        .api
+        .patch("none", &PatchParams::apply("test"), &Patch::Apply(&none))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("serviceAccountName can only be set when provider is 'azure' or 'aws'"),
+        "{refused}"
+    );
+    // the rule lets 'aws' through; the controller says what it supports
     let wrong = GitRepositorySpec {
         service_account_name: Some("tenant".into()),
+        provider: Some(GitProvider::Aws),
         ..spec("https://example.com/repo.git", "main", None, "1h")
     };
     create(&h, "wrong", wrong).await;
