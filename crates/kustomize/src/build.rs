@@ -493,33 +493,25 @@ fn transform_level(
     };
     transform_level_to(root, dir, origin, k, resources, decrypt, &all)?;
     // the `configurations` field specs: where else this level's labels and annotations go
-    let mut extra = |specs: &[crate::plugins::FieldSpec],
-                     values: &std::collections::BTreeMap<String, String>| {
-        if specs.is_empty() || values.is_empty() {
-            return;
-        }
-        let mut objects: Vec<Object> = resources.iter().map(|r| r.obj.clone()).collect();
-        crate::plugins::apply_maps(specs, values, &mut objects);
-        for (r, o) in resources.iter_mut().zip(objects) {
-            r.obj = o;
-        }
-    };
-    for label in &k.labels {
-        extra(&config.labels, &label.pairs);
+    fn objects(resources: &mut [Res]) -> impl Iterator<Item = &mut Object> {
+        resources.iter_mut().map(|r| &mut r.obj)
     }
-    extra(&config.common_labels, &k.common_labels);
-    extra(&config.common_annotations, &k.common_annotations);
+    for label in &k.labels {
+        crate::plugins::apply_maps(&config.labels, &label.pairs, objects(resources));
+    }
+    crate::plugins::apply_maps(&config.common_labels, &k.common_labels, objects(resources));
+    crate::plugins::apply_maps(
+        &config.common_annotations,
+        &k.common_annotations,
+        objects(resources),
+    );
     for config in plugin_configs(root, dir, origin, &k.transformers, decrypt)? {
         let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
             path: origin.display().to_string(),
             message,
         })?;
         if let Some((specs, values)) = &t.maps {
-            let mut objects: Vec<Object> = resources.iter().map(|r| r.obj.clone()).collect();
-            crate::plugins::apply_maps(specs, values, &mut objects);
-            for (r, o) in resources.iter_mut().zip(objects) {
-                r.obj = o;
-            }
+            crate::plugins::apply_maps(specs, values, objects(resources));
             continue;
         }
         let selects = |o: &Object| t.selects(o);

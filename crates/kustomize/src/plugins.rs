@@ -120,7 +120,11 @@ fn merge_at(node: &mut Value, path: &[String], values: &BTreeMap<String, String>
 }
 
 /// Applies a labels or annotations transformer to every object its field specs match.
-pub fn apply_maps(specs: &[FieldSpec], values: &BTreeMap<String, String>, objects: &mut [Object]) {
+pub fn apply_maps<'a>(
+    specs: &[FieldSpec],
+    values: &BTreeMap<String, String>,
+    objects: impl IntoIterator<Item = &'a mut Object>,
+) {
     for o in objects {
         let matching: Vec<&FieldSpec> = specs.iter().filter(|s| s.matches(o)).collect();
         for spec in matching {

@@ -100,13 +100,18 @@ fn all(state: &Shared) -> Vec<(&'static Kind, Value)> {
     let mut out = Vec::new();
     for w in &state.kinds {
         for o in w.store.state() {
-            let mut v = serde_json::to_value(&*o).unwrap_or_default();
-            v["kind"] = w.kind.kind.clone().into();
-            v["apiVersion"] = w.kind.api_version().into();
-            out.push((w.kind, v));
+            out.push((w.kind, value_of(w.kind, &o)));
         }
     }
     out
+}
+
+/// `o` as JSON, with its kind and apiVersion (a dynamic watch's objects may lack them).
+fn value_of(kind: &Kind, o: &DynamicObject) -> Value {
+    let mut v = serde_json::to_value(o).unwrap_or_default();
+    v["kind"] = kind.kind.clone().into();
+    v["apiVersion"] = kind.api_version().into();
+    v
 }
 
 /// The object `kind` `namespace/name` from the watch cache.
@@ -115,10 +120,7 @@ fn cached(state: &Shared, kind: &str, namespace: &str, name: &str) -> Option<(&'
     let o = w.store.find(|o| {
         o.metadata.namespace.as_deref() == Some(namespace) && o.metadata.name.as_deref() == Some(name)
     })?;
-    let mut v = serde_json::to_value(&*o).ok()?;
-    v["kind"] = w.kind.kind.clone().into();
-    v["apiVersion"] = w.kind.api_version().into();
-    Some((w.kind, v))
+    Some((w.kind, value_of(w.kind, &o)))
 }
 
 /// Serves the dashboard until interrupted.
@@ -176,8 +178,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<()> {
                 if changes.receiver_count() == 0 {
                     continue;
                 }
-                let mut v = serde_json::to_value(&o).unwrap_or_default();
-                v["kind"] = kind.kind.clone().into();
+                let v = value_of(kind, &o);
                 let key = html::key(
                     &kind.kind,
                     at(&v, "/metadata/namespace"),
