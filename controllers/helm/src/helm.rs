@@ -61,6 +61,8 @@ pub struct Action<'a> {
     pub timeout: Duration,
     /// Extra flags (`--wait`, `--create-namespace`, `--force`…).
     pub flags: Vec<String>,
+    /// The post-renderer executable and what it renders ([`crate::postrender`]).
+    pub post_render: Option<(&'a Path, &'a crate::postrender::Spec)>,
 }
 
 impl Helm {
@@ -144,8 +146,26 @@ impl Helm {
             &timeout,
         ];
         args.extend(action.flags.iter().map(String::as_str));
+        let spec_path = self.dir.path().join("post-render.json");
+        let (renderer, spec_arg);
+        if let Some((bin, spec)) = action.post_render {
+            let json = serde_json::to_vec(spec).expect("the post-render spec serialises");
+            write_private(&spec_path, &json)
+                .map_err(|e| Failed(format!("writing the post-render spec: {e}")))?;
+            renderer = bin.to_string_lossy().to_string();
+            spec_arg = spec_path.to_string_lossy().to_string();
+            args.extend([
+                "--post-renderer",
+                &renderer,
+                "--post-renderer-args",
+                crate::postrender::SUBCOMMAND,
+                "--post-renderer-args",
+                &spec_arg,
+            ]);
+        }
         let result = self.run(&args, action.timeout + Duration::from_secs(60)).await;
         let _ = std::fs::remove_file(self.dir.path().join("values.yaml"));
+        let _ = std::fs::remove_file(&spec_path);
         result.map(|_| ())
     }
 

@@ -5,6 +5,7 @@
 
 pub mod helm;
 pub mod helmrelease;
+pub mod postrender;
 pub mod unlock;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -40,6 +41,10 @@ pub struct Args {
     /// The helm v3 binary release actions run through (`hack/tools.sh` installs it; the image ships it).
     #[arg(long, env = "HELM_BINARY", default_value = "helm")]
     pub helm_binary: PathBuf,
+    /// The executable helm runs as its post-renderer: by default this binary, which answers
+    /// `helm-controller post-render <spec file>` ([`postrender::main`]).
+    #[arg(long, env = "HELM_POST_RENDERER", hide = true)]
+    pub post_renderer: Option<PathBuf>,
     /// Flux's feature gates (accepted; none acts yet).
     #[arg(long = "feature-gates", default_value = "")]
     pub feature_gates: String,
@@ -61,6 +66,8 @@ pub struct Context {
     pub config: ControllerArgs,
     /// The helm binary.
     pub helm: PathBuf,
+    /// The post-renderer helm runs (this binary, answering `post-render`).
+    pub post_renderer: PathBuf,
     /// `--default-service-account`.
     pub default_service_account: String,
     /// Chart downloads.
@@ -93,6 +100,10 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         retry: RetryPolicy::new(args.controller.min_retry_delay, args.controller.max_retry_delay),
         config: args.controller.clone(),
         helm: args.helm_binary.clone(),
+        post_renderer: match &args.post_renderer {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?,
+        },
         default_service_account: args.controller.default_service_account.clone(),
         http: driftless_artifact::fetch::http_client(Duration::from_secs(60)),
     });

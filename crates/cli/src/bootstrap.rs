@@ -84,7 +84,7 @@ fn yaml_stream(objects: &[Value]) -> anyhow::Result<String> {
     let mut out = String::new();
     for o in objects {
         out += "---\n";
-        out += &serde_yaml::to_string(o)?;
+        out += &driftless_yaml::to_string(o)?;
     }
     Ok(out)
 }

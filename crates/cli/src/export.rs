@@ -79,7 +79,7 @@ pub async fn run(
     let mut out = String::new();
     for o in objects {
         out += "---\n";
-        out += &serde_yaml::to_string(&clean(kind, &serde_json::to_value(o)?))?;
+        out += &driftless_yaml::to_string(&clean(kind, &serde_json::to_value(o)?))?;
     }
     print!("{out}");
     Ok(())

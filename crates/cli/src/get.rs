@@ -180,7 +180,7 @@ pub async fn run(
 
 fn print_doc(doc: &Value, output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Yaml => print!("{}", serde_yaml::to_string(doc)?),
+        Output::Yaml => print!("{}", driftless_yaml::to_string(doc)?),
         _ => println!("{}", serde_json::to_string_pretty(doc)?),
     }
     Ok(())

@@ -129,7 +129,7 @@ pub fn export(objects: &[Value]) -> anyhow::Result<()> {
     let mut out = String::new();
     for o in objects {
         out += "---\n";
-        out += &serde_yaml::to_string(o)?;
+        out += &driftless_yaml::to_string(o)?;
     }
     print!("{out}");
     Ok(())

@@ -288,7 +288,7 @@ pub fn parse_values(bytes: &[u8], name: &str) -> Result<Mapping, Error> {
 
 /// Values as the YAML of a `values.yaml`.
 pub fn values_yaml(values: &Mapping) -> Result<Vec<u8>, Error> {
-    serde_yaml::to_string(values)
+    driftless_yaml::to_string(values)
         .map(String::into_bytes)
         .map_err(|e| Error::Values(format!("cannot write values: {e}")))
 }
@@ -440,7 +440,7 @@ pub fn set_version(chart_yaml: &[u8], version: &str) -> Result<Vec<u8>, Error> {
         return Err(Error::Invalid("cannot load Chart.yaml: not a mapping".into()));
     };
     m.insert(Value::String("version".into()), Value::String(version.into()));
-    serde_yaml::to_string(&doc)
+    driftless_yaml::to_string(&doc)
         .map(String::into_bytes)
         .map_err(|e| Error::Invalid(format!("cannot write Chart.yaml: {e}")))
 }

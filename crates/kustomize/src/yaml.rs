@@ -203,7 +203,7 @@ impl<'a> Styles<'a> {
 pub fn write_stream(objects: &[Object]) -> String {
     objects
         .iter()
-        .map(|o| serde_yaml::to_string(o).expect("JSON values serialise to YAML"))
+        .map(|o| driftless_yaml::to_string(o).expect("JSON values serialise to YAML"))
         .collect::<Vec<_>>()
         .join("---\n")
 }

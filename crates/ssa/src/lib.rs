@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod apply;
+mod drift;
 pub mod health;
 mod kinds;
 mod object;
@@ -20,6 +21,7 @@ mod prune;
 
 pub use self::{
     apply::Verified,
+    drift::{Drift, DriftKind, remove_paths},
     kinds::KindCache,
     object::{inventory_ref, parse_ref, subject},
 };

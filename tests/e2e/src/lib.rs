@@ -122,12 +122,30 @@ pub async fn helm(ns: &str, flags: &[String]) -> JoinHandle<()> {
         "--helm-binary={}",
         driftless_testkit::tool("helm").display()
     ));
+    argv.push(format!("--post-renderer={}", post_renderer().display()));
     let parsed = helm_controller::Args::parse_from(argv);
     tokio::spawn(async move {
         helm_controller::run_with(config, parsed)
             .await
             .expect("helm-controller runs")
     })
+}
+
+/// This package's `helm-post-renderer` binary, which cargo builds beside the test and benchmark binaries
+/// (`target/<profile>/`, their `deps/` one level down).
+pub fn post_renderer() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let mut dir = exe.parent().expect("a binary is in a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("helm-post-renderer");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p driftless-e2e --bin helm-post-renderer`",
+        path.display()
+    );
+    path
 }
 
 /// An image-reflector-controller keeping its tag database under `storage`, with `flags` added.

@@ -209,14 +209,17 @@ impl Reconciler for Releases {
                     conditions::mark_true(&mut status.conditions, RELEASED, reason, message, generation);
                 }
                 match &outcome.drift {
-                    Some(None) => conditions::mark_false(
+                    Some(steps::DriftOutcome { detected: None, .. }) => conditions::mark_false(
                         &mut status.conditions,
                         DRIFTED,
                         "NoDriftDetected",
                         "No drift detected against the cluster state",
                         generation,
                     ),
-                    Some(Some(message)) => conditions::mark_true(
+                    Some(steps::DriftOutcome {
+                        detected: Some(message),
+                        ..
+                    }) => conditions::mark_true(
                         &mut status.conditions,
                         DRIFTED,
                         "DriftDetected",
@@ -290,15 +293,25 @@ impl Reconciler for Releases {
                     );
                     info!("{message}");
                 }
-                if let Some(Some(message)) = &outcome.drift {
-                    self.0.recorder.record(
-                        &obj.object_ref(&()),
-                        Severity::Info,
-                        "DriftCorrected",
-                        message,
-                        metadata,
-                    );
-                    info!("{message}");
+                if let Some(drift) = &outcome.drift {
+                    let record = |severity, reason, message: &str| {
+                        self.0.recorder.record(
+                            &obj.object_ref(&()),
+                            severity,
+                            reason,
+                            message,
+                            metadata.clone(),
+                        );
+                        info!("{message}");
+                    };
+                    if let Some(message) = &drift.detected {
+                        record(Severity::Error, "DriftDetected", message);
+                    }
+                    match &drift.corrected {
+                        Some(Ok(message)) => record(Severity::Info, "DriftCorrected", message),
+                        Some(Err(message)) => record(Severity::Error, "DriftCorrectionFailed", message),
+                        None => {}
+                    }
                 }
             }
             Err(err @ (Error::Install(_) | Error::Upgrade(_) | Error::Test(_))) => {

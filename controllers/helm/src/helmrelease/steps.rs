@@ -36,8 +36,17 @@ pub struct Outcome {
     pub released: Option<(&'static str, String)>,
     /// The `helm test` result when tests ran (a failure here was ignored, as the spec asks).
     pub tested: Option<Result<String, String>>,
-    /// Drift detection: `Some(None)` none found, `Some(Some(message))` corrected.
-    pub drift: Option<Option<String>>,
+    /// Drift detection, when it ran.
+    pub drift: Option<DriftOutcome>,
+}
+
+/// What drift detection found and did.
+#[derive(Debug, Default, PartialEq)]
+pub struct DriftOutcome {
+    /// Flux's "Cluster state of release … has drifted from the desired state:" message, when it has.
+    pub detected: Option<String>,
+    /// `enabled` mode: the correction's event (`DriftCorrected`, or `DriftCorrectionFailed` as `Err`).
+    pub corrected: Option<Result<String, String>>,
 }
 
 /// `spec.timeout` (Flux's default 5m).
@@ -210,8 +219,8 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     let values = compose_values(obj, ctx).await?;
     let values_json = serde_json::to_vec(&values).expect("values serialise");
     let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(&values_json)));
-    let values_yaml =
-        serde_yaml::to_string(&values).map_err(|e| Error::Values(format!("failed to write values: {e}")))?;
+    let values_yaml = driftless_yaml::to_string(&values)
+        .map_err(|e| Error::Values(format!("failed to write values: {e}")))?;
     status.last_attempted_revision = Some(revision.clone());
     status.last_attempted_config_digest = Some(config_digest.clone());
     status.last_attempted_generation = obj.metadata.generation;
@@ -250,23 +259,34 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     let chart_id = format!("{}-{}", meta.name, meta.version);
     let force_at = obj.annotations().get("reconcile.fluxcd.io/forceAt").cloned();
     let forced = force_at.is_some() && force_at != status.last_handled_force_at;
+    let post_renderers_digest = crate::postrender::post_renderers_digest(obj);
+    let common_metadata_digest = crate::postrender::common_metadata_digest(obj);
     let unchanged = deployed.as_ref().is_some_and(|d| {
         d.chart == chart_id
             && status.history.as_ref().and_then(|h| h.first()).is_some_and(|s| {
                 s.version == d.revision && s.config_digest == config_digest && s.chart_version == meta.version
             })
-    });
+    }) && status.observed_post_renderers_digest == post_renderers_digest
+        && status.observed_common_metadata_digest == common_metadata_digest;
     if unchanged && !forced {
         debug!(%release, "release up to date");
-        let drift = correct_drift(
-            obj,
-            ctx,
-            &helm,
-            &release,
-            &target,
-            deployed.as_ref().map_or(0, |d| d.revision),
-        )
-        .await?;
+        let revision = deployed.as_ref().map_or(0, |d| d.revision);
+        let objects = if status.inventory.is_none() || detects_drift(obj) {
+            Some(release_objects(ctx, &helm, &release, &target).await?)
+        } else {
+            None
+        };
+        if status.inventory.is_none()
+            && let Some(objects) = &objects
+        {
+            status.inventory = Some(inventory(objects));
+        }
+        let drift = match objects {
+            Some(objects) if detects_drift(obj) => {
+                Some(drift(obj, ctx, &objects, &format!("{target}/{release}.v{revision}")).await?)
+            }
+            _ => None,
+        };
         return Ok(Outcome {
             drift,
             ..Default::default()
@@ -316,6 +336,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
                 values: values_yaml.as_bytes(),
                 timeout: action_timeout,
                 flags,
+                post_render: Some((&ctx.post_renderer, &crate::postrender::Spec::of(obj))),
             },
             is_upgrade,
         )
@@ -384,6 +405,9 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     );
     snapshots.truncate(HISTORY);
     status.history = Some(snapshots);
+    status.observed_post_renderers_digest = post_renderers_digest;
+    status.observed_common_metadata_digest = common_metadata_digest;
+    status.inventory = Some(inventory(&release_objects(ctx, &helm, &release, &target).await?));
     status.failures = None;
     status.install_failures = None;
     status.upgrade_failures = None;
@@ -451,81 +475,156 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     })
 }
 
-/// Kinds that have no namespace (the objects of a manifest without one are the release's namespace's).
-const CLUSTER_SCOPED: [&str; 14] = [
-    "Namespace",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "PersistentVolume",
-    "StorageClass",
-    "PriorityClass",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "APIService",
-    "IngressClass",
-    "RuntimeClass",
-    "CSIDriver",
-    "Node",
-];
+/// Whether `driftDetection.mode` is `enabled` or `warn`.
+fn detects_drift(obj: &HelmRelease) -> bool {
+    obj.spec
+        .drift_detection
+        .as_ref()
+        .and_then(|d| d.mode.as_deref())
+        .is_some_and(|m| m == "enabled" || m == "warn")
+}
 
-/// `driftDetection.mode: enabled` (and not disabled by the `helm.toolkit.fluxcd.io/driftDetection`
-/// annotation): the objects of the release's manifest server-side applied as helm-controller, which
-/// changes only what drifted; `None` when detection is off, `Some(None)` when nothing drifted.
-async fn correct_drift(
-    obj: &HelmRelease,
+/// The objects of the release's current manifest (hooks left out), each namespaced kind in the release's
+/// namespace when it names none, with the metadata helm gives what it creates (as Flux's diff sets it).
+async fn release_objects(
     ctx: &Context,
     helm: &Helm,
     release: &str,
     namespace: &str,
-    revision: i64,
-) -> Result<Option<Option<String>>, Error> {
-    let mode = obj
-        .spec
-        .drift_detection
-        .as_ref()
-        .and_then(|d| d.mode.clone())
-        .unwrap_or_else(|| "disabled".into());
-    let disabled = obj
-        .annotations()
-        .get("helm.toolkit.fluxcd.io/driftDetection")
-        .is_some_and(|v| v == "disabled");
-    if mode != "enabled" || disabled {
-        return Ok(None);
-    }
+) -> Result<Vec<Value>, Error> {
     let manifest = helm
         .manifest(release, namespace)
         .await
         .map_err(|e| Error::Helm(format!("failed to get the release manifest: {e}")))?;
-    let mut objects = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&manifest) {
-        let Ok(mut o) = <Value as serde::Deserialize>::deserialize(doc) else {
-            continue;
-        };
-        if !o.is_object() || o.get("kind").is_none() {
-            continue;
-        }
-        let kind = o["kind"].as_str().unwrap_or_default().to_string();
-        if o["metadata"]["namespace"].as_str().is_none_or(str::is_empty)
-            && !CLUSTER_SCOPED.contains(&kind.as_str())
-        {
-            o["metadata"]["namespace"] = namespace.into();
-        }
-        objects.push(o);
+    let mut objects: Vec<Value> = driftless_kustomize::yaml::parse_stream(&manifest, "manifest")
+        .map_err(|e| Error::Helm(format!("failed to read objects from release manifest: {e}")))?
+        .into_iter()
+        .filter(|o| o.get("kind").is_some() && o.pointer("/metadata/annotations/helm.sh~1hook").is_none())
+        .collect();
+    for o in &mut objects {
+        let meta = &mut o["metadata"];
+        meta["labels"]["app.kubernetes.io/managed-by"] = "Helm".into();
+        meta["annotations"]["meta.helm.sh/release-name"] = release.into();
+        meta["annotations"]["meta.helm.sh/release-namespace"] = namespace.into();
     }
-    let manager =
-        driftless_ssa::ResourceManager::new(ctx.client.clone(), FIELD_MANAGER, driftless_ssa::HELM_GROUP);
-    let changes = manager
-        .apply_all(&objects, &std::collections::BTreeMap::new())
+    manager(ctx)
+        .default_namespaces(&mut objects, namespace)
         .await
-        .map_err(|e| Error::Helm(format!("failed to correct the cluster's drift: {e}")))?;
-    if !changes.has_changes() {
-        return Ok(Some(None));
+        .map_err(|e| Error::Helm(format!("failed to read objects from release manifest: {e}")))?;
+    Ok(objects)
+}
+
+/// Drift is found and corrected as helm itself would write: its field manager (Flux's).
+fn manager(ctx: &Context) -> driftless_ssa::ResourceManager {
+    driftless_ssa::ResourceManager::new(ctx.client.clone(), "helm", driftless_ssa::HELM_GROUP)
+}
+
+/// The inventory of the release's objects (Flux's `status.inventory`).
+fn inventory(objects: &[Value]) -> driftless_api::kustomize::ResourceInventory {
+    let mut entries: Vec<_> = objects.iter().map(driftless_ssa::inventory_ref).collect();
+    entries.sort_by(|a, b| a.id.cmp(&b.id));
+    entries.dedup();
+    driftless_api::kustomize::ResourceInventory { entries }
+}
+
+/// Drift detection (`driftDetection.mode` enabled or warn, and not disabled by the
+/// `helm.toolkit.fluxcd.io/driftDetection` annotation on the HelmRelease): each object of the release
+/// dry-run against the cluster, `ignore` rules' paths left out, objects labelled or annotated
+/// `helm.toolkit.fluxcd.io/driftDetection: disabled` left alone; in `enabled` mode what drifted is
+/// corrected without a new Helm revision.
+async fn drift(
+    obj: &HelmRelease,
+    ctx: &Context,
+    objects: &[Value],
+    full_name: &str,
+) -> Result<DriftOutcome, Error> {
+    const KEY: &str = "helm.toolkit.fluxcd.io/driftDetection";
+    if obj.annotations().get(KEY).is_some_and(|v| v == "disabled") {
+        return Ok(DriftOutcome::default());
     }
-    Ok(Some(Some(format!(
-        "Cluster state of release {namespace}/{release}.v{revision} has been corrected:\n{}",
-        changes.summary()
-    ))))
+    let rules = obj
+        .spec
+        .drift_detection
+        .as_ref()
+        .and_then(|d| d.ignore.clone())
+        .unwrap_or_default();
+    let targets: Vec<Option<driftless_kustomize::patch::Target>> = rules
+        .iter()
+        .map(|r| {
+            r.target
+                .as_ref()
+                .map(|t| serde_json::from_value(serde_json::to_value(t).expect("selectors serialise")))
+                .transpose()
+                .map_err(|e| Error::InvalidSpec(format!("invalid driftDetection.ignore target: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let disabled = |o: &Value| {
+        ["labels", "annotations"]
+            .iter()
+            .any(|f| o["metadata"][f][KEY].as_str() == Some("disabled"))
+    };
+    let paths_of = |o: &Value| -> Option<Vec<String>> {
+        if disabled(o) {
+            return None;
+        }
+        Some(
+            rules
+                .iter()
+                .zip(&targets)
+                .filter(|(_, t)| t.as_ref().is_none_or(|t| t.matches(o)))
+                .flat_map(|(r, _)| r.paths.iter().cloned())
+                .collect(),
+        )
+    };
+    let manager = manager(ctx);
+    let drifts = manager
+        .drift(objects, &paths_of)
+        .await
+        .map_err(|e| Error::Helm(format!("unable to determine cluster state: {e}")))?;
+    if drifts.is_empty() {
+        return Ok(DriftOutcome::default());
+    }
+    let summary: Vec<String> = drifts.iter().map(driftless_ssa::Drift::summary).collect();
+    let detected = format!(
+        "Cluster state of release {full_name} has drifted from the desired state:\n{}",
+        summary.join("\n")
+    );
+    let mode = obj.spec.drift_detection.as_ref().and_then(|d| d.mode.as_deref());
+    if mode != Some("enabled") {
+        return Ok(DriftOutcome {
+            detected: Some(detected),
+            corrected: None,
+        });
+    }
+    let (changes, failures) = manager.correct(&drifts).await;
+    let corrected = if failures.is_empty() {
+        Ok(format!(
+            "Cluster state of release {full_name} has been corrected:\n{}",
+            changes.summary()
+        ))
+    } else {
+        let partially = if changes.entries.is_empty() {
+            ""
+        } else {
+            "partially "
+        };
+        let mut message = format!(
+            "Failed to {partially}correct cluster state of release {full_name}:\n{}",
+            failures
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        if !changes.entries.is_empty() {
+            message.push_str(&format!("\n\nSuccessful corrections:\n{}", changes.summary()));
+        }
+        Err(message)
+    };
+    Ok(DriftOutcome {
+        detected: Some(detected),
+        corrected: Some(corrected),
+    })
 }
 
 /// The helm flags of the spec's install or upgrade settings.

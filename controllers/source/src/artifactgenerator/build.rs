@@ -329,7 +329,7 @@ fn merge_map(base: &mut serde_json::Value, overlay: serde_json::Value) {
 fn merge_yaml(dest: &Path, src: &Path) -> Result<(), String> {
     let mut base = load_yaml(dest)?;
     merge_map(&mut base, load_yaml(src)?);
-    let text = serde_yaml::to_string(&base).map_err(|e| e.to_string())?;
+    let text = driftless_yaml::to_string(&base).map_err(|e| e.to_string())?;
     std::fs::write(dest, text).map_err(|e| e.to_string())
 }
 

@@ -469,7 +469,7 @@ pub fn export(what: &What, namespace: &str) -> anyhow::Result<()> {
     let mut out = String::new();
     for o in extra.iter().chain([&object]) {
         out += "---\n";
-        out += &serde_yaml::to_string(o)?;
+        out += &driftless_yaml::to_string(o)?;
     }
     print!("{out}");
     Ok(())

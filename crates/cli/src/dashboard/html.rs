@@ -734,7 +734,7 @@ pub fn live(label: &str, o: &Value) -> String {
             }
         }
     }
-    let yaml = serde_yaml::to_string(&o).unwrap_or_default();
+    let yaml = driftless_yaml::to_string(&o).unwrap_or_default();
     format!(r#"<h1>{}</h1><pre id="yaml">{}</pre>"#, esc(label), esc(&yaml))
 }
 

@@ -638,3 +638,259 @@ async fn drift_from_the_release_is_corrected_without_a_new_revision() {
     })
     .await;
 }
+
+/// The events of `ns` with `reason`, newest last.
+async fn events_with(ns: &str, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(cluster().client().await, ns);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.message.unwrap_or_default())
+        .collect()
+}
+
+async fn request_reconcile(hrs: &Api<HelmRelease>, name: &str, token: &str) {
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}});
+    hrs.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait(hrs, name, "the request handled", |h| {
+        h.status
+            .as_ref()
+            .and_then(|s| s.reconcile_request.last_handled_reconcile_at.as_deref())
+            == Some(token)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn post_renderers_and_common_metadata_shape_the_release_and_its_inventory() {
+    let env = Env::start("helm-postrender", &[], false).await;
+    let n = env.n.clone();
+    let spec = |replicas: i64, patch_path: &str| -> HelmReleaseSpec {
+        serde_json::from_value(json!({
+            "interval": "1h",
+            "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+            "install": {"disableWait": true},
+            "upgrade": {"disableWait": true},
+            "commonMetadata": {"labels": {"team": "payments"}, "annotations": {"owner": "ops@example.com"}},
+            "postRenderers": [
+                {"kustomize": {
+                    "patches": [{
+                        "target": {"kind": "Deployment", "name": "app-podinfo"},
+                        "patch": format!("- op: add\n  path: {patch_path}\n  value: {replicas}\n"),
+                    }],
+                    "images": [{"name": "nginx", "newName": "registry.example.com/nginx", "newTag": "1.27"}],
+                }},
+                {"kustomize": {"patches": [{
+                    "patch": "apiVersion: v1\nkind: Service\nmetadata:\n  name: app-podinfo\n  annotations:\n    patched: \"yes\"\n",
+                }]}},
+            ],
+        }))
+        .unwrap()
+    };
+    let hrs = apply(&n, &HelmRelease::new("app", spec(3, "/spec/replicas"))).await;
+    let hr = wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    let d = deployments.get("app-podinfo").await.unwrap();
+    assert_eq!(d.spec.replicas, Some(3), "the patch");
+    assert_eq!(
+        d.spec.template.spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref(),
+        Some("registry.example.com/nginx:1.27"),
+        "the image"
+    );
+    let labels = d.metadata.labels.clone().unwrap();
+    assert_eq!(labels["team"], "payments");
+    assert_eq!(labels["helm.toolkit.fluxcd.io/name"], "app");
+    assert_eq!(labels["helm.toolkit.fluxcd.io/namespace"], n);
+    assert_eq!(
+        d.metadata.annotations.clone().unwrap()["owner"],
+        "ops@example.com"
+    );
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(cluster().client().await, &n);
+    let s = services.get("app-podinfo").await.unwrap();
+    assert_eq!(s.metadata.annotations.clone().unwrap()["patched"], "yes");
+    assert_eq!(s.metadata.labels.clone().unwrap()["team"], "payments");
+
+    let status = hr.status.clone().unwrap();
+    let ids: Vec<String> = status
+        .inventory
+        .clone()
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| format!("{} {}", e.id, e.v))
+        .collect();
+    assert!(
+        ids.contains(&format!("{n}_app-podinfo_apps_Deployment v1")),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&format!("{n}_app-podinfo__Service v1")), "{ids:?}");
+    assert!(
+        ids.iter().all(|i| !i.contains("test-connection")),
+        "hooks are not the release's objects: {ids:?}"
+    );
+    assert!(status.observed_post_renderers_digest.is_some());
+    assert!(status.observed_common_metadata_digest.is_some());
+
+    // a change of the post-renderers alone is a new release revision
+    apply(&n, &HelmRelease::new("app", spec(5, "/spec/replicas"))).await;
+    wait(&hrs, "app", "upgraded", |h| {
+        h.status
+            .as_ref()
+            .is_some_and(|s| s.history.as_ref().is_some_and(|h| h[0].version == 2))
+            && ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        deployments.get("app-podinfo").await.unwrap().spec.replicas,
+        Some(5)
+    );
+    assert_eq!(history(&n, "app").len(), 2);
+
+    // a patch that cannot apply fails the upgrade with the post-renderer's words; nothing changes
+    apply(&n, &HelmRelease::new("app", spec(6, "/spec/nothing/here"))).await;
+    let hr = wait(&hrs, "app", "the upgrade refused", |h| {
+        ready(h).is_some_and(|r| r.0 == "False" && r.1 == "UpgradeFailed")
+    })
+    .await;
+    let message = ready(&hr).unwrap().2;
+    assert!(message.contains("post-renderer 0 (kustomize)"), "{message}");
+    assert_eq!(
+        deployments.get("app-podinfo").await.unwrap().spec.replicas,
+        Some(5)
+    );
+}
+
+#[tokio::test]
+async fn drift_warn_mode_reports_and_ignore_rules_leave_fields_alone() {
+    let env = Env::start("helm-drift-warn", &[], false).await;
+    let n = env.n.clone();
+    let spec = |drift: serde_json::Value| -> HelmReleaseSpec {
+        serde_json::from_value(json!({
+            "interval": "1h",
+            "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+            "install": {"disableWait": true},
+            "driftDetection": drift,
+            "values": {"replicaCount": 2},
+        }))
+        .unwrap()
+    };
+    let hrs = apply(&n, &HelmRelease::new("app", spec(json!({"mode": "warn"})))).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(cluster().client().await, &n);
+    let scale = json!({"spec": {"replicas": 7}});
+    deployments
+        .patch("app-podinfo", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .unwrap();
+
+    // warn: reported, not corrected
+    request_reconcile(&hrs, "app", "warn").await;
+    let hr = wait(&hrs, "app", "drift reported", |h| {
+        h.status
+            .as_ref()
+            .is_some_and(|s| conditions::get(&s.conditions, "Drifted").is_some_and(|c| c.status == "True"))
+    })
+    .await;
+    let drifted = conditions::get(&hr.status.as_ref().unwrap().conditions, "Drifted")
+        .unwrap()
+        .clone();
+    assert_eq!(drifted.reason, "DriftDetected");
+    assert_eq!(
+        drifted.message,
+        format!(
+            "Cluster state of release {n}/app.v1 has drifted from the desired state:\nDeployment/{n}/app-podinfo changed (0 additions, 1 changes, 0 removals)"
+        )
+    );
+    assert_eq!(
+        ready(&hr).unwrap().0,
+        "True",
+        "drift in warn mode does not fail the release"
+    );
+    assert_eq!(
+        deployments.get("app-podinfo").await.unwrap().spec.replicas,
+        Some(7)
+    );
+    assert!(events_with(&n, "DriftCorrected").await.is_empty());
+    assert!(!events_with(&n, "DriftDetected").await.is_empty());
+
+    // enabled, with the replicas ignored: left as they are, and nothing else drifted
+    apply(
+        &n,
+        &HelmRelease::new(
+            "app",
+            spec(json!({"mode": "enabled", "ignore": [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}]})),
+        ),
+    )
+    .await;
+    request_reconcile(&hrs, "app", "ignored").await;
+    let hr = wait(&hrs, "app", "no drift", |h| {
+        h.status
+            .as_ref()
+            .is_some_and(|s| conditions::get(&s.conditions, "Drifted").is_some_and(|c| c.status == "False"))
+    })
+    .await;
+    assert_eq!(
+        conditions::get(&hr.status.as_ref().unwrap().conditions, "Drifted")
+            .unwrap()
+            .reason,
+        "NoDriftDetected"
+    );
+    assert_eq!(
+        deployments.get("app-podinfo").await.unwrap().spec.replicas,
+        Some(7)
+    );
+
+    // an object deleted by hand comes back; one labelled to be left alone does not count
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(cluster().client().await, &n);
+    services
+        .delete("app-podinfo", &DeleteParams::default())
+        .await
+        .unwrap();
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(cluster().client().await, &n);
+    // NB: `helm create`'s ServiceAccount sets automountServiceAccountToken: true
+    let leave = json!({
+        "metadata": {"labels": {"helm.toolkit.fluxcd.io/driftDetection": "disabled"}},
+        "automountServiceAccountToken": false,
+    });
+    sa.patch("app-podinfo", &PatchParams::default(), &Patch::Merge(&leave))
+        .await
+        .unwrap();
+    request_reconcile(&hrs, "app", "deleted").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let corrected = loop {
+        if let Some(m) = events_with(&n, "DriftCorrected").await.pop() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no DriftCorrected event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        corrected,
+        format!("Cluster state of release {n}/app.v1 has been corrected:\nService/{n}/app-podinfo created")
+    );
+    assert!(services.get_opt("app-podinfo").await.unwrap().is_some());
+    assert_eq!(
+        sa.get("app-podinfo")
+            .await
+            .unwrap()
+            .automount_service_account_token,
+        Some(false),
+        "left alone"
+    );
+    assert_eq!(history(&n, "app").len(), 1, "no Helm revision for a correction");
+}
