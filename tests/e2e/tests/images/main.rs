@@ -112,6 +112,32 @@ fn images_are_built_without_an_engine_pushed_and_run_from_their_own_layer() {
         if name == "helm-controller" {
             let helm = in_image(&fs, "/usr/local/bin/helm", &["version", "--short"]);
             assert!(helm.starts_with("v3.18."), "the pinned helm: {helm}");
+            // helm runs the controller's own binary as its post-renderer
+            std::fs::write(
+                fs.join("tmp/spec.json"),
+                r#"{"name": "web", "namespace": "apps", "commonMetadata": {"labels": {"team": "a"}}}"#,
+            )
+            .unwrap();
+            let mut child = Command::new("chroot")
+                .arg("--userspec=65532:65532")
+                .arg(&fs)
+                .args(["/usr/local/bin/helm-controller", "post-render", "/tmp/spec.json"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(
+                &mut child.stdin.take().unwrap(),
+                b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+            )
+            .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let rendered = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                rendered.contains("helm.toolkit.fluxcd.io/name: web") && rendered.contains("team: a"),
+                "{rendered}"
+            );
         }
     }
 }
