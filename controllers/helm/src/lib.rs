@@ -72,6 +72,8 @@ pub struct Context {
     pub default_service_account: String,
     /// Chart downloads.
     pub http: reqwest::Client,
+    /// Clients acting for tenants (impersonating, or on a `kubeConfig` cluster).
+    pub tenants: driftless_runtime::tenant::Tenants,
 }
 
 /// Runs helm-controller until SIGTERM with the environment's client configuration.
@@ -89,7 +91,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
     let instance = driftless_runtime::manager::identity();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        kube_config: config,
+        kube_config: config.clone(),
         recorder: Recorder::new(
             Some(client.clone()),
             CONTROLLER_NAME,
@@ -106,6 +108,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         },
         default_service_account: args.controller.default_service_account.clone(),
         http: driftless_artifact::fetch::http_client(Duration::from_secs(60)),
+        tenants: driftless_runtime::tenant::Tenants::new(client.clone(), config.clone()),
     });
     tokio::select! {
         _ = helmrelease::run(ctx) => {}

@@ -87,7 +87,7 @@ impl Tenants {
 
 /// The configuration in the `spec.kubeConfig` Secret of `namespace` (key `value` or `value.yaml`
 /// unless the reference names one).
-async fn remote_config(
+pub async fn remote_config(
     client: &Client,
     namespace: &str,
     reference: &KubeConfigReference,

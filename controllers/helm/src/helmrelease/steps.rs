@@ -89,18 +89,52 @@ pub fn release_name(obj: &HelmRelease) -> String {
     format!("{}-{}", &name[..40], &hash[..12])
 }
 
-/// The user helm impersonates: the HelmRelease's ServiceAccount, else `--default-service-account`.
-fn impersonation(obj: &HelmRelease, ctx: &Context) -> Option<String> {
+/// The cluster and user a release is made on: helm's configuration and the user it impersonates, and a
+/// client for the same cluster and user (drift, inventory, a pending release's recovery).
+pub struct Target {
+    /// The cluster's client configuration (the controller's, or `spec.kubeConfig`'s).
+    pub config: kube::Config,
+    /// `system:serviceaccount:<namespace>:<serviceAccountName>`, when one acts.
+    pub as_user: Option<String>,
+    /// A client of that cluster, as that user.
+    pub client: kube::Client,
+}
+
+/// The target of `obj`: `spec.kubeConfig`'s cluster when set, as `serviceAccountName` (there, or here
+/// with `--default-service-account`) when one is named.
+pub async fn target_cluster(obj: &HelmRelease, ctx: &Context) -> Result<Target, Error> {
+    use driftless_runtime::tenant::Error as E;
+    let ns = obj.namespace().unwrap_or_default();
+    let kube_config = obj.spec.kube_config.as_ref();
     let sa = obj
         .spec
         .service_account_name
         .clone()
         .filter(|s| !s.is_empty())
-        .or_else(|| Some(ctx.default_service_account.clone()).filter(|s| !s.is_empty()))?;
-    Some(format!(
-        "system:serviceaccount:{}:{sa}",
-        obj.namespace().unwrap_or_default()
-    ))
+        .or_else(|| {
+            Some(ctx.default_service_account.clone()).filter(|s| !s.is_empty() && kube_config.is_none())
+        });
+    let tenant_error = |e: E| match e {
+        E::SecretNotFound { .. } => Error::Values(format!("could not get client config: {e}")),
+        E::Invalid(message) => Error::InvalidSpec(message),
+        E::Kube(e) => Error::Kube(e),
+    };
+    let client = ctx
+        .tenants
+        .client(&ns, sa.as_deref(), kube_config)
+        .await
+        .map_err(tenant_error)?;
+    let config = match kube_config {
+        None => ctx.kube_config.clone(),
+        Some(reference) => driftless_runtime::tenant::remote_config(&ctx.client, &ns, reference)
+            .await
+            .map_err(tenant_error)?,
+    };
+    Ok(Target {
+        config,
+        as_user: sa.map(|sa| format!("system:serviceaccount:{ns}:{sa}")),
+        client,
+    })
 }
 
 /// Runs the steps, updating `status` as they go.
@@ -110,9 +144,6 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         return Err(Error::InvalidSpec(
             "exactly one of spec.chart and spec.chartRef must be set".into(),
         ));
-    }
-    if obj.spec.kube_config.is_some() {
-        return Err(Error::InvalidSpec("spec.kubeConfig is not supported yet".into()));
     }
     // NB: the object comes from the watch's cache, which may not have the status the previous run wrote
     // yet; a release action is not idempotent, so what decides one is read from the API server
@@ -229,7 +260,8 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
 
     // release
     let release = release_name(obj);
-    let helm = Helm::new(&ctx.helm, &ctx.kube_config, impersonation(obj, ctx))
+    let cluster = target_cluster(obj, ctx).await?;
+    let helm = Helm::new(&ctx.helm, &cluster.config, cluster.as_user.clone())
         .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
     let mut history = helm
         .history(&release, &target)
@@ -242,14 +274,20 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         .filter(|r| r.status.starts_with("pending-"))
         .cloned()
     {
-        crate::unlock::unlock(&ctx.client, &target, &release, pending.revision, &pending.status)
-            .await
-            .map_err(|e| {
-                Error::Helm(format!(
-                    "failed to recover release {target}/{release} from {}: {e}",
-                    pending.status
-                ))
-            })?;
+        crate::unlock::unlock(
+            &cluster.client,
+            &target,
+            &release,
+            pending.revision,
+            &pending.status,
+        )
+        .await
+        .map_err(|e| {
+            Error::Helm(format!(
+                "failed to recover release {target}/{release} from {}: {e}",
+                pending.status
+            ))
+        })?;
         history = helm
             .history(&release, &target)
             .await
@@ -272,7 +310,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         debug!(%release, "release up to date");
         let revision = deployed.as_ref().map_or(0, |d| d.revision);
         let objects = if status.inventory.is_none() || detects_drift(obj) {
-            Some(release_objects(ctx, &helm, &release, &target).await?)
+            Some(release_objects(&cluster.client, &helm, &release, &target).await?)
         } else {
             None
         };
@@ -282,9 +320,15 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             status.inventory = Some(inventory(objects));
         }
         let drift = match objects {
-            Some(objects) if detects_drift(obj) => {
-                Some(drift(obj, ctx, &objects, &format!("{target}/{release}.v{revision}")).await?)
-            }
+            Some(objects) if detects_drift(obj) => Some(
+                drift(
+                    obj,
+                    &cluster.client,
+                    &objects,
+                    &format!("{target}/{release}.v{revision}"),
+                )
+                .await?,
+            ),
             _ => None,
         };
         return Ok(Outcome {
@@ -407,7 +451,9 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     status.history = Some(snapshots);
     status.observed_post_renderers_digest = post_renderers_digest;
     status.observed_common_metadata_digest = common_metadata_digest;
-    status.inventory = Some(inventory(&release_objects(ctx, &helm, &release, &target).await?));
+    status.inventory = Some(inventory(
+        &release_objects(&cluster.client, &helm, &release, &target).await?,
+    ));
     status.failures = None;
     status.install_failures = None;
     status.upgrade_failures = None;
@@ -487,7 +533,7 @@ fn detects_drift(obj: &HelmRelease) -> bool {
 /// The objects of the release's current manifest (hooks left out), each namespaced kind in the release's
 /// namespace when it names none, with the metadata helm gives what it creates (as Flux's diff sets it).
 async fn release_objects(
-    ctx: &Context,
+    client: &kube::Client,
     helm: &Helm,
     release: &str,
     namespace: &str,
@@ -507,7 +553,7 @@ async fn release_objects(
         meta["annotations"]["meta.helm.sh/release-name"] = release.into();
         meta["annotations"]["meta.helm.sh/release-namespace"] = namespace.into();
     }
-    manager(ctx)
+    manager(client)
         .default_namespaces(&mut objects, namespace)
         .await
         .map_err(|e| Error::Helm(format!("failed to read objects from release manifest: {e}")))?;
@@ -515,8 +561,8 @@ async fn release_objects(
 }
 
 /// Drift is found and corrected as helm itself would write: its field manager (Flux's).
-fn manager(ctx: &Context) -> driftless_ssa::ResourceManager {
-    driftless_ssa::ResourceManager::new(ctx.client.clone(), "helm", driftless_ssa::HELM_GROUP)
+fn manager(client: &kube::Client) -> driftless_ssa::ResourceManager {
+    driftless_ssa::ResourceManager::new(client.clone(), "helm", driftless_ssa::HELM_GROUP)
 }
 
 /// The inventory of the release's objects (Flux's `status.inventory`).
@@ -534,7 +580,7 @@ fn inventory(objects: &[Value]) -> driftless_api::kustomize::ResourceInventory {
 /// corrected without a new Helm revision.
 async fn drift(
     obj: &HelmRelease,
-    ctx: &Context,
+    client: &kube::Client,
     objects: &[Value],
     full_name: &str,
 ) -> Result<DriftOutcome, Error> {
@@ -576,7 +622,7 @@ async fn drift(
                 .collect(),
         )
     };
-    let manager = manager(ctx);
+    let manager = manager(client);
     let drifts = manager
         .drift(objects, &paths_of)
         .await
@@ -1002,7 +1048,8 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
         .as_ref()
         .and_then(|u| u.keep_history)
         .unwrap_or(false);
-    let helm = Helm::new(&ctx.helm, &ctx.kube_config, impersonation(obj, ctx))
+    let cluster = target_cluster(obj, ctx).await?;
+    let helm = Helm::new(&ctx.helm, &cluster.config, cluster.as_user)
         .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
     helm.uninstall(&release, &target, keep_history, timeout(obj))
         .await

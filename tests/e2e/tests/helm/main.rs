@@ -894,3 +894,92 @@ async fn drift_warn_mode_reports_and_ignore_rules_leave_fields_alone() {
     );
     assert_eq!(history(&n, "app").len(), 1, "no Helm revision for a correction");
 }
+
+#[tokio::test]
+async fn a_kube_config_secret_releases_to_the_remote_cluster() {
+    use k8s_openapi::api::core::v1::Secret;
+    let env = Env::start("helm-remote", &[], false).await;
+    let n = env.n.clone();
+    let remote = driftless_testkit::cluster::start_instance("remote");
+    let remote_ns = format!("remote-{n}");
+    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).unwrap();
+    apply(
+        &n,
+        &serde_json::from_value::<Secret>(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "remote-kubeconfig"},
+            "stringData": {"value": kubeconfig},
+        }))
+        .unwrap(),
+    )
+    .await;
+    let spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "kubeConfig": {"secretRef": {"name": "remote-kubeconfig"}},
+        "targetNamespace": remote_ns,
+        "storageNamespace": remote_ns,
+        "install": {"disableWait": true, "createNamespace": true},
+        "driftDetection": {"mode": "enabled"},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "released remotely", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    let release = format!("{remote_ns}-app");
+    assert_eq!(
+        ready(&hr).unwrap().2,
+        format!("Helm install succeeded for release {remote_ns}/{release}.v1 with chart podinfo@0.1.0")
+    );
+    let out = Command::new(tool("helm"))
+        .args([
+            "history",
+            &release,
+            "-n",
+            &remote_ns,
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(remote.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let remote_client = kube::Client::try_from(remote.config().await).unwrap();
+    let remote_deployments: Api<Deployment> = Api::namespaced(remote_client, &remote_ns);
+    let name = format!("{release}-podinfo");
+    assert!(remote_deployments.get_opt(&name).await.unwrap().is_some());
+    let local: Api<Deployment> = Api::namespaced(cluster().client().await, &remote_ns);
+    assert!(
+        local.get_opt(&name).await.is_err() || local.get_opt(&name).await.unwrap().is_none(),
+        "released locally"
+    );
+    // drift detection looks at the remote cluster's objects
+    remote_deployments
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .unwrap();
+    request_reconcile(&hrs, "app", "remote-drift").await;
+    assert_eq!(
+        remote_deployments.get(&name).await.unwrap().spec.replicas,
+        Some(1)
+    );
+    // a missing Secret says so
+    let mut spec = hr.spec.clone();
+    spec.kube_config = serde_json::from_value(json!({"secretRef": {"name": "nope"}})).unwrap();
+    apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "the missing Secret reported", |h| {
+        ready(h).is_some_and(|r| r.0 == "False")
+    })
+    .await;
+    assert!(
+        ready(&hr).unwrap().2.contains("/nope' not found"),
+        "{:?}",
+        ready(&hr)
+    );
+}
