@@ -4,6 +4,9 @@
 //! encoded release), after which install, upgrade and rollback work again. Helm itself refuses any
 //! action on such a release ("another operation (install/upgrade/rollback) is in progress"), the helm
 //! failure Flux users report most.
+//!
+//! The same rewrite records the outcome of our own wait ([`set_status`]): a release whose objects did
+//! not become ready is marked failed, as `helm --wait` would have left it.
 
 use std::io::{Read, Write};
 
@@ -23,6 +26,37 @@ pub async fn unlock(
     revision: i64,
     pending: &str,
 ) -> Result<(), String> {
+    let description = format!(
+        "Release recovered by helm-controller: it was left {pending} by an action that never finished"
+    );
+    let changed = set_status(
+        client,
+        namespace,
+        release,
+        revision,
+        |s| s.starts_with("pending-"),
+        "failed",
+        Some(&description),
+    )
+    .await?;
+    if changed {
+        warn!(%namespace, %release, revision, from = pending, "recovered a release left pending: marked failed");
+    }
+    Ok(())
+}
+
+/// Sets the status of revision `revision` of `release` to `to` (its Secret's `status` label and the
+/// status inside the encoded release, with `description` when given) when its status `from` accepts;
+/// whether it did.
+pub async fn set_status(
+    client: &kube::Client,
+    namespace: &str,
+    release: &str,
+    revision: i64,
+    from: impl Fn(&str) -> bool,
+    to: &str,
+    description: Option<&str>,
+) -> Result<bool, String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = format!("sh.helm.release.v1.{release}.v{revision}");
     let secret = api
@@ -40,24 +74,22 @@ pub async fn unlock(
         .and_then(|s| s.as_str())
         .unwrap_or_default()
         .to_string();
-    if !status.starts_with("pending-") {
-        return Ok(());
+    if !from(&status) {
+        return Ok(false);
     }
-    doc["info"]["status"] = "failed".into();
-    doc["info"]["description"] = format!(
-        "Release recovered by helm-controller: it was left {pending} by an action that never finished"
-    )
-    .into();
+    doc["info"]["status"] = to.into();
+    if let Some(description) = description {
+        doc["info"]["description"] = description.into();
+    }
     let data = encode(&doc)?;
     let patch = serde_json::json!({
-        "metadata": {"labels": {"status": "failed"}},
+        "metadata": {"labels": {"status": to}},
         "data": {"release": ByteString(data)},
     });
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| driftless_runtime::error::api_message(&e))?;
-    warn!(%namespace, %release, revision, from = pending, "recovered a release left pending: marked failed");
-    Ok(())
+    Ok(true)
 }
 
 /// A release as Helm stores it: base64 of gzipped JSON.

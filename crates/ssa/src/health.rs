@@ -49,7 +49,9 @@ pub struct Expressions {
     pub current: String,
 }
 
-/// The CEL expressions by `(apiVersion, kind)`.
+/// The CEL expressions by API group and kind, as Flux matches `healthCheckExprs`: only the group of an
+/// entry's `apiVersion` counts (every served version of the kind), and an entry without a kind covers the
+/// group's kinds that have no entry of their own.
 #[derive(Clone, Debug, Default)]
 pub struct Rules {
     by_kind: HashMap<(String, String), Arc<Compiled>>,
@@ -88,10 +90,18 @@ impl Rules {
                     .transpose()?,
                 current: compile(kind, "current", &e.current)?,
             };
-            by_kind.insert((api_version.to_string(), kind.to_string()), Arc::new(compiled));
+            by_kind.insert(
+                (group_of(api_version).to_string(), kind.to_string()),
+                Arc::new(compiled),
+            );
         }
         Ok(Self { by_kind })
     }
+}
+
+/// The API group of an `apiVersion` (empty for the core group's `v1`).
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
 /// The object's top-level fields (`metadata`, `spec`, `status`, empty when missing) as the variables.
@@ -156,7 +166,12 @@ pub fn compute(o: &Value, rules: &Rules) -> (Status, String) {
         );
     }
     let (api_version, kind) = (str_at(o, &["apiVersion"]), str_at(o, &["kind"]));
-    if let Some(c) = rules.by_kind.get(&(api_version.to_string(), kind.to_string())) {
+    let group = group_of(api_version).to_string();
+    if let Some(c) = rules
+        .by_kind
+        .get(&(group.clone(), kind.to_string()))
+        .or_else(|| rules.by_kind.get(&(group, String::new())))
+    {
         let programs = [
             (c.in_progress.as_ref(), InProgress),
             (c.failed.as_ref(), Failed),
@@ -640,6 +655,31 @@ mod tests {
             &rules,
         );
         assert_eq!(status, Status::InProgress, "{message}");
+        // only the group counts; an entry without a kind covers the group's other kinds
+        let v1beta1 = json!({"apiVersion": "cert-manager.io/v1beta1", "kind": "Certificate",
+            "metadata": {"name": "c"}, "status": {"phase": "Issuing"}});
+        assert_eq!(compute(&v1beta1, &rules).0, Status::InProgress);
+        let group_wide = Expressions {
+            current: "status.ok == true".into(),
+            ..Default::default()
+        };
+        let rules = Rules::new([
+            ("cert-manager.io/v1", "Certificate", &exprs),
+            ("cert-manager.io/v1", "", &group_wide),
+        ])
+        .unwrap();
+        let issuer = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "i"},
+            "status": {"ok": true, "conditions": [{"type": "Ready", "status": "False"}]}});
+        assert_eq!(
+            compute(&issuer, &rules).0,
+            Status::Current,
+            "the group-wide entry"
+        );
+        assert_eq!(
+            compute(&cert("Done", "True"), &rules).0,
+            Status::Current,
+            "the kind's own entry"
+        );
         let bad = Expressions {
             current: "status.(".into(),
             ..Default::default()

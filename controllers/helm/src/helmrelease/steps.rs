@@ -385,6 +385,40 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             is_upgrade,
         )
         .await;
+    let waits = !if is_upgrade {
+        upgrade.disable_wait.unwrap_or(false)
+    } else {
+        install.disable_wait.unwrap_or(false)
+    };
+    let result = match result {
+        Ok(()) if waits && polls(obj) => {
+            let jobs = !if is_upgrade {
+                upgrade.disable_wait_for_jobs.unwrap_or(false)
+            } else {
+                install.disable_wait_for_jobs.unwrap_or(false)
+            };
+            let remaining = action_timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(1));
+            let objects = release_objects(&cluster.client, &helm, &release, &target).await?;
+            let rules = health_rules(obj)?;
+            match wait_until_ready(&cluster.client, &objects, &rules, jobs, remaining).await {
+                Ok(()) => Ok(()),
+                Err(waited) => {
+                    record_failed_wait(
+                        &cluster.client,
+                        &helm,
+                        (&release, &target),
+                        deployed.as_ref().filter(|_| is_upgrade),
+                        &waited,
+                    )
+                    .await;
+                    Err(crate::helm::Failed(waited))
+                }
+            }
+        }
+        other => other,
+    };
     status.last_attempted_release_action_duration = Some(format!("{:.3}s", started.elapsed().as_secs_f64()));
     if let Err(failed) = result {
         status.failures = Some(status.failures.unwrap_or(0) + 1);
@@ -519,6 +553,111 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         tested,
         drift: None,
     })
+}
+
+/// Whether the release's objects are waited for by us (`waitStrategy: poller`, Flux's default: kstatus
+/// and `healthCheckExprs`) rather than by `helm --wait` (`legacy`).
+fn polls(obj: &HelmRelease) -> bool {
+    obj.spec.wait_strategy.as_ref().is_none_or(|w| w.name != "legacy")
+}
+
+/// The CEL rules of `spec.healthCheckExprs`.
+fn health_rules(obj: &HelmRelease) -> Result<driftless_ssa::health::Rules, Error> {
+    let exprs: Vec<(String, String, driftless_ssa::health::Expressions)> = obj
+        .spec
+        .health_check_exprs
+        .iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.api_version.clone(),
+                c.kind.clone(),
+                driftless_ssa::health::Expressions {
+                    in_progress: c.in_progress.clone(),
+                    failed: c.failed.clone(),
+                    current: c.current.clone(),
+                },
+            )
+        })
+        .collect();
+    driftless_ssa::health::Rules::new(exprs.iter().map(|(a, k, e)| (a.as_str(), k.as_str(), e)))
+        .map_err(Error::InvalidSpec)
+}
+
+/// Waits until every object of the release is ready by kstatus's rules and `rules` (Jobs complete only
+/// with `jobs`), as helm v4's poller does for Flux; the error names the objects that are not.
+async fn wait_until_ready(
+    client: &kube::Client,
+    objects: &[Value],
+    rules: &driftless_ssa::health::Rules,
+    jobs: bool,
+    timeout: Duration,
+) -> Result<(), String> {
+    let targets: Vec<driftless_ssa::health::Target> = objects
+        .iter()
+        .filter(|o| jobs || !(o["kind"] == "Job" && o["apiVersion"] == "batch/v1"))
+        .map(driftless_ssa::inventory_ref)
+        .filter_map(|r| driftless_ssa::parse_ref(&r))
+        .map(|(namespace, name, gvk)| driftless_ssa::health::Target { gvk, namespace, name })
+        .collect();
+    let options = driftless_ssa::health::WaitOptions {
+        interval: Duration::from_millis((500 + 10 * targets.len() as u64).min(5000)),
+        timeout,
+        fail_fast: false,
+    };
+    manager(client)
+        .wait_for_set(&targets, rules, options, std::future::pending())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A release whose objects did not become ready is left as `helm --wait` leaves it: the new revision
+/// `failed` (with helm's description), and after an upgrade the revision it replaced `deployed` again.
+async fn record_failed_wait(
+    client: &kube::Client,
+    helm: &Helm,
+    (release, namespace): (&str, &str),
+    replaced: Option<&Revision>,
+    waited: &str,
+) {
+    let Ok(history) = helm.history(release, namespace).await else {
+        return;
+    };
+    let Some(latest) = history.last() else {
+        return;
+    };
+    let description = match replaced {
+        Some(_) => format!("Upgrade \"{release}\" failed: {waited}"),
+        None => format!("Release \"{release}\" failed: {waited}"),
+    };
+    let deployed = |s: &str| s == "deployed";
+    if let Err(e) = crate::unlock::set_status(
+        client,
+        namespace,
+        release,
+        latest.revision,
+        deployed,
+        "failed",
+        Some(&description),
+    )
+    .await
+    {
+        tracing::warn!(%release, error = %e, "could not mark the release failed");
+    }
+    if let Some(previous) = replaced.filter(|p| p.revision != latest.revision)
+        && let Err(e) = crate::unlock::set_status(
+            client,
+            namespace,
+            release,
+            previous.revision,
+            |s| s == "superseded",
+            "deployed",
+            None,
+        )
+        .await
+    {
+        tracing::warn!(%release, error = %e, "could not restore the replaced revision");
+    }
 }
 
 /// Whether `driftDetection.mode` is `enabled` or `warn`.
@@ -682,11 +821,12 @@ fn flags(obj: &HelmRelease, upgrade: bool) -> Vec<String> {
         }
     };
     let max_history = obj.spec.max_history.unwrap_or(5);
+    let legacy = !polls(obj);
     if upgrade {
         let u = obj.spec.upgrade.clone().unwrap_or_default();
-        flag(!u.disable_wait.unwrap_or(false), "--wait");
+        flag(legacy && !u.disable_wait.unwrap_or(false), "--wait");
         flag(
-            !u.disable_wait.unwrap_or(false) && !u.disable_wait_for_jobs.unwrap_or(false),
+            legacy && !u.disable_wait.unwrap_or(false) && !u.disable_wait_for_jobs.unwrap_or(false),
             "--wait-for-jobs",
         );
         flag(u.disable_hooks.unwrap_or(false), "--no-hooks");
@@ -707,9 +847,9 @@ fn flags(obj: &HelmRelease, upgrade: bool) -> Vec<String> {
         flags.push(format!("--history-max={max_history}"));
     } else {
         let i = obj.spec.install.clone().unwrap_or_default();
-        flag(!i.disable_wait.unwrap_or(false), "--wait");
+        flag(legacy && !i.disable_wait.unwrap_or(false), "--wait");
         flag(
-            !i.disable_wait.unwrap_or(false) && !i.disable_wait_for_jobs.unwrap_or(false),
+            legacy && !i.disable_wait.unwrap_or(false) && !i.disable_wait_for_jobs.unwrap_or(false),
             "--wait-for-jobs",
         );
         flag(i.disable_hooks.unwrap_or(false), "--no-hooks");

@@ -435,6 +435,8 @@ async fn with_workloads_rolling_out_a_release_waits_for_them_and_its_tests_run()
         "timeout": "60s",
         "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
         "test": {"enable": true},
+        // NB: helm's own wait (`helm --wait`); the poller, the default, has a test of its own
+        "waitStrategy": {"name": "legacy"},
     }))
     .unwrap();
     let hrs = apply(&n, &HelmRelease::new("app", spec)).await;
@@ -982,4 +984,62 @@ async fn a_kube_config_secret_releases_to_the_remote_cluster() {
         "{:?}",
         ready(&hr)
     );
+}
+
+#[tokio::test]
+async fn the_poller_waits_for_the_release_with_health_check_expressions() {
+    // the namespace's Deployments roll out; the chart's ConfigMap is ready when its CEL says so
+    let env = Env::start("helm-poller", &[], true).await;
+    let n = env.n.clone();
+    env.charts.add_chart(
+        "flagged",
+        "0.1.0",
+        &[(
+            "templates/flag.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flag\ndata:\n  ready: {{ .Values.ready | quote }}\n",
+        )],
+    );
+    let hr_repo: Api<HelmRepository> = Api::namespaced(cluster().client().await, &n);
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "flagged"}}});
+    hr_repo
+        .patch("charts", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let spec = |ready: &str| -> HelmReleaseSpec {
+        serde_json::from_value(json!({
+            "interval": "1h",
+            "chart": {"spec": {"chart": "flagged", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+            "install": {"timeout": "4s"},
+            "values": {"ready": ready},
+            "healthCheckExprs": [{"apiVersion": "v1", "kind": "ConfigMap", "current": "data.ready == 'yes'"}],
+        }))
+        .unwrap()
+    };
+    let hrs = apply(&n, &HelmRelease::new("app", spec("no"))).await;
+    let hr = wait(&hrs, "app", "the install failed by its health check", |h| {
+        ready(h).is_some_and(|r| r.1 == "InstallFailed")
+    })
+    .await;
+    let message = ready(&hr).unwrap().2;
+    assert!(
+        message.contains(&format!(
+            "timeout waiting for: [ConfigMap/{n}/flag status: 'InProgress']"
+        )),
+        "only the ConfigMap is not ready: {message}"
+    );
+    let revisions = history(&n, "app");
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(
+        revisions[0].1, "failed",
+        "as helm --wait leaves it: {revisions:?}"
+    );
+
+    // the value the expression wants: installed again, and Ready once the wait is over
+    apply(&n, &HelmRelease::new("app", spec("yes"))).await;
+    let hr = wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(ready(&hr).unwrap().1, "InstallSucceeded");
+    assert_eq!(history(&n, "app").last().unwrap().1, "deployed");
 }
