@@ -295,7 +295,7 @@ pub fn resolve_relative_url(parent: &str, url: &str) -> String {
 }
 
 /// The refs of a local repository, peeled tags as `name^{}`, like a remote advertises them.
-fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
+pub(crate) fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
     let mut heads = Vec::new();
     for r in repo.references().map_err(git_err("listing references"))? {
         let r = r.map_err(git_err("reading a reference"))?;

@@ -12,6 +12,7 @@ use crate::{
     Error, Result,
     auth::RemoteUrl,
     cache::{Cache, Options, classify},
+    reference::{Reference, Resolved},
 };
 
 /// Who commits.
@@ -61,6 +62,70 @@ impl Worktree {
                 }
             })?;
         Ok(Self { repo })
+    }
+
+    /// A working copy of `reference` of `opts.url` in `dir` (missing or empty), its commit checked out
+    /// detached: a tag, the highest tag a semver range matches, a commit (on its branch when named) or a
+    /// full reference name, fetched as GitRepository fetches them; a branch is cloned as
+    /// [`Worktree::clone`] clones it. Returns the reference resolved (Flux's revision).
+    pub fn clone_at(opts: Options<'_>, reference: &Reference, dir: &Path) -> Result<(Self, Resolved)> {
+        if let Reference::Branch(branch) = reference {
+            let worktree = Self::clone(opts, branch, dir)?;
+            let commit = worktree.head()?;
+            let resolved = Resolved {
+                revision: format!("{branch}@sha1:{commit}"),
+                commit,
+                refname: Some(format!("refs/heads/{branch}")),
+            };
+            return Ok((worktree, resolved));
+        }
+        let url = RemoteUrl::parse(opts.url)?;
+        let repo = Repository::init(dir).map_err(git_err("initialising a repository"))?;
+        let bridge = Cache::bridge(&opts, false)?;
+        let headers = opts.auth.headers();
+        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut fetch = FetchOptions::new();
+        fetch
+            .remote_callbacks(opts.auth.callbacks(&url))
+            .custom_headers(&header_refs)
+            .download_tags(git2::AutotagOption::None);
+        {
+            let mut remote = repo
+                .remote_anonymous(bridge.as_ref().map_or(opts.url, |b| &b.url))
+                .map_err(git_err("invalid remote URL"))?;
+            remote
+                .fetch(&reference.refspecs(), Some(&mut fetch), None)
+                .map_err(|e| classify(e, opts.url, bridge.as_ref(), "unable to fetch"))?;
+        }
+        let resolved = match reference {
+            Reference::Commit { sha, branch } => {
+                let oid = git2::Oid::from_str(sha)
+                    .map_err(|_| Error::Invalid(format!("invalid commit SHA '{sha}'")))?;
+                repo.find_commit(oid).map_err(|_| {
+                    Error::RefNotFound(format!(
+                        "unable to resolve commit '{sha}'{}",
+                        branch
+                            .as_ref()
+                            .map(|b| format!(" in branch '{b}'"))
+                            .unwrap_or_default()
+                    ))
+                })?;
+                Resolved {
+                    revision: crate::reference::commit_revision(branch.as_deref(), sha),
+                    commit: sha.clone(),
+                    refname: branch.as_ref().map(|b| format!("refs/heads/{b}")),
+                }
+            }
+            other => other
+                .resolve(&crate::cache::local_heads(&repo)?)?
+                .ok_or_else(|| Error::RefNotFound("unresolvable reference".into()))?,
+        };
+        let oid = git2::Oid::from_str(&resolved.commit)
+            .map_err(|_| Error::Invalid(format!("invalid commit '{}'", resolved.commit)))?;
+        repo.set_head_detached(oid).map_err(git_err("checking out"))?;
+        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .map_err(git_err("checking out"))?;
+        Ok((Self { repo }, resolved))
     }
 
     /// A new repository in `dir` with no commit yet, to start a branch of an empty remote (or a branch
@@ -140,15 +205,15 @@ impl Worktree {
                     .repo
                     .find_reference("HEAD")
                     .map_err(git_err("reading HEAD"))?;
-                let name = head_ref
-                    .symbolic_target()
-                    .ok()
-                    .flatten()
-                    .unwrap_or("HEAD")
-                    .to_string();
-                self.repo
-                    .reference(&name, oid, true, "commit (signed)")
-                    .map_err(git_err("moving the branch"))?;
+                match head_ref.symbolic_target().ok().flatten().map(str::to_string) {
+                    Some(branch) => {
+                        self.repo
+                            .reference(&branch, oid, true, "commit (signed)")
+                            .map_err(git_err("moving the branch"))?;
+                    }
+                    // a detached checkout (a tag, a commit): HEAD itself moves
+                    None => self.repo.set_head_detached(oid).map_err(git_err("moving HEAD"))?,
+                }
                 oid
             }
         };

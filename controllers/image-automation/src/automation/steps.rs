@@ -1,9 +1,10 @@
 //! The steps of a run: the policies `policySelector` picks in the automation's namespace (those with a
-//! latest image), the GitRepository and its credentials, a clone of the checkout branch in a temporary
-//! directory (discarded at the end, whatever happens), the setters applied under `update.path`, the
-//! commit with the rendered message, and the push — to the checkout branch, never forced (when it
-//! moved meanwhile, the run starts again from its new head, up to three times), or to `push.branch`
-//! (created from the checkout branch, and overwritten as Flux does), and to `push.refspec`.
+//! latest image), the GitRepository and its credentials, a clone of the checkout reference (a branch, or
+//! a tag, semver range, commit or ref name checked out detached) in a temporary directory (discarded at
+//! the end, whatever happens), the setters applied under `update.path`, the commit with the rendered
+//! message, and the push — to the checkout branch, never forced (when it moved meanwhile, the run starts
+//! again from its new head, up to three times), or to `push.branch` (created from the checkout, and
+//! overwritten as Flux does), and to `push.refspec`.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,7 +13,7 @@ use driftless_api::{
     meta::parse_duration,
     source::GitRepository,
 };
-use driftless_git::{Auth, Options, push::Author, push::Worktree};
+use driftless_git::{Auth, Options, push::Author, push::Worktree, reference::Reference};
 use driftless_runtime::refs;
 use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, Time},
@@ -79,9 +80,18 @@ struct Plan {
     auth: Auth,
     proxy: Option<String>,
     timeout: Duration,
-    checkout: String,
+    /// What to check out: `git.checkout.ref`, else the GitRepository's `ref`, else `master`.
+    checkout: Reference,
     push: String,
     refspec: Option<String>,
+}
+
+impl Plan {
+    /// Whether the push goes to another branch than the one checked out (always, for a tag, a commit…):
+    /// the push branch is then the checkout plus the new commit, forced, as Flux's GitForcePushBranch.
+    fn switches(&self) -> bool {
+        !matches!(&self.checkout, Reference::Branch(b) if *b == self.push)
+    }
 }
 
 async fn plan(obj: &ImageUpdateAutomation, ctx: &Context) -> Result<Plan, Error> {
@@ -119,26 +129,18 @@ async fn plan(obj: &ImageUpdateAutomation, ctx: &Context) -> Result<Plan, Error>
         .map(|c| &c.reference)
         .or(repo.spec.reference.as_ref());
     let non_empty = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(String::from);
-    if let Some(r) = checkout_ref
-        && (non_empty(&r.tag).is_some()
-            || non_empty(&r.semver).is_some()
-            || non_empty(&r.commit).is_some()
-            || non_empty(&r.name).is_some())
-    {
-        return Err(Error::InvalidSourceConfig(
-            "checking out a tag, semver range, commit or ref name is not supported by driftless yet: \
-             set spec.git.checkout.ref.branch (and spec.git.push.branch to push elsewhere)"
-                .into(),
-        ));
-    }
-    let checkout = checkout_ref
-        .and_then(|r| non_empty(&r.branch))
-        .unwrap_or_else(|| "master".into());
-    let push = git
-        .push
-        .as_ref()
-        .and_then(|p| non_empty(&p.branch))
-        .unwrap_or_else(|| checkout.clone());
+    let checkout = Reference::from_spec(checkout_ref);
+    let push = match (git.push.as_ref().and_then(|p| non_empty(&p.branch)), &checkout) {
+        (Some(branch), _) => branch,
+        (None, Reference::Branch(branch)) => branch.clone(),
+        (None, _) => {
+            return Err(Error::InvalidSourceConfig(
+                "push spec not provided, and cannot be inferred from .spec.git.checkout.ref or \
+                 GitRepository .spec.ref: set spec.git.push.branch"
+                    .into(),
+            ));
+        }
+    };
     let credentials = driftless_credentials::for_repository(&ctx.client, &repo, &ctx.providers)
         .await
         .map_err(|e| Error::SourceManager(e.to_string()))?;
@@ -163,7 +165,8 @@ async fn plan(obj: &ImageUpdateAutomation, ctx: &Context) -> Result<Plan, Error>
 struct Updated {
     _dir: tempfile::TempDir,
     worktree: Worktree,
-    head: String,
+    /// The checkout's revision (`main@sha1:…`, `v1.0.0@sha1:…`, `sha1:…`).
+    revision: String,
     changes: setters::Result,
 }
 
@@ -172,7 +175,7 @@ async fn clone_and_update(
     path: &str,
     setters: &BTreeMap<String, String>,
 ) -> Result<Updated, Error> {
-    let (url, auth, proxy, timeout, branch) = (
+    let (url, auth, proxy, timeout, reference) = (
         plan.url.clone(),
         plan.auth.clone(),
         plan.proxy.clone(),
@@ -192,15 +195,14 @@ async fn clone_and_update(
             proxy: proxy.as_deref(),
             timeout,
         };
-        let worktree =
-            Worktree::clone(opts, &branch, dir.path()).map_err(|e| Error::Checkout(e.to_string()))?;
-        let head = worktree.head().map_err(|e| Error::Checkout(e.to_string()))?;
+        let (worktree, resolved) =
+            Worktree::clone_at(opts, &reference, dir.path()).map_err(|e| Error::Checkout(e.to_string()))?;
         let changes = setters::update_tree(worktree.path(), &path, &setters)
             .map_err(|e| Error::Update(e.to_string()))?;
         Ok(Updated {
             _dir: dir,
             worktree,
-            head,
+            revision: resolved.revision,
             changes,
         })
     })
@@ -308,11 +310,11 @@ pub async fn run(
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "driftless".into());
     let author_email = git.commit.author.email.clone();
-    let switch = plan.push != plan.checkout;
+    let switch = plan.switches();
     for attempt in 1..=PUSH_ATTEMPTS {
         let updated = clone_and_update(&plan, &path, &setters).await?;
         check_unknown(ctx, &updated.changes.unknown).await?;
-        let checkout_revision = format!("{}@sha1:{}", plan.checkout, updated.head);
+        let checkout_revision = updated.revision.clone();
         status.observed_policies = Some(observed.clone());
         if updated.changes.files.is_empty() {
             status.observed_source_revision = Some(checkout_revision);

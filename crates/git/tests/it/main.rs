@@ -562,3 +562,98 @@ fn a_push_over_https_uses_the_secrets_ca_and_client_certificate() {
     work.push(opts(&url, &auth), "main").unwrap();
     assert_eq!(git_log(repo.bare(), "main", "%H"), commit);
 }
+
+#[test]
+fn a_worktree_at_a_tag_or_commit_commits_on_top_and_signs_detached() {
+    use driftless_git::push::{Author, Worktree};
+    let root = RepoRoot::default();
+    let repo = root.repo("fleet");
+    let first = repo.commit(&[("a.yaml", "a: 1\n")], "first");
+    repo.tag("v1.0.0");
+    let second = repo.commit(&[("a.yaml", "a: 2\n")], "second");
+    repo.tag("v1.1.0");
+    repo.commit(&[("a.yaml", "a: 3\n")], "third");
+    let server = GitHttp::start(&root, "flux", "s3cret");
+    let url = server.url("fleet");
+    let auth = http_auth(&server);
+    let author = Author {
+        name: "bot",
+        email: "bot@example.com",
+    };
+
+    // the highest tag of a range, checked out detached, a signed commit on top, pushed to a new branch
+    let dir = tempfile::tempdir().unwrap();
+    let (work, resolved) = Worktree::clone_at(
+        opts(&url, &auth),
+        &Reference::Semver("1.0.x".into()),
+        &dir.path().join("w"),
+    )
+    .unwrap();
+    assert_eq!(resolved.revision, format!("v1.0.0@sha1:{first}"));
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("a.yaml")).unwrap(),
+        "a: 1\n"
+    );
+    std::fs::write(work.path().join("a.yaml"), "a: 10\n").unwrap();
+    let key = driftless_testkit::git::GpgKey::generate("Bot <bot@example.com>");
+    let exported = std::process::Command::new(driftless_testkit::tool("gpg"))
+        .env("GNUPGHOME", key.home.path())
+        .args(["--batch", "--armor", "--export-secret-keys", &key.fingerprint])
+        .output()
+        .unwrap();
+    assert!(exported.status.success());
+    let data = std::collections::BTreeMap::from([("git.asc".to_string(), exported.stdout)]);
+    let signer = driftless_git::Signer::from_secret(&data, "test/signing").unwrap();
+    let commit = work
+        .commit_signed(&author, "on the tag", Some(&signer))
+        .unwrap()
+        .expect("a commit");
+    assert_eq!(work.head().unwrap(), commit, "HEAD moved, detached");
+    work.push_refspec(opts(&url, &auth), "+HEAD:refs/heads/from-tag")
+        .unwrap();
+    assert_eq!(
+        git_log(repo.bare(), "from-tag", "%H %P"),
+        format!("{commit} {first}")
+    );
+    let raw = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.bare())
+        .args(["cat-file", "commit", "from-tag"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&raw.stdout).contains("gpgsig -----BEGIN PGP SIGNATURE-----"));
+
+    // a commit, and a tag by name
+    let dir = tempfile::tempdir().unwrap();
+    let (_, resolved) = Worktree::clone_at(
+        opts(&url, &auth),
+        &Reference::Commit {
+            sha: second.clone(),
+            branch: None,
+        },
+        &dir.path().join("w"),
+    )
+    .unwrap();
+    assert_eq!(resolved.revision, format!("sha1:{second}"));
+    let dir = tempfile::tempdir().unwrap();
+    let (work, resolved) = Worktree::clone_at(
+        opts(&url, &auth),
+        &Reference::Tag("v1.1.0".into()),
+        &dir.path().join("w"),
+    )
+    .unwrap();
+    assert_eq!(resolved.revision, format!("v1.1.0@sha1:{second}"));
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("a.yaml")).unwrap(),
+        "a: 2\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let err = Worktree::clone_at(
+        opts(&url, &auth),
+        &Reference::Tag("v9".into()),
+        &dir.path().join("w"),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("v9"), "{err}");
+}

@@ -821,3 +821,100 @@ async fn commits_are_signed_with_the_secrets_openpgp_key() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_tag_semver_range_or_commit_is_checked_out_and_pushed_to_the_push_branch() {
+    let env = Env::start("image-checkout").await;
+    let n = env.n.clone();
+    push(&env.registry, "app", "1.0.0");
+    push(&env.registry, "app", "1.0.1");
+    env.image_repository("app", json!({})).await;
+    let policies = env
+        .policy("app", "app", json!({"policy": {"semver": {"range": "1.x"}}}))
+        .await;
+    wait(&policies, "app", "the latest", |p| latest(p).is_some()).await;
+    let original = DEPLOYMENT.replace("IMAGE", &env.image("app")).replace("NS", &n);
+    let fleet = Fleet::start(&n, &[("deploy/app.yaml", &original)]).await;
+    let first = fleet.head.clone();
+    fleet.repo.tag("v1.0.0");
+    let second = fleet.repo.commit(&[("notes.txt", "second")], "second");
+    fleet.repo.tag("v1.1.0");
+    fleet.repo.commit(&[("notes.txt", "third")], "third");
+    let automation = |name: &str, checkout: Value, push: Value| {
+        let mut git =
+            json!({"commit": {"author": {"email": "flux@example.com"}}, "checkout": {"ref": checkout}});
+        if !push.is_null() {
+            git["push"] = push;
+        }
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageUpdateAutomation",
+            "metadata": {"name": name}, "spec": {"interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+            "git": git, "update": {"path": "./deploy"}}})
+    };
+
+    // the highest tag of a semver range; the push branch starts there
+    let automations = apply::<ImageUpdateAutomation>(
+        &n,
+        automation("semver", json!({"semver": "1.0.x"}), json!({"branch": "auto"})),
+    )
+    .await;
+    let auto = wait(&automations, "semver", "a push", |a| {
+        a.status.as_ref().is_some_and(|s| s.last_push_commit.is_some())
+    })
+    .await;
+    let status = auto.status.unwrap();
+    assert_eq!(
+        status.observed_source_revision.as_deref(),
+        Some(format!("v1.0.0@sha1:{first}").as_str())
+    );
+    assert_eq!(
+        git(fleet.repo.bare(), &["log", "--format=%s", "auto"])
+            .lines()
+            .collect::<Vec<_>>(),
+        ["Update from image update automation", "first"]
+    );
+    assert_eq!(
+        git(fleet.repo.bare(), &["show", "auto:deploy/app.yaml"]),
+        original.replace(":1.0.0 #", ":1.0.1 #")
+    );
+    assert_eq!(
+        git(fleet.repo.bare(), &["log", "--format=%s", "-1", "main"]).trim(),
+        "third",
+        "the checkout's branch untouched"
+    );
+
+    // a commit
+    apply::<ImageUpdateAutomation>(
+        &n,
+        automation(
+            "commit",
+            json!({"commit": second}),
+            json!({"branch": "auto-commit"}),
+        ),
+    )
+    .await;
+    let auto = wait(&automations, "commit", "a push", |a| {
+        a.status.as_ref().is_some_and(|s| s.last_push_commit.is_some())
+    })
+    .await;
+    assert_eq!(
+        auto.status.unwrap().observed_source_revision.as_deref(),
+        Some(format!("sha1:{second}").as_str())
+    );
+    assert_eq!(
+        git(fleet.repo.bare(), &["log", "--format=%s", "auto-commit"])
+            .lines()
+            .collect::<Vec<_>>(),
+        ["Update from image update automation", "second", "first"]
+    );
+
+    // a tag with no push branch: nowhere to push
+    apply::<ImageUpdateAutomation>(&n, automation("tag", json!({"tag": "v1.1.0"}), Value::Null)).await;
+    let auto = wait(&automations, "tag", "refused", |a| {
+        ready(a.status.as_ref().map(|s| &s.conditions)).0 == "False"
+    })
+    .await;
+    let (_, reason, message) = ready(auto.status.as_ref().map(|s| &s.conditions));
+    assert_eq!(reason, "InvalidSourceConfiguration");
+    assert!(message.contains("push spec not provided"), "{message}");
+}
