@@ -5,7 +5,10 @@
 //! makes no Helm revision. Failures are counted against the remediation retries; past them the object
 //! stalls until its spec changes. Deletion uninstalls the release and deletes the owned HelmChart.
 
+mod chart;
+pub mod cluster;
 pub mod steps;
+mod values;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -209,14 +212,14 @@ impl Reconciler for Releases {
                     conditions::mark_true(&mut status.conditions, RELEASED, reason, message, generation);
                 }
                 match &outcome.drift {
-                    Some(steps::DriftOutcome { detected: None, .. }) => conditions::mark_false(
+                    Some(cluster::DriftOutcome { detected: None, .. }) => conditions::mark_false(
                         &mut status.conditions,
                         DRIFTED,
                         "NoDriftDetected",
                         "No drift detected against the cluster state",
                         generation,
                     ),
-                    Some(steps::DriftOutcome {
+                    Some(cluster::DriftOutcome {
                         detected: Some(message),
                         ..
                     }) => conditions::mark_true(

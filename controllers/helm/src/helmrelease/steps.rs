@@ -1,28 +1,32 @@
-//! The steps of a HelmRelease reconcile: the chart, the values, the release.
+//! The steps of a HelmRelease reconcile: the chart, the values, the release action and its remediation,
+//! the tests, the status history. What the release does in its cluster (waiting, drift, inventory) is
+//! `cluster.rs`; the HelmChart of a `chart.spec` and the chart's download `chart.rs`; the values
+//! `values.rs`.
 
-use std::{io::Write, path::Path, time::Duration};
+use std::time::Duration;
 
 use driftless_api::{
     helm::{HelmRelease, HelmReleaseStatus, ReleaseSnapshot},
     meta::parse_duration,
 };
 use driftless_runtime::sources::artifact;
-use futures::StreamExt;
-use k8s_openapi::{
-    api::core::v1::{ConfigMap, Secret},
-    apimachinery::pkg::apis::meta::v1::Time,
-};
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
-};
-use serde_json::{Map, Value, json};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Api, ResourceExt, api::DeleteParams};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
-use super::{CHART_REF_KINDS, Error, chart_source};
+use super::{
+    CHART_REF_KINDS, Error,
+    chart::{download, reconcile_chart_template},
+    chart_source,
+    cluster::{
+        DriftOutcome, detects_drift, drift, health_rules, inventory, polls, record_failed_wait,
+        release_objects, target_cluster, wait_until_ready,
+    },
+    values::compose_values,
+};
 use crate::{
-    Context, FIELD_MANAGER,
+    Context,
     helm::{Action, Helm, Revision},
 };
 
@@ -38,15 +42,6 @@ pub struct Outcome {
     pub tested: Option<Result<String, String>>,
     /// Drift detection, when it ran.
     pub drift: Option<DriftOutcome>,
-}
-
-/// What drift detection found and did.
-#[derive(Debug, Default, PartialEq)]
-pub struct DriftOutcome {
-    /// Flux's "Cluster state of release … has drifted from the desired state:" message, when it has.
-    pub detected: Option<String>,
-    /// `enabled` mode: the correction's event (`DriftCorrected`, or `DriftCorrectionFailed` as `Err`).
-    pub corrected: Option<Result<String, String>>,
 }
 
 /// `spec.timeout` (Flux's default 5m).
@@ -87,54 +82,6 @@ pub fn release_name(obj: &HelmRelease) -> String {
     }
     let hash = hex::encode(Sha256::digest(name.as_bytes()));
     format!("{}-{}", &name[..40], &hash[..12])
-}
-
-/// The cluster and user a release is made on: helm's configuration and the user it impersonates, and a
-/// client for the same cluster and user (drift, inventory, a pending release's recovery).
-pub struct Target {
-    /// The cluster's client configuration (the controller's, or `spec.kubeConfig`'s).
-    pub config: kube::Config,
-    /// `system:serviceaccount:<namespace>:<serviceAccountName>`, when one acts.
-    pub as_user: Option<String>,
-    /// A client of that cluster, as that user.
-    pub client: kube::Client,
-}
-
-/// The target of `obj`: `spec.kubeConfig`'s cluster when set, as `serviceAccountName` (there, or here
-/// with `--default-service-account`) when one is named.
-pub async fn target_cluster(obj: &HelmRelease, ctx: &Context) -> Result<Target, Error> {
-    use driftless_runtime::tenant::Error as E;
-    let ns = obj.namespace().unwrap_or_default();
-    let kube_config = obj.spec.kube_config.as_ref();
-    let sa = obj
-        .spec
-        .service_account_name
-        .clone()
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            Some(ctx.default_service_account.clone()).filter(|s| !s.is_empty() && kube_config.is_none())
-        });
-    let tenant_error = |e: E| match e {
-        E::SecretNotFound { .. } => Error::Values(format!("could not get client config: {e}")),
-        E::Invalid(message) => Error::InvalidSpec(message),
-        E::Kube(e) => Error::Kube(e),
-    };
-    let client = ctx
-        .tenants
-        .client(&ns, sa.as_deref(), kube_config)
-        .await
-        .map_err(tenant_error)?;
-    let config = match kube_config {
-        None => ctx.kube_config.clone(),
-        Some(reference) => driftless_runtime::tenant::remote_config(&ctx.client, &ns, reference)
-            .await
-            .map_err(tenant_error)?,
-    };
-    Ok(Target {
-        config,
-        as_user: sa.map(|sa| format!("system:serviceaccount:{ns}:{sa}")),
-        client,
-    })
 }
 
 /// Runs the steps, updating `status` as they go.
@@ -555,263 +502,6 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     })
 }
 
-/// Whether the release's objects are waited for by us (`waitStrategy: poller`, Flux's default: kstatus
-/// and `healthCheckExprs`) rather than by `helm --wait` (`legacy`).
-fn polls(obj: &HelmRelease) -> bool {
-    obj.spec.wait_strategy.as_ref().is_none_or(|w| w.name != "legacy")
-}
-
-/// The CEL rules of `spec.healthCheckExprs`.
-fn health_rules(obj: &HelmRelease) -> Result<driftless_ssa::health::Rules, Error> {
-    let exprs: Vec<(String, String, driftless_ssa::health::Expressions)> = obj
-        .spec
-        .health_check_exprs
-        .iter()
-        .flatten()
-        .map(|c| {
-            (
-                c.api_version.clone(),
-                c.kind.clone(),
-                driftless_ssa::health::Expressions {
-                    in_progress: c.in_progress.clone(),
-                    failed: c.failed.clone(),
-                    current: c.current.clone(),
-                },
-            )
-        })
-        .collect();
-    driftless_ssa::health::Rules::new(exprs.iter().map(|(a, k, e)| (a.as_str(), k.as_str(), e)))
-        .map_err(Error::InvalidSpec)
-}
-
-/// Waits until every object of the release is ready by kstatus's rules and `rules` (Jobs complete only
-/// with `jobs`), as helm v4's poller does for Flux; the error names the objects that are not.
-async fn wait_until_ready(
-    client: &kube::Client,
-    objects: &[Value],
-    rules: &driftless_ssa::health::Rules,
-    jobs: bool,
-    timeout: Duration,
-) -> Result<(), String> {
-    let targets: Vec<driftless_ssa::health::Target> = objects
-        .iter()
-        .filter(|o| jobs || !(o["kind"] == "Job" && o["apiVersion"] == "batch/v1"))
-        .map(driftless_ssa::inventory_ref)
-        .filter_map(|r| driftless_ssa::parse_ref(&r))
-        .map(|(namespace, name, gvk)| driftless_ssa::health::Target { gvk, namespace, name })
-        .collect();
-    let options = driftless_ssa::health::WaitOptions {
-        interval: Duration::from_millis((500 + 10 * targets.len() as u64).min(5000)),
-        timeout,
-        fail_fast: false,
-    };
-    manager(client)
-        .wait_for_set(&targets, rules, options, std::future::pending())
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// A release whose objects did not become ready is left as `helm --wait` leaves it: the new revision
-/// `failed` (with helm's description), and after an upgrade the revision it replaced `deployed` again.
-async fn record_failed_wait(
-    client: &kube::Client,
-    helm: &Helm,
-    (release, namespace): (&str, &str),
-    replaced: Option<&Revision>,
-    waited: &str,
-) {
-    let Ok(history) = helm.history(release, namespace).await else {
-        return;
-    };
-    let Some(latest) = history.last() else {
-        return;
-    };
-    let description = match replaced {
-        Some(_) => format!("Upgrade \"{release}\" failed: {waited}"),
-        None => format!("Release \"{release}\" failed: {waited}"),
-    };
-    let deployed = |s: &str| s == "deployed";
-    if let Err(e) = crate::unlock::set_status(
-        client,
-        namespace,
-        release,
-        latest.revision,
-        deployed,
-        "failed",
-        Some(&description),
-    )
-    .await
-    {
-        tracing::warn!(%release, error = %e, "could not mark the release failed");
-    }
-    if let Some(previous) = replaced.filter(|p| p.revision != latest.revision)
-        && let Err(e) = crate::unlock::set_status(
-            client,
-            namespace,
-            release,
-            previous.revision,
-            |s| s == "superseded",
-            "deployed",
-            None,
-        )
-        .await
-    {
-        tracing::warn!(%release, error = %e, "could not restore the replaced revision");
-    }
-}
-
-/// Whether `driftDetection.mode` is `enabled` or `warn`.
-fn detects_drift(obj: &HelmRelease) -> bool {
-    obj.spec
-        .drift_detection
-        .as_ref()
-        .and_then(|d| d.mode.as_deref())
-        .is_some_and(|m| m == "enabled" || m == "warn")
-}
-
-/// The objects of the release's current manifest (hooks left out), each namespaced kind in the release's
-/// namespace when it names none, with the metadata helm gives what it creates (as Flux's diff sets it).
-async fn release_objects(
-    client: &kube::Client,
-    helm: &Helm,
-    release: &str,
-    namespace: &str,
-) -> Result<Vec<Value>, Error> {
-    let manifest = helm
-        .manifest(release, namespace)
-        .await
-        .map_err(|e| Error::Helm(format!("failed to get the release manifest: {e}")))?;
-    let mut objects: Vec<Value> = driftless_kustomize::yaml::parse_stream(&manifest, "manifest")
-        .map_err(|e| Error::Helm(format!("failed to read objects from release manifest: {e}")))?
-        .into_iter()
-        .filter(|o| o.get("kind").is_some() && o.pointer("/metadata/annotations/helm.sh~1hook").is_none())
-        .collect();
-    for o in &mut objects {
-        let meta = &mut o["metadata"];
-        meta["labels"]["app.kubernetes.io/managed-by"] = "Helm".into();
-        meta["annotations"]["meta.helm.sh/release-name"] = release.into();
-        meta["annotations"]["meta.helm.sh/release-namespace"] = namespace.into();
-    }
-    manager(client)
-        .default_namespaces(&mut objects, namespace)
-        .await
-        .map_err(|e| Error::Helm(format!("failed to read objects from release manifest: {e}")))?;
-    Ok(objects)
-}
-
-/// Drift is found and corrected as helm itself would write: its field manager (Flux's).
-fn manager(client: &kube::Client) -> driftless_ssa::ResourceManager {
-    driftless_ssa::ResourceManager::new(client.clone(), "helm", driftless_ssa::HELM_GROUP)
-}
-
-/// The inventory of the release's objects (Flux's `status.inventory`).
-fn inventory(objects: &[Value]) -> driftless_api::kustomize::ResourceInventory {
-    let mut entries: Vec<_> = objects.iter().map(driftless_ssa::inventory_ref).collect();
-    entries.sort_by(|a, b| a.id.cmp(&b.id));
-    entries.dedup();
-    driftless_api::kustomize::ResourceInventory { entries }
-}
-
-/// Drift detection (`driftDetection.mode` enabled or warn, and not disabled by the
-/// `helm.toolkit.fluxcd.io/driftDetection` annotation on the HelmRelease): each object of the release
-/// dry-run against the cluster, `ignore` rules' paths left out, objects labelled or annotated
-/// `helm.toolkit.fluxcd.io/driftDetection: disabled` left alone; in `enabled` mode what drifted is
-/// corrected without a new Helm revision.
-async fn drift(
-    obj: &HelmRelease,
-    client: &kube::Client,
-    objects: &[Value],
-    full_name: &str,
-) -> Result<DriftOutcome, Error> {
-    const KEY: &str = "helm.toolkit.fluxcd.io/driftDetection";
-    if obj.annotations().get(KEY).is_some_and(|v| v == "disabled") {
-        return Ok(DriftOutcome::default());
-    }
-    let rules = obj
-        .spec
-        .drift_detection
-        .as_ref()
-        .and_then(|d| d.ignore.clone())
-        .unwrap_or_default();
-    let targets: Vec<Option<driftless_kustomize::patch::Target>> = rules
-        .iter()
-        .map(|r| {
-            r.target
-                .as_ref()
-                .map(|t| serde_json::from_value(serde_json::to_value(t).expect("selectors serialise")))
-                .transpose()
-                .map_err(|e| Error::InvalidSpec(format!("invalid driftDetection.ignore target: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let disabled = |o: &Value| {
-        ["labels", "annotations"]
-            .iter()
-            .any(|f| o["metadata"][f][KEY].as_str() == Some("disabled"))
-    };
-    let paths_of = |o: &Value| -> Option<Vec<String>> {
-        if disabled(o) {
-            return None;
-        }
-        Some(
-            rules
-                .iter()
-                .zip(&targets)
-                .filter(|(_, t)| t.as_ref().is_none_or(|t| t.matches(o)))
-                .flat_map(|(r, _)| r.paths.iter().cloned())
-                .collect(),
-        )
-    };
-    let manager = manager(client);
-    let drifts = manager
-        .drift(objects, &paths_of)
-        .await
-        .map_err(|e| Error::Helm(format!("unable to determine cluster state: {e}")))?;
-    if drifts.is_empty() {
-        return Ok(DriftOutcome::default());
-    }
-    let summary: Vec<String> = drifts.iter().map(driftless_ssa::Drift::summary).collect();
-    let detected = format!(
-        "Cluster state of release {full_name} has drifted from the desired state:\n{}",
-        summary.join("\n")
-    );
-    let mode = obj.spec.drift_detection.as_ref().and_then(|d| d.mode.as_deref());
-    if mode != Some("enabled") {
-        return Ok(DriftOutcome {
-            detected: Some(detected),
-            corrected: None,
-        });
-    }
-    let (changes, failures) = manager.correct(&drifts).await;
-    let corrected = if failures.is_empty() {
-        Ok(format!(
-            "Cluster state of release {full_name} has been corrected:\n{}",
-            changes.summary()
-        ))
-    } else {
-        let partially = if changes.entries.is_empty() {
-            ""
-        } else {
-            "partially "
-        };
-        let mut message = format!(
-            "Failed to {partially}correct cluster state of release {full_name}:\n{}",
-            failures
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        if !changes.entries.is_empty() {
-            message.push_str(&format!("\n\nSuccessful corrections:\n{}", changes.summary()));
-        }
-        Err(message)
-    };
-    Ok(DriftOutcome {
-        detected: Some(detected),
-        corrected: Some(corrected),
-    })
-}
-
 /// The helm flags of the spec's install or upgrade settings.
 fn flags(obj: &HelmRelease, upgrade: bool) -> Vec<String> {
     let mut flags = Vec::new();
@@ -919,262 +609,6 @@ fn snapshot(
     }
 }
 
-/// Creates (server-side apply) the HelmChart a `chart.spec` template describes, labelled as the
-/// HelmRelease's; one made for an earlier template (or for a release now on `chartRef`) is deleted.
-async fn reconcile_chart_template(
-    obj: &HelmRelease,
-    ctx: &Context,
-    status: &mut HelmReleaseStatus,
-) -> Result<(), Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    let wanted = obj.spec.chart.as_ref().map(|t| {
-        let chart_ns = t.spec.source_ref.namespace.clone().unwrap_or(ns.clone());
-        (chart_ns, helm_chart_name(obj), t)
-    });
-    let wanted_id = wanted.as_ref().map(|(cns, name, _)| format!("{cns}/{name}"));
-    if let Some(old) = status.helm_chart.clone()
-        && Some(&old) != wanted_id.as_ref()
-        && let Some((old_ns, old_name)) = old.split_once('/')
-    {
-        let api: Api<driftless_api::source::HelmChart> = Api::namespaced(ctx.client.clone(), old_ns);
-        match api.delete(old_name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-        status.helm_chart = None;
-    }
-    let Some((chart_ns, name, template)) = wanted else {
-        return Ok(());
-    };
-    driftless_runtime::refs::cross_namespace(
-        ctx.config.no_cross_namespace_refs,
-        &ns,
-        "HelmChart",
-        &chart_ns,
-        &name,
-    )
-    .map_err(Error::InvalidSpec)?;
-    let spec = &template.spec;
-    let mut chart_spec = json!({
-        "chart": spec.chart,
-        "sourceRef": {"kind": spec.source_ref.kind, "name": spec.source_ref.name},
-        "interval": spec.interval.clone().unwrap_or_else(|| obj.spec.interval.clone()),
-    });
-    if let Some(v) = &spec.version {
-        chart_spec["version"] = json!(v);
-    }
-    if let Some(v) = &spec.reconcile_strategy {
-        chart_spec["reconcileStrategy"] = serde_json::to_value(v).unwrap_or(Value::Null);
-    }
-    if let Some(v) = &spec.values_files {
-        chart_spec["valuesFiles"] = json!(v);
-    }
-    if let Some(v) = spec.ignore_missing_values_files {
-        chart_spec["ignoreMissingValuesFiles"] = json!(v);
-    }
-    let mut labels = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    labels.insert("helm.toolkit.fluxcd.io/name".into(), obj.name_any());
-    labels.insert("helm.toolkit.fluxcd.io/namespace".into(), ns.clone());
-    let mut metadata = json!({"name": name, "namespace": chart_ns, "labels": labels});
-    if let Some(a) = template.metadata.as_ref().and_then(|m| m.annotations.clone()) {
-        metadata["annotations"] = json!(a);
-    }
-    let chart = json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "HelmChart",
-        "metadata": metadata,
-        "spec": chart_spec,
-    });
-    let api: Api<driftless_api::source::HelmChart> = Api::namespaced(ctx.client.clone(), &chart_ns);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&chart),
-    )
-    .await?;
-    status.helm_chart = Some(format!("{chart_ns}/{name}"));
-    Ok(())
-}
-
-/// Downloads `url` into `dest`, checking it has `digest`.
-async fn download(ctx: &Context, url: &str, digest: &str, dest: &Path) -> Result<(), Error> {
-    let failed = |m: String| Error::Artifact(format!("failed to download the chart from '{url}': {m}"));
-    let resp = ctx
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| failed(driftless_runtime::error::chain(&e)))?;
-    if !resp.status().is_success() {
-        return Err(failed(format!("status {}", resp.status())));
-    }
-    let mut file = std::fs::File::create(dest).map_err(|e| failed(e.to_string()))?;
-    let mut hasher = Sha256::new();
-    let mut body = resp.bytes_stream();
-    let mut size = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| failed(e.to_string()))?;
-        size += chunk.len() as u64;
-        if size > 100 << 20 {
-            return Err(failed("over 100 MiB".into()));
-        }
-        hasher.update(&chunk);
-        file.write_all(&chunk).map_err(|e| failed(e.to_string()))?;
-    }
-    let computed = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if computed != digest {
-        return Err(failed(format!(
-            "computed digest {computed} doesn't match advertised '{digest}'"
-        )));
-    }
-    Ok(())
-}
-
-/// Deep merge: mappings key by key, anything else replaces (Flux's MergeMaps).
-fn merge(base: &mut Value, overlay: Value) {
-    match (base, overlay) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing @ Value::Object(_)) if v.is_object() => merge(existing, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
-/// A value as Helm's `--set` types it: booleans, integers and null, else a string.
-fn typed(value: &str) -> Value {
-    match value {
-        "true" => Value::Bool(true),
-        "false" => Value::Bool(false),
-        "null" => Value::Null,
-        v => match v.parse::<i64>() {
-            Ok(n) if !(v.starts_with('0') && v.len() > 1) => Value::from(n),
-            _ => Value::String(v.to_string()),
-        },
-    }
-}
-
-/// Sets `path` (`a.b.c`, with `\.` for a literal dot) in `values`.
-fn set_path(values: &mut Value, path: &str, value: Value) {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut chars = path.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'.') => {
-                current.push('.');
-                chars.next();
-            }
-            '.' => parts.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    parts.push(current);
-    let mut node = values;
-    for (i, part) in parts.iter().enumerate() {
-        if !node.is_object() {
-            *node = Value::Object(Map::new());
-        }
-        let map = node.as_object_mut().expect("made an object");
-        if i == parts.len() - 1 {
-            map.insert(part.clone(), value);
-            return;
-        }
-        node = map
-            .entry(part.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-    }
-}
-
-/// The values: `valuesFrom` in order, then `values` on top, as Flux composes them.
-async fn compose_values(obj: &HelmRelease, ctx: &Context) -> Result<Value, Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    let mut result = Value::Object(Map::new());
-    for r in obj.spec.values_from.clone().unwrap_or_default() {
-        let key = r
-            .values_key
-            .clone()
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| "values.yaml".into());
-        let optional = r.optional.unwrap_or(false);
-        let found: Option<Option<Vec<u8>>> = match r.kind.as_str() {
-            "ConfigMap" => Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&r.name)
-                .await?
-                .map(|cm| {
-                    cm.data
-                        .and_then(|d| d.get(&key).map(|v| v.clone().into_bytes()))
-                        .or_else(|| cm.binary_data.and_then(|d| d.get(&key).map(|v| v.0.clone())))
-                }),
-            "Secret" => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&r.name)
-                .await?
-                .map(|s| s.data.and_then(|d| d.get(&key).map(|v| v.0.clone()))),
-            other => {
-                return Err(Error::InvalidSpec(format!(
-                    "unsupported ValuesReference kind '{other}'"
-                )));
-            }
-        };
-        let data = match found {
-            Some(Some(data)) => data,
-            _ if optional => continue,
-            None => {
-                return Err(Error::Values(format!(
-                    "could not find {} '{ns}/{}'",
-                    r.kind, r.name
-                )));
-            }
-            Some(None) => {
-                return Err(Error::Values(format!(
-                    "missing key '{key}' in {} '{ns}/{}'",
-                    r.kind, r.name
-                )));
-            }
-        };
-        match r.target_path.as_deref().filter(|p| !p.is_empty()) {
-            Some(path) => {
-                let text = String::from_utf8_lossy(&data).trim().to_string();
-                set_path(&mut result, path, typed(&text));
-            }
-            None => {
-                // NB: the message names the reference, never the values
-                let parsed: Value = serde_yaml::from_slice(&data).map_err(|_| {
-                    Error::Values(format!(
-                        "unable to read values from key '{key}' in {} '{ns}/{}': not YAML",
-                        r.kind, r.name
-                    ))
-                })?;
-                match parsed {
-                    Value::Object(_) => merge(&mut result, parsed),
-                    Value::Null => {}
-                    _ => {
-                        return Err(Error::Values(format!(
-                            "unable to read values from key '{key}' in {} '{ns}/{}': not a mapping",
-                            r.kind, r.name
-                        )));
-                    }
-                }
-            }
-        }
-    }
-    if let Some(values) = obj.spec.values.clone() {
-        merge(&mut result, values);
-    }
-    Ok(result)
-}
-
 /// Uninstalls the release (unless suspended) and deletes the HelmChart made for it.
 pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
     if obj.spec.suspend.unwrap_or(false) {
@@ -1227,21 +661,5 @@ mod tests {
         obj.spec.release_name = None;
         obj.spec.target_namespace = Some("a".repeat(50));
         assert_eq!(release_name(&obj).len(), 53);
-    }
-
-    #[test]
-    fn values_merge_deeply_and_target_paths_are_typed() {
-        let mut v = json!({"image": {"repository": "nginx", "tag": "1"}, "replicas": 1});
-        merge(&mut v, json!({"image": {"tag": "2"}, "extra": [1]}));
-        assert_eq!(
-            v,
-            json!({"image": {"repository": "nginx", "tag": "2"}, "replicas": 1, "extra": [1]})
-        );
-        set_path(&mut v, "ingress.enabled", typed("true"));
-        set_path(&mut v, "a\\.b.c", typed("007"));
-        set_path(&mut v, "replicas", typed("3"));
-        assert_eq!(v["ingress"]["enabled"], json!(true));
-        assert_eq!(v["a.b"]["c"], json!("007"));
-        assert_eq!(v["replicas"], json!(3));
     }
 }
