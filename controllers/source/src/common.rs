@@ -34,17 +34,28 @@ pub struct Failure {
     pub class: ErrorClass,
 }
 
+/// Why a stored artifact could not be checked or dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyStoredError {
+    /// Reading the stored file failed.
+    #[error("{0}")]
+    Check(#[source] driftless_artifact::storage::Error),
+    /// A corrupted file could not be removed.
+    #[error("failed to remove artifact after digest mismatch: {0}")]
+    Remove(#[source] driftless_artifact::storage::Error),
+}
+
 /// Drops `artifact` when its file is gone from storage or no longer has its digest (the file deleted
 /// first, with a warning event on `object`, as Flux does), so it is rebuilt and nothing serves it.
 pub fn verify_stored(
     ctx: &Context,
     object: &ObjectReference,
     artifact: &mut Option<Artifact>,
-) -> Result<(), String> {
+) -> Result<(), VerifyStoredError> {
     let Some(stored) = artifact.as_ref() else {
         return Ok(());
     };
-    match ctx.storage.check(stored).map_err(|e| e.to_string())? {
+    match ctx.storage.check(stored).map_err(VerifyStoredError::Check)? {
         Integrity::Intact => return Ok(()),
         Integrity::Missing => info!(path = %stored.path, "stored artifact disappeared: rebuilding it"),
         Integrity::Corrupted(found) => {
@@ -53,9 +64,7 @@ pub fn verify_stored(
                 stored.digest
             );
             warn!(path = %stored.path, %found, expected = %stored.digest, "stored artifact corrupted: rebuilding it");
-            ctx.storage
-                .remove(stored)
-                .map_err(|e| format!("failed to remove artifact after digest mismatch: {e}"))?;
+            ctx.storage.remove(stored).map_err(VerifyStoredError::Remove)?;
             ctx.recorder.record(
                 object,
                 Severity::Error,
@@ -70,8 +79,8 @@ pub fn verify_stored(
 }
 
 /// Removes every artifact of `owner` (the object is going).
-pub fn remove_artifacts(ctx: &Context, owner: Owner<'_>) -> Result<(), String> {
-    ctx.storage.remove_all(owner).map_err(|e| e.to_string())?;
+pub fn remove_artifacts(ctx: &Context, owner: Owner<'_>) -> Result<(), driftless_artifact::storage::Error> {
+    ctx.storage.remove_all(owner)?;
     info!("removed artifacts");
     Ok(())
 }
@@ -100,7 +109,11 @@ pub fn new_artifact_event(
 }
 
 /// Removes every artifact of the `kind` object `obj` (it is going).
-pub fn remove_artifacts_of<K: kube::Resource>(ctx: &Context, kind: &str, obj: &K) -> Result<(), String> {
+pub fn remove_artifacts_of<K: kube::Resource>(
+    ctx: &Context,
+    kind: &str,
+    obj: &K,
+) -> Result<(), driftless_artifact::storage::Error> {
     use kube::ResourceExt;
     remove_artifacts(
         ctx,

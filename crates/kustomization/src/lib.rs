@@ -26,6 +26,8 @@ pub enum VarsError {
     Failed(String),
 }
 
+impl std::error::Error for VarsError {}
+
 impl std::fmt::Display for VarsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

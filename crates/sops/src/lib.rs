@@ -53,10 +53,21 @@ pub struct Keys {
     pgp: Vec<pgp::composed::SignedSecretKey>,
 }
 
+/// A decryption key that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
+
+impl From<String> for KeyError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
 impl Keys {
     /// Adds the age identities (`AGE-SECRET-KEY-…` X25519 and `AGE-SECRET-KEY-PQ-…` post-quantum
     /// lines; comments ignored) of `text`.
-    pub fn add_age(&mut self, text: &str) -> Result<usize, String> {
+    pub fn add_age(&mut self, text: &str) -> Result<usize, KeyError> {
         let mut n = 0;
         for line in text
             .lines()
@@ -66,8 +77,9 @@ impl Keys {
             if line.starts_with("AGE-SECRET-KEY-PQ-") {
                 self.age_pq.push(pq::Identity::parse(line)?);
             } else {
-                let id: age::x25519::Identity =
-                    line.parse().map_err(|e: &str| format!("invalid age key: {e}"))?;
+                let id: age::x25519::Identity = line
+                    .parse()
+                    .map_err(|e: &str| KeyError(format!("invalid age key: {e}")))?;
                 self.age.push(id);
             }
             n += 1;
@@ -76,14 +88,14 @@ impl Keys {
     }
 
     /// Adds the OpenPGP private keys of an armored key block (`*.asc`).
-    pub fn add_pgp(&mut self, armored: &str) -> Result<usize, String> {
+    pub fn add_pgp(&mut self, armored: &str) -> Result<usize, KeyError> {
         use pgp::composed::Deserializable;
         let (keys, _) = pgp::composed::SignedSecretKey::from_armor_many(armored.as_bytes())
-            .map_err(|e| format!("invalid OpenPGP private key: {e}"))?;
+            .map_err(|e| KeyError(format!("invalid OpenPGP private key: {e}")))?;
         let mut n = 0;
         for key in keys {
             self.pgp
-                .push(key.map_err(|e| format!("invalid OpenPGP private key: {e}"))?);
+                .push(key.map_err(|e| KeyError(format!("invalid OpenPGP private key: {e}")))?);
             n += 1;
         }
         Ok(n)

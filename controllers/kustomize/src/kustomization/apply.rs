@@ -52,7 +52,7 @@ pub(super) async fn target_client(obj: &Kustomization, ctx: &Context) -> Result<
         .client(&ns, sa.as_deref(), obj.spec.kube_config.as_ref())
         .await
         .map_err(|e| match e {
-            E::SecretNotFound { .. } => Error::Artifact(e.to_string()),
+            e @ E::SecretNotFound { .. } => Error::KubeConfigSecret(e),
             E::Invalid(message) => Error::InvalidSpec(message),
             E::Kube(e) => Error::Kube(e),
         })
@@ -68,11 +68,10 @@ pub(super) fn wave(o: &Value) -> Result<i64, Error> {
     }) else {
         return Ok(0);
     };
-    value.trim().parse().map_err(|_| {
-        Error::Build(format!(
-            "{}: annotation {key}: '{value}' is not an integer wave",
-            driftless_ssa::subject(o)
-        ))
+    value.trim().parse().map_err(|_| Error::InvalidWave {
+        object: driftless_ssa::subject(o),
+        key: key.to_string(),
+        value: value.to_string(),
     })
 }
 
@@ -96,7 +95,7 @@ pub(super) async fn cleanup(obj: &Kustomization, ctx: &Context) -> Result<(), Er
         let changes = manager
             .prune(&old, &[], &owner_labels(obj))
             .await
-            .map_err(|e| Error::from_ssa(e, Error::Prune))?;
+            .map_err(|e| Error::from_ssa(e, true))?;
         let count = |action| changes.entries.iter().filter(|c| c.action == action).count();
         info!(
             deleted = count(driftless_ssa::Action::Deleted),
@@ -124,15 +123,12 @@ pub(super) async fn wait_for_termination(
         let left = manager
             .terminating(deleted)
             .await
-            .map_err(|e| Error::from_ssa(e, Error::Prune))?;
+            .map_err(|e| Error::from_ssa(e, true))?;
         if left.is_empty() {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Prune(format!(
-                "timeout waiting for the termination of: [{}]",
-                left.join(", ")
-            )));
+            return Err(Error::WaitForTermination(left));
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
@@ -213,7 +209,7 @@ pub(super) async fn run_steps(
         entries.dedup();
         status.inventory = Some(ResourceInventory { entries });
         changes.entries.extend(applied.entries);
-        result.map_err(|e| Error::from_ssa(e, Error::Apply))?;
+        result.map_err(|e| Error::from_ssa(e, false))?;
         if Some(*number) != last {
             let started = Instant::now();
             let options = WaitOptions {
@@ -231,10 +227,11 @@ pub(super) async fn run_steps(
                 .await
                 .map_err(|e| match e {
                     WaitError::Canceled(reason) => Error::HealthCheckCanceled(reason),
-                    e => Error::HealthCheck(format!(
-                        "wave {number}: health check failed after {}: {e}",
-                        format_duration(started.elapsed())
-                    )),
+                    e => Error::WaveHealthCheck {
+                        wave: *number,
+                        elapsed: format_duration(started.elapsed()),
+                        source: e,
+                    },
                 })?;
         }
     }
@@ -245,7 +242,7 @@ pub(super) async fn run_steps(
         let pruned = manager
             .prune(&old, &new, &labels)
             .await
-            .map_err(|e| Error::from_ssa(e, Error::Prune))?;
+            .map_err(|e| Error::from_ssa(e, true))?;
         changes.entries.extend(pruned.entries);
     }
     status.last_applied_revision = Some(source.revision.clone());

@@ -31,7 +31,10 @@ pub(super) async fn sops_decryptor(
             .await
             .map_err(Error::Kube)?
             .map(|s| s.data.unwrap_or_default())
-            .ok_or_else(|| Error::Build(format!("decryption Secret '{ns}/{name}' not found")))
+            .ok_or_else(|| Error::DecryptionSecretNotFound {
+                namespace: ns.clone(),
+                name: name.clone(),
+            })
     };
     let mut sources = Vec::new();
     if let Some(r) = &decryption.secret_ref {
@@ -54,7 +57,12 @@ pub(super) async fn sops_decryptor(
             } else {
                 continue;
             };
-            added.map_err(|e| Error::Build(format!("decryption Secret '{ns}/{name}' key '{key}': {e}")))?;
+            added.map_err(|source| Error::ImportDecryptionKey {
+                namespace: ns.clone(),
+                name: name.clone(),
+                key: key.clone(),
+                source,
+            })?;
         }
     }
     Ok(driftless_sops::Decryptor::new(keys))
@@ -75,13 +83,12 @@ pub(super) async fn build(
         .artifacts
         .get(&ctx.http, &source.url, &source.digest, Default::default())
         .await
-        .map_err(|e| Error::Artifact(e.to_string()))?;
+        .map_err(Error::FetchArtifact)?;
     let path = driftless_kustomization::confined(obj.spec.path.as_deref().unwrap_or_default());
     if !tree.path().join(&path).is_dir() {
-        return Err(Error::Build(format!(
-            "kustomization path not found: {}",
-            if path.is_empty() { "." } else { &path }
-        )));
+        return Err(Error::PathNotFound {
+            path: if path.is_empty() { ".".into() } else { path },
+        });
     }
     let overlay = driftless_kustomization::overlay(&obj.spec, &path).map_err(Error::Build)?;
     // the cached tree is shared: a build that adds files (the overlay, a generated kustomization) works
@@ -91,9 +98,9 @@ pub(super) async fn build(
             let dir = tempfile::Builder::new()
                 .prefix("kustomization-")
                 .tempdir()
-                .map_err(|e| Error::Artifact(e.to_string()))?;
+                .map_err(Error::CreateWorkdir)?;
             tree.link_into(&dir.path().join("tree"))
-                .map_err(|e| Error::Artifact(format!("mirroring the artifact: {e}")))?;
+                .map_err(Error::MirrorArtifact)?;
             Some(dir)
         }
         None => None,
@@ -108,7 +115,7 @@ pub(super) async fn build(
                 .await
                 .map_err(|e| match e {
                     driftless_kustomization::VarsError::Invalid(m) => Error::InvalidSpec(m),
-                    driftless_kustomization::VarsError::Failed(m) => Error::Build(m),
+                    e @ driftless_kustomization::VarsError::Failed(_) => Error::LoadVariables(e),
                 })?,
         ),
         None => None,

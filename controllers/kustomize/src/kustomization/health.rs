@@ -168,15 +168,18 @@ pub(super) async fn check_health(
         }
         Err(WaitError::Canceled(reason)) => Err(Error::HealthCheckCanceled(reason)),
         Err(e) => {
-            let message = format!("health check failed after {elapsed}: {e}");
+            let failed = Error::HealthCheck {
+                elapsed: elapsed.to_string(),
+                source: e,
+            };
             conditions::mark_false(
                 &mut status.conditions,
                 HEALTHY,
                 reasons::HEALTH_CHECK_FAILED,
-                &message,
+                &failed.to_string(),
                 generation,
             );
-            Err(Error::HealthCheck(message))
+            Err(failed)
         }
     }
 }

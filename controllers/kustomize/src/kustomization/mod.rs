@@ -51,21 +51,79 @@ pub const WAVE_ANNOTATIONS: [&str; 2] = ["driftless.io/wave", "argocd.argoproj.i
 /// A failed step.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The source or its artifact is missing, or the download failed.
+    /// The source does not exist or has no artifact yet.
     #[error("{0}")]
-    Artifact(String),
-    /// The overlay does not build.
+    ResolveSource(#[source] driftless_runtime::sources::Error),
+    /// The artifact could not be downloaded, verified or unpacked.
+    #[error("{0}")]
+    FetchArtifact(#[source] driftless_artifact::fetch::Error),
+    /// A scratch directory for the build could not be made.
+    #[error("{0}")]
+    CreateWorkdir(#[source] std::io::Error),
+    /// The artifact could not be mirrored into the scratch directory.
+    #[error("mirroring the artifact: {0}")]
+    MirrorArtifact(#[source] std::io::Error),
+    /// The `kubeConfig` Secret is missing.
+    #[error("{0}")]
+    KubeConfigSecret(#[source] driftless_runtime::tenant::Error),
+    /// A decryption Secret is missing.
+    #[error("decryption Secret '{namespace}/{name}' not found")]
+    DecryptionSecretNotFound {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// A key of a decryption Secret could not be imported.
+    #[error("decryption Secret '{namespace}/{name}' key '{key}': {source}")]
+    ImportDecryptionKey {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Why.
+        #[source]
+        source: driftless_sops::KeyError,
+    },
+    /// `spec.path` is not a directory of the artifact.
+    #[error("kustomization path not found: {path}")]
+    PathNotFound {
+        /// The path, `.` for the root.
+        path: String,
+    },
+    /// A ConfigMap or Secret of `postBuild.substituteFrom` could not be read.
+    #[error("{0}")]
+    LoadVariables(#[source] driftless_kustomization::VarsError),
+    /// The overlay does not build: the kustomize engine's message, naming the file.
     #[error("{0}")]
     Build(String),
+    /// An object's wave annotation is not an integer.
+    #[error("{object}: annotation {key}: '{value}' is not an integer wave")]
+    InvalidWave {
+        /// `Kind/namespace/name`.
+        object: String,
+        /// The annotation.
+        key: String,
+        /// Its value.
+        value: String,
+    },
     /// The spec cannot work.
     #[error("{0}")]
     InvalidSpec(String),
-    /// Applying failed.
+    /// Applying an object failed.
     #[error("{0}")]
-    Apply(String),
+    Apply(#[source] driftless_ssa::Error),
+    /// The run did not finish within its timeout.
+    #[error("the reconciliation did not finish within its timeout of {0}")]
+    ReconcileTimeout(String),
     /// Pruning failed.
     #[error("{0}")]
-    Prune(String),
+    Prune(#[source] driftless_ssa::Error),
+    /// Objects deleted with `deletionPolicy: WaitForTermination` are still there.
+    #[error("timeout waiting for the termination of: [{}]", .0.join(", "))]
+    WaitForTermination(Vec<String>),
     /// A dependency is not ready; look again after `retry`.
     #[error("{message}")]
     DependencyNotReady {
@@ -75,21 +133,39 @@ pub enum Error {
         retry: std::time::Duration,
     },
     /// The applied objects did not become healthy.
-    #[error("{0}")]
-    HealthCheck(String),
+    #[error("health check failed after {elapsed}: {source}")]
+    HealthCheck {
+        /// How long it waited.
+        elapsed: String,
+        /// Which objects, and why.
+        #[source]
+        source: driftless_ssa::health::WaitError,
+    },
+    /// The objects of a sync wave did not become healthy.
+    #[error("wave {wave}: health check failed after {elapsed}: {source}")]
+    WaveHealthCheck {
+        /// The wave.
+        wave: i64,
+        /// How long it waited.
+        elapsed: String,
+        /// Which objects, and why.
+        #[source]
+        source: driftless_ssa::health::WaitError,
+    },
     /// A new source revision arrived during the health check; reconcile it at once.
     #[error("{0}")]
     HealthCheckCanceled(String),
     /// Talking to the API server failed.
     #[error("kubernetes API: {}", api_message(.0))]
     Kube(#[from] kube::Error),
-    /// The API server did not answer or was overloaded in a step that fails with `reason`.
-    #[error("{message}")]
+    /// The API server did not answer or was overloaded while applying (or, with `prune`, pruning).
+    #[error("{source}")]
     Unavailable {
-        /// The step's reason (`ReconciliationFailed`, `PruneFailed`).
-        reason: &'static str,
+        /// Whether it was pruning (`PruneFailed`) rather than applying (`ReconciliationFailed`).
+        prune: bool,
         /// What failed.
-        message: String,
+        #[source]
+        source: driftless_ssa::Error,
     },
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
@@ -99,15 +175,29 @@ pub enum Error {
 impl ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
-            Error::Artifact(_) => reasons::ARTIFACT_FAILED,
-            Error::Build(_) => reasons::BUILD_FAILED,
+            Error::ResolveSource(_)
+            | Error::FetchArtifact(_)
+            | Error::CreateWorkdir(_)
+            | Error::MirrorArtifact(_)
+            | Error::KubeConfigSecret(_) => reasons::ARTIFACT_FAILED,
+            Error::DecryptionSecretNotFound { .. }
+            | Error::ImportDecryptionKey { .. }
+            | Error::PathNotFound { .. }
+            | Error::LoadVariables(_)
+            | Error::Build(_)
+            | Error::InvalidWave { .. } => reasons::BUILD_FAILED,
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
-            Error::Prune(_) => reasons::PRUNE_FAILED,
+            Error::Prune(_) | Error::WaitForTermination(_) | Error::Unavailable { prune: true, .. } => {
+                reasons::PRUNE_FAILED
+            }
             Error::DependencyNotReady { .. } => reasons::DEPENDENCY_NOT_READY,
-            Error::HealthCheck(_) => reasons::HEALTH_CHECK_FAILED,
+            Error::HealthCheck { .. } | Error::WaveHealthCheck { .. } => reasons::HEALTH_CHECK_FAILED,
             Error::HealthCheckCanceled(_) => HEALTH_CHECK_CANCELED,
-            Error::Apply(_) | Error::Kube(_) | Error::Finalizer(_) => reasons::RECONCILIATION_FAILED,
-            Error::Unavailable { reason, .. } => reason,
+            Error::Apply(_)
+            | Error::ReconcileTimeout(_)
+            | Error::Kube(_)
+            | Error::Finalizer(_)
+            | Error::Unavailable { prune: false, .. } => reasons::RECONCILIATION_FAILED,
         }
     }
 
@@ -124,15 +214,13 @@ impl ReconcileError for Error {
 }
 
 impl Error {
-    /// An apply or prune failure (`wrap`), or [`Error::Unavailable`] when the API server did not answer.
-    fn from_ssa(e: driftless_ssa::Error, wrap: fn(String) -> Error) -> Error {
-        if e.is_unavailable() {
-            Error::Unavailable {
-                reason: wrap(String::new()).reason(),
-                message: e.to_string(),
-            }
-        } else {
-            wrap(e.to_string())
+    /// An apply (or, with `prune`, prune) failure, or [`Error::Unavailable`] when the API server did not
+    /// answer.
+    fn from_ssa(e: driftless_ssa::Error, prune: bool) -> Error {
+        match e {
+            e if e.is_unavailable() => Error::Unavailable { prune, source: e },
+            e if prune => Error::Prune(e),
+            e => Error::Apply(e),
         }
     }
 }
@@ -309,12 +397,7 @@ impl Reconciler for Context {
             run_steps(obj, self, writer, status, &mut digest, &mut origin, timeout),
         )
         .await
-        .unwrap_or_else(|_| {
-            Err(Error::Apply(format!(
-                "the reconciliation did not finish within its timeout of {}",
-                format_duration(timeout)
-            )))
-        });
+        .unwrap_or_else(|_| Err(Error::ReconcileTimeout(format_duration(timeout))));
         let result = match applied {
             Ok(applied) => check_health(obj, self, status, writer, &applied, timeout)
                 .await

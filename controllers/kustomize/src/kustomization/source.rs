@@ -81,7 +81,7 @@ pub(super) async fn fetch_source(obj: &Kustomization, ctx: &Context) -> Result<S
     .await
     .map_err(|e| match e {
         E::Invalid(message) => Error::InvalidSpec(message),
-        E::NotFound(_) | E::NotReady(_) => Error::Artifact(e.to_string()),
+        e @ (E::NotFound(_) | E::NotReady(_)) => Error::ResolveSource(e),
         E::Kube(e) => Error::Kube(e),
     })
 }

@@ -301,9 +301,9 @@ async fn delete_artifacts(ctx: &Context, refs: &[ExternalArtifactReference]) -> 
             namespace: &r.namespace,
             name: &r.name,
         };
-        remove_artifacts(ctx, owner).map_err(|message| Error::Apply {
+        remove_artifacts(ctx, owner).map_err(|e| Error::Apply {
             name: r.name.clone(),
-            message,
+            message: e.to_string(),
         })?;
     }
     Ok(())

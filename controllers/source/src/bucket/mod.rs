@@ -223,6 +223,6 @@ impl Reconciler for Buckets {
     }
 
     async fn cleanup(&self, obj: &Bucket) -> Result<(), Error> {
-        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(|e| Error::Storage(e.to_string()))
     }
 }

@@ -64,7 +64,8 @@ pub fn revision(objects: &[Object]) -> String {
 pub async fn run(obj: &Bucket, ctx: &Context, status: &mut BucketStatus) -> Result<Outcome, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::Storage)?;
+    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact)
+        .map_err(|e| Error::Storage(e.to_string()))?;
 
     // source
     let provider = obj.spec.provider.unwrap_or_default();

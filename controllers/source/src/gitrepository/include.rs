@@ -24,18 +24,19 @@ pub(super) async fn resolve_includes(
     let mut out = Vec::new();
     for include in obj.spec.include.iter().flatten() {
         let name = &include.repository.name;
-        let included = api.get_opt(name).await.map_err(Error::Kube)?.ok_or_else(|| {
-            Error::IncludeUnavailable(format!(
-                "could not get resource for include '{name}': GitRepository '{ns}/{name}' not found"
-            ))
-        })?;
+        let included =
+            api.get_opt(name)
+                .await
+                .map_err(Error::Kube)?
+                .ok_or_else(|| Error::IncludeNotFound {
+                    namespace: ns.to_string(),
+                    name: name.clone(),
+                })?;
         let artifact = included
             .status
             .and_then(|s| s.artifact)
             .filter(|a| ctx.storage.exists(a))
-            .ok_or_else(|| {
-                Error::IncludeUnavailable(format!("no artifact available for include '{name}'"))
-            })?;
+            .ok_or_else(|| Error::IncludeWithoutArtifact { name: name.clone() })?;
         out.push((include.clone(), artifact));
     }
     Ok(out)
@@ -50,8 +51,10 @@ pub(super) fn copy_include(
     checkout: &Path,
 ) -> Result<(), Error> {
     let name = &include.repository.name;
-    let unavailable =
-        |e: String| Error::IncludeUnavailable(format!("failed to copy artifact of include '{name}': {e}"));
+    let unavailable = |e: Box<dyn std::error::Error + Send + Sync>| Error::CopyInclude {
+        name: name.clone(),
+        source: e,
+    };
     let relative = |p: &str| -> Result<std::path::PathBuf, Error> {
         let path = Path::new(p.trim_start_matches("./"));
         if path
@@ -70,14 +73,14 @@ pub(super) fn copy_include(
     let local = ctx
         .storage
         .local_path(&artifact.path)
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| unavailable(e.into()))?;
     let unpacked = workdir.join(format!("include-{name}"));
-    let file = std::fs::File::open(&local).map_err(|e| unavailable(e.to_string()))?;
+    let file = std::fs::File::open(&local).map_err(|e| unavailable(e.into()))?;
     driftless_artifact::fetch::unpack(file, &unpacked, Limits::default())
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| unavailable(e.into()))?;
     let target = checkout.join(&to);
     let _ = std::fs::remove_dir_all(&target);
-    copy_dir(&unpacked.join(&from), &target).map_err(|e| unavailable(e.to_string()))
+    copy_dir(&unpacked.join(&from), &target).map_err(|e| unavailable(e.into()))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -55,15 +55,47 @@ pub enum Error {
     /// The spec cannot work: only a change helps.
     #[error("{0}")]
     InvalidSpec(String),
-    /// Signature verification was asked for and could not be done or failed.
+    /// The verification Secret holds no usable key.
     #[error("{0}")]
-    Verification(String),
-    /// An included GitRepository is missing or has no artifact.
+    ReadKeyring(#[source] driftless_git::Error),
+    /// A signature is missing, invalid, or made by a key not in the Secret.
     #[error("{0}")]
-    IncludeUnavailable(String),
-    /// Writing to the artifact storage failed.
+    Verify(#[source] driftless_git::Error),
+    /// An included GitRepository does not exist.
+    #[error("could not get resource for include '{name}': GitRepository '{namespace}/{name}' not found")]
+    IncludeNotFound {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// An included GitRepository has no artifact (yet).
+    #[error("no artifact available for include '{name}'")]
+    IncludeWithoutArtifact {
+        /// Its name.
+        name: String,
+    },
+    /// An included artifact could not be unpacked or copied into the checkout.
+    #[error("failed to copy artifact of include '{name}': {source}")]
+    CopyInclude {
+        /// The included GitRepository.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The stored artifact could not be checked, or a corrupted one removed.
     #[error("{0}")]
-    Storage(String),
+    VerifyStoredArtifact(#[source] crate::common::VerifyStoredError),
+    /// The working directory could not be made.
+    #[error("creating a temporary directory: {0}")]
+    CreateWorkdir(#[source] std::io::Error),
+    /// The checkout could not be archived into storage.
+    #[error("{0}")]
+    ArchiveArtifact(#[source] driftless_artifact::storage::Error),
+    /// The object's artifacts could not be removed (it is being deleted).
+    #[error("{0}")]
+    RemoveArtifacts(#[source] driftless_artifact::storage::Error),
     /// Talking to the API server failed.
     #[error("kubernetes API: {}", driftless_runtime::error::api_message(.0))]
     Kube(#[from] kube::Error),
@@ -112,17 +144,22 @@ impl Error {
                 (FETCH_FAILED, reasons::GIT_OPERATION_FAILED, ErrorClass::Transient)
             }
             Error::InvalidSpec(_) => (STALLED, reasons::INVALID_SPEC, ErrorClass::Stalled),
-            Error::Verification(_) => (
+            Error::ReadKeyring(_) | Error::Verify(_) => (
                 SOURCE_VERIFIED,
                 reasons::VERIFICATION_ERROR,
                 ErrorClass::Transient,
             ),
-            Error::IncludeUnavailable(_) => (
+            Error::IncludeNotFound { .. }
+            | Error::IncludeWithoutArtifact { .. }
+            | Error::CopyInclude { .. } => (
                 INCLUDE_UNAVAILABLE,
                 reasons::INCLUDE_UNAVAILABLE,
                 ErrorClass::Transient,
             ),
-            Error::Storage(_) => (
+            Error::VerifyStoredArtifact(_)
+            | Error::CreateWorkdir(_)
+            | Error::ArchiveArtifact(_)
+            | Error::RemoveArtifacts(_) => (
                 STORAGE_OPERATION_FAILED,
                 reasons::STORAGE_OPERATION_FAILED,
                 ErrorClass::Transient,
@@ -293,7 +330,7 @@ impl Reconciler for GitRepositories {
     }
 
     async fn cleanup(&self, obj: &GitRepository) -> Result<(), Error> {
-        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::RemoveArtifacts)
     }
 }
 
@@ -431,15 +468,15 @@ mod tests {
     fn a_failure_is_carried_by_its_condition_and_retried_or_stalled() {
         let obj = repo(true);
         let mut status = stored();
-        let storage = Err(Error::Storage("disk full".into()));
+        let storage = Err(Error::CreateWorkdir(std::io::Error::other("disk full")));
         summarize(&obj, &mut status, &storage);
         assert_eq!(
             condition(&status, STORAGE_OPERATION_FAILED),
-            ("True", "StorageOperationFailed", "disk full")
+            ("True", "StorageOperationFailed", "creating a temporary directory: disk full")
         );
         assert_eq!(
             condition(&status, "Ready"),
-            ("False", "StorageOperationFailed", "disk full")
+            ("False", "StorageOperationFailed", "creating a temporary directory: disk full")
         );
         assert_eq!(
             condition(&status, RECONCILING).1,
@@ -448,7 +485,13 @@ mod tests {
         );
 
         let mut status = stored();
-        summarize(&obj, &mut status, &Err(Error::Verification("unsigned".into())));
+        summarize(
+            &obj,
+            &mut status,
+            &Err(Error::Verify(driftless_git::Error::Verification(
+                "unsigned".into(),
+            ))),
+        );
         assert_eq!(
             condition(&status, SOURCE_VERIFIED),
             ("False", "VerificationError", "unsigned")
@@ -482,7 +525,11 @@ mod tests {
             "new revision 'b'",
             Some(3),
         );
-        summarize(&obj, &mut status, &Err(Error::Storage("disk full".into())));
+        summarize(
+            &obj,
+            &mut status,
+            &Err(Error::CreateWorkdir(std::io::Error::other("disk full"))),
+        );
         assert_eq!(
             condition(&status, RECONCILING).2,
             "building artifact: new revision 'b'"

@@ -43,7 +43,7 @@ pub async fn run(
         namespace: &ns,
         name: &name,
     };
-    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::Storage)?;
+    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::VerifyStoredArtifact)?;
 
     // source
     let driftless_credentials::Credentials { auth, proxy, .. } =
@@ -51,7 +51,7 @@ pub async fn run(
     let keyring = match &obj.spec.verification {
         Some(v) => {
             let data = driftless_credentials::secret_data(&ctx.client, &ns, &v.secret_ref.name).await?;
-            Some(Keyring::from_secret(&data).map_err(|e| Error::Verification(e.to_string()))?)
+            Some(Keyring::from_secret(&data).map_err(Error::ReadKeyring)?)
         }
         None => None,
     };
@@ -163,7 +163,7 @@ pub async fn run(
     let workdir = tempfile::Builder::new()
         .prefix("gitrepository-")
         .tempdir()
-        .map_err(|e| Error::Storage(format!("creating a temporary directory: {e}")))?;
+        .map_err(Error::CreateWorkdir)?;
     let checkout_dir = workdir.path().join("checkout");
     let checkout = blocking(timeout, {
         let (git, url, resolved, dir) = (
@@ -200,7 +200,7 @@ pub async fn run(
     let artifact = ctx
         .storage
         .archive(owner, &file, &resolved.revision, &checkout_dir, &filter)
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        .map_err(Error::ArchiveArtifact)?;
     let (artifact, changed) = settle(&ctx.storage, status.artifact.as_ref(), artifact);
     status.artifact = Some(artifact.clone());
     status.included_artifacts =
@@ -246,7 +246,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| Error::Checkout(driftless_git::Error::Timeout(timeout)))?
         .expect("git operations do not panic");
     result.map_err(|e| match e {
-        driftless_git::Error::Verification(message) => Error::Verification(message),
+        e @ driftless_git::Error::Verification(_) => Error::Verify(e),
         e if e.is_auth() => Error::Authenticate(e),
         e => Error::Checkout(e),
     })

@@ -412,6 +412,6 @@ impl Reconciler for HelmCharts {
     }
 
     async fn cleanup(&self, obj: &HelmChart) -> Result<(), Error> {
-        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(|e| Error::Storage(e.to_string()))
     }
 }

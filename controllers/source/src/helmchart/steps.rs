@@ -77,7 +77,8 @@ struct Built {
 pub async fn run(obj: &HelmChart, ctx: &Context, status: &mut HelmChartStatus) -> Result<Outcome, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::Storage)?;
+    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact)
+        .map_err(|e| Error::Storage(e.to_string()))?;
     // a changed spec builds anew; otherwise a stored chart of the same name and version is kept
     let cached = status
         .artifact

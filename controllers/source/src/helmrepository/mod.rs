@@ -219,7 +219,7 @@ impl Reconciler for HelmRepositories {
     }
 
     async fn cleanup(&self, obj: &HelmRepository) -> Result<(), Error> {
-        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(|e| Error::Storage(e.to_string()))
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn run(
     if obj.spec.type_ == Some(HelmRepositoryType::Oci) {
         // no index: what a default-type repository stored goes
         if status.artifact.take().is_some() {
-            crate::common::remove_artifacts(ctx, owner).map_err(Error::Storage)?;
+            crate::common::remove_artifacts(ctx, owner).map_err(|e| Error::Storage(e.to_string()))?;
         }
         status.url = None;
         if !obj.spec.url.starts_with("oci://") {
@@ -79,7 +79,8 @@ pub async fn run(
             ..Default::default()
         });
     }
-    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::Storage)?;
+    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact)
+        .map_err(|e| Error::Storage(e.to_string()))?;
 
     // source
     let url = &obj.spec.url;

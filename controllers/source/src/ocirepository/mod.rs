@@ -279,7 +279,7 @@ impl Reconciler for OCIRepositories {
     }
 
     async fn cleanup(&self, obj: &OCIRepository) -> Result<(), Error> {
-        remove_artifacts_of(&self.0, KIND, obj).map_err(Error::Storage)
+        remove_artifacts_of(&self.0, KIND, obj).map_err(|e| Error::Storage(e.to_string()))
     }
 }
 

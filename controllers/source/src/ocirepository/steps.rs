@@ -69,7 +69,8 @@ pub async fn run(
 ) -> Result<Outcome, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact).map_err(Error::Storage)?;
+    verify_stored(ctx, &obj.object_ref(&()), &mut status.artifact)
+        .map_err(|e| Error::Storage(e.to_string()))?;
 
     // source
     let url = obj.spec.url.clone();
