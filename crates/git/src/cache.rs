@@ -153,33 +153,7 @@ impl Cache {
         })?;
         drop(remote);
         drop(bridge);
-        match reference {
-            Reference::Commit { sha, branch } => {
-                let oid = git2::Oid::from_str(sha)
-                    .map_err(|_| Error::Invalid(format!("invalid commit SHA '{sha}'")))?;
-                repo.find_commit(oid).map_err(|_| {
-                    Error::RefNotFound(format!(
-                        "unable to resolve commit '{sha}'{}",
-                        branch
-                            .as_ref()
-                            .map(|b| format!(" in branch '{b}'"))
-                            .unwrap_or_default()
-                    ))
-                })?;
-                let refname = branch.as_ref().map(|b| format!("refs/heads/{b}"));
-                Ok(Resolved {
-                    revision: commit_revision(branch.as_deref(), sha),
-                    commit: sha.clone(),
-                    refname,
-                })
-            }
-            other => {
-                let heads = local_heads(&repo)?;
-                other
-                    .resolve(&heads)?
-                    .ok_or_else(|| Error::RefNotFound("unresolvable reference".into()))
-            }
-        }
+        resolve_fetched(&repo, reference)
     }
 
     /// Writes the tree of `resolved` (fetched before) into `dest`, only under `sparse` directories when
@@ -295,6 +269,34 @@ pub fn resolve_relative_url(parent: &str, url: &str) -> String {
 }
 
 /// The refs of a local repository, peeled tags as `name^{}`, like a remote advertises them.
+/// Resolves `reference` in `repo`, whose objects and refs it needs were fetched: a commit must be there,
+/// anything else is looked up among the local refs.
+pub(crate) fn resolve_fetched(repo: &Repository, reference: &Reference) -> Result<Resolved> {
+    match reference {
+        Reference::Commit { sha, branch } => {
+            let oid = git2::Oid::from_str(sha)
+                .map_err(|_| Error::Invalid(format!("invalid commit SHA '{sha}'")))?;
+            repo.find_commit(oid).map_err(|_| {
+                Error::RefNotFound(format!(
+                    "unable to resolve commit '{sha}'{}",
+                    branch
+                        .as_ref()
+                        .map(|b| format!(" in branch '{b}'"))
+                        .unwrap_or_default()
+                ))
+            })?;
+            Ok(Resolved {
+                revision: commit_revision(branch.as_deref(), sha),
+                commit: sha.clone(),
+                refname: branch.as_ref().map(|b| format!("refs/heads/{b}")),
+            })
+        }
+        other => other
+            .resolve(&local_heads(repo)?)?
+            .ok_or_else(|| Error::RefNotFound("unresolvable reference".into())),
+    }
+}
+
 pub(crate) fn local_heads(repo: &Repository) -> Result<Vec<(String, String)>> {
     let mut heads = Vec::new();
     for r in repo.references().map_err(git_err("listing references"))? {

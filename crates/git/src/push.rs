@@ -97,29 +97,7 @@ impl Worktree {
                 .fetch(&reference.refspecs(), Some(&mut fetch), None)
                 .map_err(|e| classify(e, opts.url, bridge.as_ref(), "unable to fetch"))?;
         }
-        let resolved = match reference {
-            Reference::Commit { sha, branch } => {
-                let oid = git2::Oid::from_str(sha)
-                    .map_err(|_| Error::Invalid(format!("invalid commit SHA '{sha}'")))?;
-                repo.find_commit(oid).map_err(|_| {
-                    Error::RefNotFound(format!(
-                        "unable to resolve commit '{sha}'{}",
-                        branch
-                            .as_ref()
-                            .map(|b| format!(" in branch '{b}'"))
-                            .unwrap_or_default()
-                    ))
-                })?;
-                Resolved {
-                    revision: crate::reference::commit_revision(branch.as_deref(), sha),
-                    commit: sha.clone(),
-                    refname: branch.as_ref().map(|b| format!("refs/heads/{b}")),
-                }
-            }
-            other => other
-                .resolve(&crate::cache::local_heads(&repo)?)?
-                .ok_or_else(|| Error::RefNotFound("unresolvable reference".into()))?,
-        };
+        let resolved = crate::cache::resolve_fetched(&repo, reference)?;
         let oid = git2::Oid::from_str(&resolved.commit)
             .map_err(|_| Error::Invalid(format!("invalid commit '{}'", resolved.commit)))?;
         repo.set_head_detached(oid).map_err(git_err("checking out"))?;

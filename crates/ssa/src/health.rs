@@ -65,6 +65,25 @@ struct Compiled {
 }
 
 impl Rules {
+    /// The rules of Flux's `healthCheckExprs` (Kustomization and HelmRelease).
+    pub fn from_checks(checks: &[driftless_api::kustomize::CustomHealthCheck]) -> Result<Self, String> {
+        let exprs: Vec<(&str, &str, Expressions)> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c.api_version.as_str(),
+                    c.kind.as_str(),
+                    Expressions {
+                        in_progress: c.in_progress.clone(),
+                        failed: c.failed.clone(),
+                        current: c.current.clone(),
+                    },
+                )
+            })
+            .collect();
+        Self::new(exprs.iter().map(|(a, k, e)| (*a, *k, e)))
+    }
+
     /// Compiles the expressions; an expression that does not parse is an error naming it.
     pub fn new<'a>(
         exprs: impl IntoIterator<Item = (&'a str, &'a str, &'a Expressions)>,

@@ -79,24 +79,7 @@ pub(super) fn polls(obj: &HelmRelease) -> bool {
 
 /// The CEL rules of `spec.healthCheckExprs`.
 pub(super) fn health_rules(obj: &HelmRelease) -> Result<driftless_ssa::health::Rules, Error> {
-    let exprs: Vec<(String, String, driftless_ssa::health::Expressions)> = obj
-        .spec
-        .health_check_exprs
-        .iter()
-        .flatten()
-        .map(|c| {
-            (
-                c.api_version.clone(),
-                c.kind.clone(),
-                driftless_ssa::health::Expressions {
-                    in_progress: c.in_progress.clone(),
-                    failed: c.failed.clone(),
-                    current: c.current.clone(),
-                },
-            )
-        })
-        .collect();
-    driftless_ssa::health::Rules::new(exprs.iter().map(|(a, k, e)| (a.as_str(), k.as_str(), e)))
+    driftless_ssa::health::Rules::from_checks(obj.spec.health_check_exprs.as_deref().unwrap_or_default())
         .map_err(Error::InvalidSpec)
 }
 

@@ -11,7 +11,7 @@ use driftless_api::{
     },
 };
 use driftless_runtime::{conditions, events::Severity, reconcile::StatusWriter};
-use driftless_ssa::health::{Expressions, Rules, Target, WaitError, WaitOptions};
+use driftless_ssa::health::{Rules, Target, WaitError, WaitOptions};
 use kube::{Resource, ResourceExt, core::GroupVersionKind};
 
 use crate::Context;
@@ -28,24 +28,7 @@ pub(super) fn targets(refs: &[driftless_api::kustomize::ResourceRef]) -> Vec<Tar
 
 /// The CEL rules of `spec.healthCheckExprs`.
 pub(super) fn health_rules(obj: &Kustomization) -> Result<Rules, Error> {
-    let exprs: Vec<(String, String, Expressions)> = obj
-        .spec
-        .health_check_exprs
-        .iter()
-        .flatten()
-        .map(|c| {
-            (
-                c.api_version.clone(),
-                c.kind.clone(),
-                Expressions {
-                    in_progress: c.in_progress.clone(),
-                    failed: c.failed.clone(),
-                    current: c.current.clone(),
-                },
-            )
-        })
-        .collect();
-    Rules::new(exprs.iter().map(|(a, k, e)| (a.as_str(), k.as_str(), e))).map_err(Error::InvalidSpec)
+    Rules::from_checks(obj.spec.health_check_exprs.as_deref().unwrap_or_default()).map_err(Error::InvalidSpec)
 }
 
 /// Completes when the source advertises a revision other than `revision`, with the reason.

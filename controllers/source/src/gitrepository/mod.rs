@@ -472,11 +472,19 @@ mod tests {
         summarize(&obj, &mut status, &storage);
         assert_eq!(
             condition(&status, STORAGE_OPERATION_FAILED),
-            ("True", "StorageOperationFailed", "creating a temporary directory: disk full")
+            (
+                "True",
+                "StorageOperationFailed",
+                "creating a temporary directory: disk full"
+            )
         );
         assert_eq!(
             condition(&status, "Ready"),
-            ("False", "StorageOperationFailed", "creating a temporary directory: disk full")
+            (
+                "False",
+                "StorageOperationFailed",
+                "creating a temporary directory: disk full"
+            )
         );
         assert_eq!(
             condition(&status, RECONCILING).1,
