@@ -97,9 +97,22 @@ pub fn webhook_path(token: &str, name: &str, namespace: &str) -> String {
 /// A reconcile failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The token Secret is missing or has no `token`.
-    #[error("{0}")]
-    Token(String),
+    /// The token Secret does not exist.
+    #[error("unable to read token from secret '{namespace}/{name}': not found")]
+    TokenSecretNotFound {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The token Secret has no (or an empty) `token`.
+    #[error("invalid '{namespace}/{name}' secret data: required field 'token'")]
+    TokenMissing {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// The spec cannot work.
     #[error("{0}")]
     InvalidSpec(String),
@@ -115,7 +128,7 @@ pub enum Error {
 impl ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
-            Error::Token(_) => reasons::TOKEN_NOT_FOUND,
+            Error::TokenSecretNotFound { .. } | Error::TokenMissing { .. } => reasons::TOKEN_NOT_FOUND,
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
             Error::Kube(_) | Error::Finalizer(_) => reasons::RECONCILIATION_FAILED,
         }
@@ -162,10 +175,9 @@ async fn token(ctx: &Context, obj: &Receiver) -> Result<String, Error> {
         .get_opt(&name)
         .await
         .map_err(Error::Kube)?
-        .ok_or_else(|| {
-            Error::Token(format!(
-                "unable to read token from secret '{ns}/{name}': not found"
-            ))
+        .ok_or_else(|| Error::TokenSecretNotFound {
+            namespace: ns.clone(),
+            name: name.clone(),
         })?;
     secret
         .data
@@ -173,10 +185,9 @@ async fn token(ctx: &Context, obj: &Receiver) -> Result<String, Error> {
         .get("token")
         .map(|t| String::from_utf8_lossy(&t.0).trim().to_string())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Error::Token(format!(
-                "invalid '{ns}/{name}' secret data: required field 'token'"
-            ))
+        .ok_or_else(|| Error::TokenMissing {
+            namespace: ns.clone(),
+            name: name.clone(),
         })
 }
 
@@ -342,7 +353,10 @@ mod tests {
         assert_eq!(ok.webhook_path.as_deref(), Some("/hook/abc"));
         assert_eq!(condition(&ok, RECONCILING), None);
 
-        let missing = status_after(Err(Error::Token("no secret".into())));
+        let missing = status_after(Err(Error::TokenSecretNotFound {
+            namespace: "ns".into(),
+            name: "token".into(),
+        }));
         assert_eq!(
             condition(&missing, READY),
             Some(("False".into(), "TokenNotFound".into()))
