@@ -310,6 +310,7 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
         walk.decrypt,
         &walk.config,
     )?;
+    resources.iter_mut().for_each(Res::end_level);
     // what is marked local configuration (a replacement's source, say) served its level and goes
     resources.retain(|r| {
         field(
@@ -354,13 +355,14 @@ fn run_generators(
         let ns = g.namespace.clone().unwrap_or_default();
         let existing = resources.iter().position(|r| {
             field(&r.obj, &["kind"]) == kind
-                && r.original_name == g.name
+                && r.known_as(&g.name)
                 && field(&r.obj, &["metadata", "namespace"]) == ns
         });
         match (g.behavior.as_deref().unwrap_or("create"), existing) {
             ("create", _) => resources.push(Res {
                 obj,
                 original_name: g.name.clone(),
+                previous_names: Vec::new(),
                 hashed,
             }),
             ("merge", Some(i)) => {
@@ -460,14 +462,7 @@ fn run_generator_plugins(
                 run_generators(root, dir, origin, &one, resources, decrypt)?;
             }
             crate::plugins::Generated::Objects(objects) => {
-                for obj in objects {
-                    let original_name = field(&obj, &["metadata", "name"]).to_string();
-                    resources.push(Res {
-                        obj,
-                        original_name,
-                        hashed: false,
-                    });
-                }
+                resources.extend(objects.into_iter().map(|obj| Res::new(obj, false)));
             }
         }
     }
@@ -654,6 +649,7 @@ fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res
             Ok(Res {
                 obj,
                 original_name,
+                previous_names: Vec::new(),
                 hashed: false,
             })
         })
@@ -807,10 +803,7 @@ fn apply_patches(
             let text = patch_text(root, dir, origin, entry)?;
             let ops: Vec<Object> = parse_ops(&text)
                 .ok_or_else(|| invalid("patchesJson6902 must be a list of operations".into()))?;
-            for r in resources
-                .iter_mut()
-                .filter(|r| target.selects(&r.obj, &r.original_name))
-            {
+            for r in resources.iter_mut().filter(|r| target.selects(&r.obj, r.names())) {
                 crate::patch::json6902(&mut r.obj, &ops)
                     .map_err(|e| invalid(format!("unable to apply JSON patch: {}", e.0)))?;
             }
@@ -843,10 +836,7 @@ fn apply_patches(
                 .target
                 .clone()
                 .ok_or_else(|| invalid("a JSON 6902 patch needs a target".into()))?;
-            for r in resources
-                .iter_mut()
-                .filter(|r| target.selects(&r.obj, &r.original_name))
-            {
+            for r in resources.iter_mut().filter(|r| target.selects(&r.obj, r.names())) {
                 crate::patch::json6902(&mut r.obj, &ops)
                     .map_err(|e| invalid(format!("unable to apply JSON patch: {}", e.0)))?;
             }
@@ -855,13 +845,12 @@ fn apply_patches(
         for patch in yaml::parse_stream_with(&text, &origin.display().to_string(), decrypt)? {
             let matched: Vec<usize> = match &entry.target {
                 Some(t) => (0..resources.len())
-                    .filter(|i| t.selects(&resources[*i].obj, &resources[*i].original_name))
+                    .filter(|i| t.selects(&resources[*i].obj, resources[*i].names()))
                     .collect(),
                 None => {
                     let same = |r: &Res| {
                         field(&r.obj, &["kind"]) == field(&patch, &["kind"])
-                            && (field(&r.obj, &["metadata", "name"]) == field(&patch, &["metadata", "name"])
-                                || r.original_name == field(&patch, &["metadata", "name"]))
+                            && r.known_as(field(&patch, &["metadata", "name"]))
                             && (field(&patch, &["metadata", "namespace"]).is_empty()
                                 || field(&r.obj, &["metadata", "namespace"])
                                     == field(&patch, &["metadata", "namespace"]))

@@ -226,10 +226,23 @@ impl Kustomization {
             path: path.to_string(),
             message,
         };
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Error::Yaml {
-            path: path.to_string(),
-            message: e.to_string(),
-        })?;
+        let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+            Ok(value) => value,
+            // NB: kustomize reads kustomization files with go-yaml v2, where a repeated key's last value
+            // wins; serde_yaml refuses the repetition
+            Err(e) if e.to_string().contains("duplicate entry") => {
+                last_key_wins(text).ok_or_else(|| Error::Yaml {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            Err(e) => {
+                return Err(Error::Yaml {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
         let map = match &value {
             serde_yaml::Value::Mapping(m) => m,
             serde_yaml::Value::Null => return Ok(Self::default()),
@@ -250,6 +263,64 @@ impl Kustomization {
     }
 }
 
+/// The first document of `text` read as serde_yaml reads it, but with each mapping keeping the last value
+/// of a repeated key.
+fn last_key_wins(text: &str) -> Option<serde_yaml::Value> {
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+    use serde_yaml::Value;
+
+    struct LastWins(Value);
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = LastWins;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a YAML value")
+        }
+        fn visit_bool<E>(self, v: bool) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::Bool(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::from(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::String(v.to_string())))
+        }
+        fn visit_unit<E>(self) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::Null))
+        }
+        fn visit_none<E>(self) -> std::result::Result<LastWins, E> {
+            Ok(LastWins(Value::Null))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<LastWins, A::Error> {
+            let mut items = Vec::new();
+            while let Some(LastWins(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(LastWins(Value::Sequence(items)))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<LastWins, A::Error> {
+            let mut out = serde_yaml::Mapping::new();
+            while let Some((LastWins(k), LastWins(v))) = map.next_entry()? {
+                out.insert(k, v);
+            }
+            Ok(LastWins(Value::Mapping(out)))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for LastWins {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            d.deserialize_any(V)
+        }
+    }
+    let doc = serde_yaml::Deserializer::from_str(text).next()?;
+    LastWins::deserialize(doc).ok().map(|LastWins(v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +333,12 @@ mod tests {
         assert_eq!(
             err,
             "k.yaml: kustomization field 'helmCharts' is not supported by driftless yet"
+        );
+        let k = Kustomization::parse("namePrefix: a-\nnamePrefix: b-\n", "k.yaml").unwrap();
+        assert_eq!(
+            k.name_prefix.as_deref(),
+            Some("b-"),
+            "a repeated key's last value wins"
         );
         let err = Kustomization::parse("resourcez: []\n", "k.yaml")
             .unwrap_err()

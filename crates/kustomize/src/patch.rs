@@ -357,10 +357,10 @@ impl Target {
         self.matches_named(o, field(o, &["metadata", "name"]))
     }
 
-    /// Whether `o`, written in its file as `original_name`, is selected: the name selector matches its
-    /// original name or its current one, as kustomize's ResMap.Select does.
-    pub fn selects(&self, o: &Object, original_name: &str) -> bool {
-        self.matches(o) || self.matches_named(o, original_name)
+    /// Whether `o`, known by `names` as well (as written, at earlier levels), is selected: the name
+    /// selector matches any of its names, as kustomize's ResMap.Select matches any of its ids.
+    pub fn selects<'a>(&self, o: &Object, mut names: impl Iterator<Item = &'a str>) -> bool {
+        self.matches(o) || names.any(|n| self.matches_named(o, n))
     }
 
     fn matches_named(&self, o: &Object, name: &str) -> bool {

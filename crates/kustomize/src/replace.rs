@@ -233,7 +233,7 @@ fn source_matches(s: &Source, r: &Res) -> bool {
     eq(&s.group, group)
         && eq(&s.version, version)
         && eq(&s.kind, o.get("kind").and_then(Value::as_str).unwrap_or_default())
-        && (eq(&s.name, name) || eq(&s.name, &r.original_name))
+        && (eq(&s.name, name) || s.name.as_deref().is_none_or(|n| r.known_as(n)))
         && eq(
             &s.namespace,
             o.pointer("/metadata/namespace")
@@ -289,8 +289,9 @@ pub fn apply(replacements: &[Replacement], resources: &mut [Res]) -> Result<(), 
         for t in &rep.targets {
             let opts = t.options.clone().unwrap_or_default();
             for r in resources.iter_mut() {
-                let selected = t.select.as_ref().is_some_and(|s| s.matches(&r.obj));
-                if !selected || t.reject.iter().any(|x| x.matches(&r.obj)) {
+                // NB: kustomize selects by any of an object's ids, and rejects it when any of them is rejected
+                let selected = t.select.as_ref().is_some_and(|s| s.selects(&r.obj, r.names()));
+                if !selected || t.reject.iter().any(|x| x.selects(&r.obj, r.names())) {
                     continue;
                 }
                 for fp in &t.field_paths {

@@ -19,8 +19,44 @@ pub struct Res {
     pub obj: Object,
     /// Its name as written in its file.
     pub original_name: String,
+    /// The names it had at the end of each level below the current one (kustomize's previous ids), oldest
+    /// first: a patch, replacement or generator of a later level may name it by any of them.
+    pub previous_names: Vec<String>,
     /// Generated with a content-hash suffix to come (at the end of the build).
     pub hashed: bool,
+}
+
+impl Res {
+    /// A resource read or generated as `obj`, its name as written.
+    pub fn new(obj: Object, hashed: bool) -> Self {
+        let original_name = field(&obj, &["metadata", "name"]).to_string();
+        Self {
+            obj,
+            original_name,
+            previous_names: Vec::new(),
+            hashed,
+        }
+    }
+
+    /// Every name it is known by: as written, at the end of each earlier level, and now.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.original_name.as_str())
+            .chain(self.previous_names.iter().map(String::as_str))
+            .chain(std::iter::once(field(&self.obj, &["metadata", "name"])))
+    }
+
+    /// Whether it is known by `name` ([`Res::names`]).
+    pub fn known_as(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
+    }
+
+    /// Records its current name among the previous ones (a level is done with it).
+    pub fn end_level(&mut self) {
+        let current = field(&self.obj, &["metadata", "name"]).to_string();
+        if current != self.original_name && self.previous_names.last() != Some(&current) {
+            self.previous_names.push(current);
+        }
+    }
 }
 
 /// Kinds that are not namespaced (no namespace is set on them).
@@ -236,7 +272,7 @@ pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) -> Result<(), S
             matches!(
                 kind(&res.obj),
                 "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
-            ) && (r.name == field(&res.obj, &["metadata", "name"]) || r.name == res.original_name)
+            ) && res.known_as(&r.name)
         };
         if !resources.iter().any(replicated) {
             return Err(format!(
@@ -254,7 +290,7 @@ pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) -> Result<(), S
                 "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
             );
             if replicated
-                && (r.name == name || r.name == res.original_name)
+                && (r.name == name || r.name == res.original_name || res.previous_names.contains(&r.name))
                 && let Some(spec) = map_at(o, &["spec"], true)
             {
                 spec.insert("replicas".into(), Value::from(r.count));
