@@ -195,18 +195,23 @@ impl Helm {
             .map(|_| ())
     }
 
-    /// `helm uninstall`.
+    /// `helm uninstall`, deleting with the `cascade` propagation when given (`background`, `foreground`,
+    /// `orphan`).
     pub async fn uninstall(
         &self,
         release: &str,
         namespace: &str,
         keep_history: bool,
         timeout: Duration,
+        cascade: Option<&str>,
     ) -> Result<(), Failed> {
         let timeout_flag = format!("{}s", timeout.as_secs().max(1));
         let mut args = vec!["uninstall", release, "-n", namespace, "--timeout", &timeout_flag];
         if keep_history {
             args.push("--keep-history");
+        }
+        if let Some(cascade) = cascade {
+            args.extend(["--cascade", cascade]);
         }
         match self.run(&args, timeout + Duration::from_secs(60)).await {
             Err(Failed(m)) if m.contains("not found") => Ok(()),

@@ -130,3 +130,39 @@ pub(super) async fn download(ctx: &Context, url: &str, digest: &str, dest: &Path
     }
     Ok(())
 }
+
+/// The CustomResourceDefinitions in the `crds/` directories of the chart archive at `path` (its own and
+/// those of the subcharts it carries unpacked), as helm installs them.
+pub(super) fn chart_crds(path: &Path) -> Result<Vec<Value>, String> {
+    let limits = driftless_helm::chart::Limits {
+        max_file: 5 << 20,
+        max_total: 100 << 20,
+    };
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut crds = Vec::new();
+    driftless_helm::chart::walk_archive(file, limits, |name, content| {
+        let parts: Vec<&str> = name.split('/').collect();
+        let in_crds = match parts.as_slice() {
+            ["crds", file] => Some(*file),
+            [rest @ .., "crds", file] if rest.len() % 2 == 0 && rest.chunks(2).all(|c| c[0] == "charts") => {
+                Some(*file)
+            }
+            _ => None,
+        };
+        if in_crds.is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml") || f.ends_with(".json")) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(content, &mut text)
+                .map_err(|e| driftless_helm::chart::Error::Invalid(format!("{name}: {e}")))?;
+            let objects = driftless_kustomize::yaml::parse_stream(&text, name)
+                .map_err(|e| driftless_helm::chart::Error::Invalid(e.to_string()))?;
+            crds.extend(
+                objects
+                    .into_iter()
+                    .filter(|o| o["kind"] == "CustomResourceDefinition"),
+            );
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(crds)
+}

@@ -310,3 +310,30 @@ pub(super) async fn drift(
         corrected: Some(corrected),
     })
 }
+
+/// Applies the chart's CRDs as `crds` says before an action helm would not (or not fully) apply them
+/// for: only the missing ones (`Create`), or all of them, replacing what is there (`CreateReplace`).
+pub(super) async fn apply_crds(client: &kube::Client, crds: Vec<Value>, replace: bool) -> Result<(), String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let mut wanted = Vec::new();
+    for crd in crds {
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let exists = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| driftless_runtime::error::api_message(&e))?
+            .is_some();
+        if replace || !exists {
+            wanted.push(crd);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    manager(client)
+        .apply_all(&wanted, &Default::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("failed to apply CRDs: {e}"))
+}

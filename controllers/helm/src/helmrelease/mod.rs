@@ -35,6 +35,8 @@ use crate::{Context, FIELD_MANAGER};
 
 /// The condition of drift between the release and the cluster (Flux's).
 pub const DRIFTED: &str = "Drifted";
+/// The condition of a remediation (rollback or uninstall) after a failed action (Flux's).
+pub const REMEDIATED: &str = "Remediated";
 
 /// The kinds `chartRef` may name (Flux's).
 pub const CHART_REF_KINDS: [&str; 3] = ["OCIRepository", "HelmChart", "ExternalArtifact"];
@@ -60,11 +62,21 @@ pub enum Error {
     #[error("{0}")]
     Values(String),
     /// `helm install` failed.
-    #[error("{0}")]
-    Install(String),
+    #[error("{message}")]
+    Install {
+        /// Flux's message, with helm's error.
+        message: String,
+        /// `RetryOnFailure`: try again after this, without remediation.
+        retry: Option<Duration>,
+    },
     /// `helm upgrade` failed.
-    #[error("{0}")]
-    Upgrade(String),
+    #[error("{message}")]
+    Upgrade {
+        /// Flux's message, with helm's error.
+        message: String,
+        /// `RetryOnFailure`: try again after this, without remediation.
+        retry: Option<Duration>,
+    },
     /// `helm test` failed.
     #[error("{0}")]
     Test(String),
@@ -90,8 +102,8 @@ impl ReconcileError for Error {
             Error::DependencyNotReady { .. } => reasons::DEPENDENCY_NOT_READY,
             Error::Artifact(_) => "ArtifactFailed",
             Error::Values(_) => "InitFailed",
-            Error::Install(_) => "InstallFailed",
-            Error::Upgrade(_) => "UpgradeFailed",
+            Error::Install { .. } => "InstallFailed",
+            Error::Upgrade { .. } => "UpgradeFailed",
             Error::Test(_) => "TestFailed",
             Error::Helm(_) => "GetLastReleaseFailed",
             Error::RetriesExceeded(_) => "RetriesExceeded",
@@ -104,6 +116,12 @@ impl ReconcileError for Error {
             Error::InvalidSpec(_) | Error::RetriesExceeded(_) => ErrorClass::Stalled,
             Error::Artifact(_) => ErrorClass::Waiting(Duration::from_secs(5)),
             Error::DependencyNotReady { retry, .. } => ErrorClass::Waiting(*retry),
+            Error::Install {
+                retry: Some(after), ..
+            }
+            | Error::Upgrade {
+                retry: Some(after), ..
+            } => ErrorClass::Waiting(*after),
             _ => ErrorClass::Transient,
         }
     }
@@ -260,7 +278,7 @@ impl Reconciler for Releases {
                 conditions::mark_true(&mut status.conditions, READY, &reason, &message, generation);
             }
             Err(err) => {
-                if matches!(err, Error::Install(_) | Error::Upgrade(_)) {
+                if matches!(err, Error::Install { .. } | Error::Upgrade { .. }) {
                     conditions::mark_false(
                         &mut status.conditions,
                         RELEASED,
@@ -275,6 +293,18 @@ impl Reconciler for Releases {
                     "reconciliation in progress",
                     generation,
                 );
+                // NB: Flux's summary puts a remediation first: Ready says what was done about the failure
+                if matches!(err, Error::Install { .. } | Error::Upgrade { .. })
+                    && let Some(remediated) = conditions::get(&status.conditions, REMEDIATED).cloned()
+                {
+                    conditions::mark_false(
+                        &mut status.conditions,
+                        READY,
+                        &remediated.reason,
+                        &remediated.message,
+                        generation,
+                    );
+                }
             }
         }
     }
@@ -317,7 +347,7 @@ impl Reconciler for Releases {
                     }
                 }
             }
-            Err(err @ (Error::Install(_) | Error::Upgrade(_) | Error::Test(_))) => {
+            Err(err @ (Error::Install { .. } | Error::Upgrade { .. } | Error::Test(_))) => {
                 self.0.recorder.record(
                     &obj.object_ref(&()),
                     Severity::Error,

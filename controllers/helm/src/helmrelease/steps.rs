@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use driftless_api::{
-    helm::{HelmRelease, HelmReleaseStatus, ReleaseSnapshot},
+    helm::{CrdsPolicy, HelmRelease, HelmReleaseStatus, ReleaseSnapshot},
     meta::parse_duration,
 };
 use driftless_runtime::sources::artifact;
@@ -16,11 +16,11 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
 use super::{
-    CHART_REF_KINDS, Error,
-    chart::{download, reconcile_chart_template},
+    CHART_REF_KINDS, Error, REMEDIATED,
+    chart::{chart_crds, download, reconcile_chart_template},
     chart_source,
     cluster::{
-        DriftOutcome, detects_drift, drift, health_rules, inventory, polls, record_failed_wait,
+        DriftOutcome, apply_crds, detects_drift, drift, health_rules, inventory, polls, record_failed_wait,
         release_objects, target_cluster, wait_until_ready,
     },
     values::compose_values,
@@ -296,7 +296,9 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     } else {
         (status.install_failures.unwrap_or(0), install_retries, "install")
     };
-    if retries >= 0 && failures > retries {
+    // RetryOnFailure: no remediation, no limit; the failed action is tried again after its interval
+    let retry = retry_interval(obj, is_upgrade);
+    if retry.is_none() && retries >= 0 && failures > retries {
         return Err(Error::RetriesExceeded(format!(
             "Failed to {action} after {failures} attempt(s)"
         )));
@@ -304,7 +306,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     // a release left without a deployed revision (a failed or interrupted install) goes first
     if deployed.is_none() && !history.is_empty() {
         info!(%release, "removing a release without a deployed revision before installing");
-        helm.uninstall(&release, &target, false, timeout(obj))
+        helm.uninstall(&release, &target, false, timeout(obj), None)
             .await
             .map_err(|e| Error::Helm(format!("failed to uninstall the failed release: {e}")))?;
     }
@@ -318,20 +320,44 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     let flags = flags(obj, is_upgrade);
     status.last_attempted_release_action = Some(action.to_string());
     let started = std::time::Instant::now();
-    let result = helm
-        .release(
-            &Action {
-                release: &release,
-                namespace: &target,
-                chart: &chart_path,
-                values: values_yaml.as_bytes(),
-                timeout: action_timeout,
-                flags,
-                post_render: Some((&ctx.post_renderer, &crate::postrender::Spec::of(obj))),
-            },
-            is_upgrade,
-        )
-        .await;
+    // CRDs helm leaves alone: an upgrade's (`Create`, `CreateReplace`), an install's replaced ones
+    let policy = if is_upgrade {
+        upgrade.crds.unwrap_or(CrdsPolicy::Skip)
+    } else if install.skip_crds.unwrap_or(false) {
+        CrdsPolicy::Skip
+    } else {
+        install.crds.unwrap_or(CrdsPolicy::Create)
+    };
+    let crds = if policy == CrdsPolicy::CreateReplace || (is_upgrade && policy == CrdsPolicy::Create) {
+        let path = chart_path.clone();
+        match tokio::task::spawn_blocking(move || chart_crds(&path))
+            .await
+            .expect("reading a chart does not panic")
+        {
+            Ok(crds) => apply_crds(&cluster.client, crds, policy == CrdsPolicy::CreateReplace).await,
+            Err(e) => Err(format!("failed to read the chart's CRDs: {e}")),
+        }
+    } else {
+        Ok(())
+    };
+    let result = match crds {
+        Err(e) => Err(crate::helm::Failed(e)),
+        Ok(()) => {
+            helm.release(
+                &Action {
+                    release: &release,
+                    namespace: &target,
+                    chart: &chart_path,
+                    values: values_yaml.as_bytes(),
+                    timeout: action_timeout,
+                    flags,
+                    post_render: Some((&ctx.post_renderer, &crate::postrender::Spec::of(obj))),
+                },
+                is_upgrade,
+            )
+            .await
+        }
+    };
     let waits = !if is_upgrade {
         upgrade.disable_wait.unwrap_or(false)
     } else {
@@ -373,41 +399,108 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             "Helm {action} failed for release {target}/{release} with chart {}@{}: {failed}",
             meta.name, meta.version
         );
-        if is_upgrade {
+        let failure = |message: String| {
+            if is_upgrade {
+                Error::Upgrade { message, retry }
+            } else {
+                Error::Install { message, retry }
+            }
+        };
+        let (n, remediation_retries, remediate_last, strategy) = if is_upgrade {
             let n = status.upgrade_failures.unwrap_or(0) + 1;
             status.upgrade_failures = Some(n);
-            // remediation: back to the last deployed revision (Flux's default strategy), or uninstall
-            let strategy = upgrade
-                .remediation
-                .as_ref()
-                .and_then(|r| r.strategy.clone())
-                .unwrap_or_else(|| "rollback".into());
-            let remediate_last = upgrade
-                .remediation
-                .as_ref()
-                .and_then(|r| r.remediate_last_failure)
-                .unwrap_or(upgrade_retries > 0);
-            if n <= upgrade_retries || remediate_last {
-                let _ = if strategy == "uninstall" {
-                    helm.uninstall(&release, &target, false, action_timeout).await
-                } else {
-                    helm.rollback(&release, &target, 0, action_timeout, &[]).await
-                };
+            let r = upgrade.remediation.as_ref();
+            (
+                n,
+                upgrade_retries,
+                r.and_then(|r| r.remediate_last_failure)
+                    .unwrap_or(upgrade_retries > 0),
+                // Flux's default: back to the last deployed revision
+                r.and_then(|r| r.strategy.clone())
+                    .unwrap_or_else(|| "rollback".into()),
+            )
+        } else {
+            let n = status.install_failures.unwrap_or(0) + 1;
+            status.install_failures = Some(n);
+            let r = install.remediation.as_ref();
+            (
+                n,
+                install_retries,
+                r.and_then(|r| r.remediate_last_failure)
+                    .unwrap_or(install_retries > 0),
+                "uninstall".to_string(),
+            )
+        };
+        if retry.is_some() || !(n <= remediation_retries || remediate_last) {
+            return Err(failure(message));
+        }
+        let failed_revision = helm
+            .history(&release, &target)
+            .await
+            .ok()
+            .and_then(|h| h.last().map(|r| r.revision))
+            .unwrap_or(1);
+        let remediated = if strategy == "uninstall" {
+            let current = format!("{target}/{release}.v{failed_revision}");
+            let chart = format!("{}@{}", meta.name, meta.version);
+            match helm
+                .uninstall(&release, &target, false, action_timeout, cascade(obj))
+                .await
+            {
+                Ok(()) => Ok((
+                    "UninstallSucceeded",
+                    format!("Helm uninstall remediation for release {current} with chart {chart} succeeded"),
+                )),
+                Err(e) => Err((
+                    "UninstallFailed",
+                    format!(
+                        "Helm uninstall remediation for release {current} with chart {chart} failed: {e}"
+                    ),
+                )),
             }
-            return Err(Error::Upgrade(message));
+        } else {
+            let previous = deployed.as_ref().map_or(0, |d| d.revision);
+            let chart = status
+                .history
+                .as_ref()
+                .and_then(|h| h.iter().find(|s| s.version == previous).or_else(|| h.first()))
+                .map(|s| format!("{}@{}", s.chart_name, s.chart_version))
+                .unwrap_or_default();
+            let full = format!("{target}/{release}.v{previous}");
+            match helm.rollback(&release, &target, 0, action_timeout, &[]).await {
+                Ok(()) => Ok((
+                    "RollbackSucceeded",
+                    format!("Helm rollback to previous release {full} with chart {chart} succeeded"),
+                )),
+                Err(e) => Err((
+                    "RollbackFailed",
+                    format!("Helm rollback to previous release {full} with chart {chart} failed: {e}"),
+                )),
+            }
+        };
+        let generation = obj.metadata.generation;
+        match remediated {
+            Ok((reason, text)) => driftless_runtime::conditions::mark_true(
+                &mut status.conditions,
+                REMEDIATED,
+                reason,
+                &text,
+                generation,
+            ),
+            Err((reason, text)) => {
+                status.failures = Some(status.failures.unwrap_or(0) + 1);
+                driftless_runtime::conditions::mark_false(
+                    &mut status.conditions,
+                    REMEDIATED,
+                    reason,
+                    &text,
+                    generation,
+                )
+            }
         }
-        let n = status.install_failures.unwrap_or(0) + 1;
-        status.install_failures = Some(n);
-        let remediate_last = install
-            .remediation
-            .as_ref()
-            .and_then(|r| r.remediate_last_failure)
-            .unwrap_or(install_retries > 0);
-        if n <= install_retries || remediate_last {
-            let _ = helm.uninstall(&release, &target, false, action_timeout).await;
-        }
-        return Err(Error::Install(message));
+        return Err(failure(message));
     }
+    driftless_runtime::conditions::delete(&mut status.conditions, REMEDIATED);
 
     // the new release, on top of the history
     let history = helm
@@ -500,6 +593,32 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         tested,
         drift: None,
     })
+}
+
+/// `RetryOnFailure`'s interval (Flux's default 5m) when the action's strategy is that; `None` for
+/// `RemediateOnFailure`, the default.
+fn retry_interval(obj: &HelmRelease, upgrade: bool) -> Option<Duration> {
+    let strategy = if upgrade {
+        obj.spec.upgrade.as_ref().and_then(|u| u.strategy.as_ref())
+    } else {
+        obj.spec.install.as_ref().and_then(|i| i.strategy.as_ref())
+    }?;
+    (strategy.name == "RetryOnFailure").then(|| {
+        strategy
+            .retry_interval
+            .as_deref()
+            .and_then(|i| parse_duration(i).ok())
+            .unwrap_or(Duration::from_secs(300))
+    })
+}
+
+/// `uninstall.deletionPropagation` as helm's `--cascade` (Flux's default `background`).
+pub(super) fn cascade(obj: &HelmRelease) -> Option<&str> {
+    obj.spec
+        .uninstall
+        .as_ref()
+        .and_then(|u| u.deletion_propagation.as_deref())
+        .filter(|p| !p.is_empty())
 }
 
 /// The helm flags of the spec's install or upgrade settings.
@@ -625,7 +744,7 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
     let cluster = target_cluster(obj, ctx).await?;
     let helm = Helm::new(&ctx.helm, &cluster.config, cluster.as_user)
         .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
-    helm.uninstall(&release, &target, keep_history, timeout(obj))
+    helm.uninstall(&release, &target, keep_history, timeout(obj), cascade(obj))
         .await
         .map_err(|e| Error::Helm(format!("failed to uninstall release {target}/{release}: {e}")))?;
     if let Some((chart_ns, chart)) = obj

@@ -278,6 +278,19 @@ async fn a_failed_upgrade_is_rolled_back_and_retries_are_counted() {
     .await;
     assert_eq!(ready(&hr).unwrap().2, "Failed to upgrade after 2 attempt(s)");
     let status = hr.status.unwrap();
+    let remediated = conditions::get(&status.conditions, "Remediated").expect("a Remediated condition");
+    assert_eq!(
+        (remediated.status.as_str(), remediated.reason.as_str()),
+        ("True", "RollbackSucceeded")
+    );
+    assert!(
+        remediated
+            .message
+            .starts_with(&format!("Helm rollback to previous release {n}/app.v"))
+            && remediated.message.ends_with("with chart podinfo@0.1.0 succeeded"),
+        "{}",
+        remediated.message
+    );
     assert_eq!(status.upgrade_failures, Some(2));
     let released = conditions::get(&status.conditions, "Released").unwrap();
     assert_eq!(
@@ -1042,4 +1055,143 @@ async fn the_poller_waits_for_the_release_with_health_check_expressions() {
     .await;
     assert_eq!(ready(&hr).unwrap().1, "InstallSucceeded");
     assert_eq!(history(&n, "app").last().unwrap().1, "deployed");
+}
+
+#[tokio::test]
+async fn retry_on_failure_tries_a_failed_upgrade_again_without_remediation() {
+    let env = Env::start("helm-retry", &[], false).await;
+    let n = env.n.clone();
+    let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "install": {"disableWait": true},
+        "upgrade": {"timeout": "2s", "strategy": {"name": "RetryOnFailure", "retryInterval": "1s"}},
+        "uninstall": {"deletionPropagation": "foreground"},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    // an upgrade whose Deployment nothing rolls out: failed, tried again and again, never rolled back
+    spec.values = Some(json!({"replicaCount": 4}));
+    apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "two failed upgrades", |h| {
+        h.status
+            .as_ref()
+            .is_some_and(|s| s.upgrade_failures.unwrap_or(0) >= 2)
+    })
+    .await;
+    let (status, reason, _) = ready(&hr).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "UpgradeFailed"),
+        "no RetriesExceeded"
+    );
+    assert!(
+        conditions::get(&hr.status.as_ref().unwrap().conditions, "Remediated").is_none(),
+        "no remediation"
+    );
+    let revisions = history(&n, "app");
+    assert!(revisions.len() >= 3, "{revisions:?}");
+    assert_eq!(
+        revisions[0].1, "deployed",
+        "the installed revision stays: {revisions:?}"
+    );
+    assert!(revisions[1..].iter().all(|r| r.1 == "failed"), "{revisions:?}");
+
+    // uninstalled with the deletion propagation asked for
+    hrs.delete("app", &DeleteParams::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hrs.get_opt("app").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "not uninstalled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(history(&n, "app").is_empty());
+}
+
+#[tokio::test]
+async fn crds_are_created_and_replaced_as_the_policy_says() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let env = Env::start("helm-crds", &[], false).await;
+    let n = env.n.clone();
+    let group = format!("{n}.example.com");
+    let crd = |description: &str| {
+        [
+            "apiVersion: apiextensions.k8s.io/v1",
+            "kind: CustomResourceDefinition",
+            &format!("metadata: {{name: widgets.{group}}}"),
+            "spec:",
+            &format!("  group: {group}"),
+            "  names: {kind: Widget, plural: widgets}",
+            "  scope: Namespaced",
+            "  versions:",
+            "  - name: v1",
+            "    served: true",
+            "    storage: true",
+            &format!("    schema: {{openAPIV3Schema: {{type: object, description: {description}}}}}"),
+        ]
+        .join("\n")
+    };
+    env.charts
+        .add_chart("widgets", "0.1.0", &[("crds/widgets.yaml", &crd("first"))]);
+    let repos: Api<HelmRepository> = Api::namespaced(cluster().client().await, &n);
+    let refresh = |token: &'static str| {
+        let repos = repos.clone();
+        async move {
+            let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}});
+            repos
+                .patch("charts", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    refresh("widgets-1").await;
+    let spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "widgets", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "install": {"disableWait": true},
+        "upgrade": {"disableWait": true, "crds": "CreateReplace"},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec)).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster().client().await);
+    let description = |c: CustomResourceDefinition| {
+        c.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| s.description.clone())
+    };
+    let name = format!("widgets.{group}");
+    assert_eq!(
+        description(crds.get(&name).await.unwrap()).as_deref(),
+        Some("first"),
+        "installed by helm"
+    );
+
+    // an upgrade replaces it (helm's own upgrade leaves CRDs alone)
+    env.charts
+        .add_chart("widgets", "0.2.0", &[("crds/widgets.yaml", &crd("second"))]);
+    refresh("widgets-2").await;
+    wait(&hrs, "app", "upgraded", |h| {
+        h.status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.as_deref())
+            == Some("0.2.0")
+            && ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        description(crds.get(&name).await.unwrap()).as_deref(),
+        Some("second"),
+        "replaced"
+    );
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
 }
