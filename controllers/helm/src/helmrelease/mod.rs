@@ -38,6 +38,18 @@ pub const DRIFTED: &str = "Drifted";
 /// The condition of a remediation (rollback or uninstall) after a failed action (Flux's).
 pub const REMEDIATED: &str = "Remediated";
 
+/// A remediation after a failed install or upgrade: Flux's reason (`RollbackSucceeded`,
+/// `UninstallFailed`…) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remediation {
+    /// Flux's reason.
+    pub reason: &'static str,
+    /// Flux's message.
+    pub message: String,
+    /// Whether the rollback or uninstall worked.
+    pub succeeded: bool,
+}
+
 /// The kinds `chartRef` may name (Flux's).
 pub const CHART_REF_KINDS: [&str; 3] = ["OCIRepository", "HelmChart", "ExternalArtifact"];
 
@@ -68,6 +80,8 @@ pub enum Error {
         message: String,
         /// `RetryOnFailure`: try again after this, without remediation.
         retry: Option<Duration>,
+        /// What was done about it (an uninstall), when something was.
+        remediation: Option<Remediation>,
     },
     /// `helm upgrade` failed.
     #[error("{message}")]
@@ -76,6 +90,8 @@ pub enum Error {
         message: String,
         /// `RetryOnFailure`: try again after this, without remediation.
         retry: Option<Duration>,
+        /// What was done about it (a rollback or an uninstall), when something was.
+        remediation: Option<Remediation>,
     },
     /// `helm test` failed.
     #[error("{0}")]
@@ -228,6 +244,7 @@ impl Reconciler for Releases {
                 conditions::delete(&mut status.conditions, STALLED);
                 if let Some((reason, message)) = &outcome.released {
                     conditions::mark_true(&mut status.conditions, RELEASED, reason, message, generation);
+                    conditions::delete(&mut status.conditions, REMEDIATED);
                 }
                 match &outcome.drift {
                     Some(cluster::DriftOutcome { detected: None, .. }) => conditions::mark_false(
@@ -284,6 +301,26 @@ impl Reconciler for Releases {
                         RELEASED,
                         err.reason(),
                         &err.to_string(),
+                        generation,
+                    );
+                }
+                if let Error::Install {
+                    remediation: Some(r), ..
+                }
+                | Error::Upgrade {
+                    remediation: Some(r), ..
+                } = err
+                {
+                    let mark = if r.succeeded {
+                        conditions::mark_true
+                    } else {
+                        conditions::mark_false
+                    };
+                    mark(
+                        &mut status.conditions,
+                        REMEDIATED,
+                        r.reason,
+                        &r.message,
                         generation,
                     );
                 }
@@ -347,7 +384,26 @@ impl Reconciler for Releases {
                     }
                 }
             }
-            Err(err @ (Error::Install { .. } | Error::Upgrade { .. } | Error::Test(_))) => {
+            Err(err @ (Error::Install { remediation, .. } | Error::Upgrade { remediation, .. })) => {
+                self.0.recorder.record(
+                    &obj.object_ref(&()),
+                    Severity::Error,
+                    err.reason(),
+                    &err.to_string(),
+                    metadata.clone(),
+                );
+                if let Some(r) = remediation {
+                    let severity = if r.succeeded {
+                        Severity::Info
+                    } else {
+                        Severity::Error
+                    };
+                    self.0
+                        .recorder
+                        .record(&obj.object_ref(&()), severity, r.reason, &r.message, metadata);
+                }
+            }
+            Err(err @ Error::Test(_)) => {
                 self.0.recorder.record(
                     &obj.object_ref(&()),
                     Severity::Error,
@@ -362,5 +418,80 @@ impl Reconciler for Releases {
 
     async fn cleanup(&self, obj: &HelmRelease) -> Result<(), Error> {
         steps::uninstall(obj, &self.0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use driftless_api::helm::HelmReleaseSpec;
+
+    use super::*;
+
+    fn condition(status: &HelmReleaseStatus, type_: &str) -> Option<(String, String, String)> {
+        conditions::get(&status.conditions, type_)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    }
+
+    #[test]
+    fn a_remediation_is_what_ready_reports_until_a_release_succeeds() {
+        let mut obj = HelmRelease::new("app", HelmReleaseSpec::default());
+        obj.metadata.generation = Some(2);
+        let mut status = HelmReleaseStatus::default();
+        let rolled_back = Remediation {
+            reason: "RollbackSucceeded",
+            message: "Helm rollback to previous release ns/app.v1 with chart app@1.0.0 succeeded".into(),
+            succeeded: true,
+        };
+        Releases::summarize(
+            &obj,
+            &mut status,
+            &Err(Error::Upgrade {
+                message: "Helm upgrade failed for release ns/app with chart app@1.1.0: timeout".into(),
+                retry: None,
+                remediation: Some(rolled_back.clone()),
+            }),
+        );
+        assert_eq!(
+            condition(&status, REMEDIATED),
+            Some((
+                "True".into(),
+                rolled_back.reason.into(),
+                rolled_back.message.clone()
+            ))
+        );
+        assert_eq!(
+            condition(&status, READY),
+            Some((
+                "False".into(),
+                rolled_back.reason.into(),
+                rolled_back.message.clone()
+            )),
+            "Flux's summary puts the remediation first"
+        );
+        assert_eq!(
+            condition(&status, RELEASED).map(|c| c.1),
+            Some("UpgradeFailed".into())
+        );
+
+        let outcome = steps::Outcome {
+            released: Some(("UpgradeSucceeded", "Helm upgrade succeeded".into())),
+            ..Default::default()
+        };
+        Releases::summarize(&obj, &mut status, &Ok(outcome));
+        assert_eq!(condition(&status, REMEDIATED), None);
+        assert_eq!(
+            condition(&status, READY).map(|c| c.1),
+            Some("UpgradeSucceeded".into())
+        );
+    }
+
+    #[test]
+    fn retry_on_failure_waits_its_interval() {
+        let e = Error::Install {
+            message: "x".into(),
+            retry: Some(Duration::from_secs(7)),
+            remediation: None,
+        };
+        assert!(matches!(e.class(), ErrorClass::Waiting(d) if d == Duration::from_secs(7)));
     }
 }

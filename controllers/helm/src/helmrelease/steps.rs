@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
 use super::{
-    CHART_REF_KINDS, Error, REMEDIATED,
+    CHART_REF_KINDS, Error, Remediation,
     chart::{chart_crds, download, reconcile_chart_template},
     chart_source,
     cluster::{
@@ -399,11 +399,19 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             "Helm {action} failed for release {target}/{release} with chart {}@{}: {failed}",
             meta.name, meta.version
         );
-        let failure = |message: String| {
+        let failure = |message: String, remediation: Option<Remediation>| {
             if is_upgrade {
-                Error::Upgrade { message, retry }
+                Error::Upgrade {
+                    message,
+                    retry,
+                    remediation,
+                }
             } else {
-                Error::Install { message, retry }
+                Error::Install {
+                    message,
+                    retry,
+                    remediation,
+                }
             }
         };
         let (n, remediation_retries, remediate_last, strategy) = if is_upgrade {
@@ -432,7 +440,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             )
         };
         if retry.is_some() || !(n <= remediation_retries || remediate_last) {
-            return Err(failure(message));
+            return Err(failure(message, None));
         }
         let failed_revision = helm
             .history(&release, &target)
@@ -478,29 +486,23 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
                 )),
             }
         };
-        let generation = obj.metadata.generation;
-        match remediated {
-            Ok((reason, text)) => driftless_runtime::conditions::mark_true(
-                &mut status.conditions,
-                REMEDIATED,
+        let remediation = match remediated {
+            Ok((reason, message)) => Remediation {
                 reason,
-                &text,
-                generation,
-            ),
-            Err((reason, text)) => {
+                message,
+                succeeded: true,
+            },
+            Err((reason, message)) => {
                 status.failures = Some(status.failures.unwrap_or(0) + 1);
-                driftless_runtime::conditions::mark_false(
-                    &mut status.conditions,
-                    REMEDIATED,
+                Remediation {
                     reason,
-                    &text,
-                    generation,
-                )
+                    message,
+                    succeeded: false,
+                }
             }
-        }
-        return Err(failure(message));
+        };
+        return Err(failure(message, Some(remediation)));
     }
-    driftless_runtime::conditions::delete(&mut status.conditions, REMEDIATED);
 
     // the new release, on top of the history
     let history = helm

@@ -291,6 +291,10 @@ async fn a_failed_upgrade_is_rolled_back_and_retries_are_counted() {
         "{}",
         remediated.message
     );
+    assert!(
+        !events_with(&n, "RollbackSucceeded").await.is_empty(),
+        "the remediation's event"
+    );
     assert_eq!(status.upgrade_failures, Some(2));
     let released = conditions::get(&status.conditions, "Released").unwrap();
     assert_eq!(
