@@ -535,9 +535,19 @@ fn transform_level_to(
     decrypt: Option<&dyn yaml::Decrypt>,
     metadata: &Metadata,
 ) -> Result<()> {
+    let names = |resources: &[Res]| -> Vec<String> {
+        resources
+            .iter()
+            .map(|r| field(&r.obj, &["metadata", "name"]).to_string())
+            .collect()
+    };
+    let before = names(resources);
     apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt)?;
+    follow_patch_renames(resources, &before, metadata.custom);
     transform::apply_metadata_to(k, resources, metadata.selected, metadata.custom);
+    let before = names(resources);
     apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt)?;
+    follow_patch_renames(resources, &before, metadata.custom);
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
         message,
@@ -568,6 +578,27 @@ fn transform_level_to(
         }
     }
     crate::replace::apply(&replacements, resources).map_err(invalid)
+}
+
+/// Objects a patch renamed (a JSON patch on `/metadata/name`): references to them follow, as kustomize's
+/// name reference transformer follows every rename of its level. `before` holds each object's name before
+/// the patches (a patch that deleted an object leaves nothing to compare: nothing follows then).
+fn follow_patch_renames(resources: &mut [Res], before: &[String], custom: &[crate::refs::CustomRef]) {
+    if before.len() != resources.len() {
+        return;
+    }
+    let renames: Vec<crate::refs::Rename> = resources
+        .iter()
+        .zip(before)
+        .filter_map(|(r, old)| {
+            let (kind, new) = (field(&r.obj, &["kind"]), field(&r.obj, &["metadata", "name"]));
+            (new != old && (crate::refs::referred(kind) || custom.iter().any(|c| c.referred == kind)))
+                .then(|| crate::refs::Rename::of(&r.obj, old.clone(), new.to_string()))
+        })
+        .collect();
+    if !renames.is_empty() {
+        crate::refs::apply(resources, &renames, custom);
+    }
 }
 
 /// A Component: its resources join those accumulated so far, then its own components and transformers
