@@ -356,12 +356,13 @@ fn run_generators(
         let existing = resources.iter().position(|r| {
             field(&r.obj, &["kind"]) == kind
                 && r.known_as(&g.name)
-                && field(&r.obj, &["metadata", "namespace"]) == ns
+                && (field(&r.obj, &["metadata", "namespace"]) == ns || r.original_namespace == ns)
         });
         match (g.behavior.as_deref().unwrap_or("create"), existing) {
             ("create", _) => resources.push(Res {
                 obj,
                 original_name: g.name.clone(),
+                original_namespace: ns.clone(),
                 previous_names: Vec::new(),
                 hashed,
             }),
@@ -677,9 +678,11 @@ fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res
             let original_name = field(&obj, &["metadata", "name"]).to_string();
             let mut obj = obj;
             stringify_metadata(&mut obj);
+            let original_namespace = field(&obj, &["metadata", "namespace"]).to_string();
             Ok(Res {
                 obj,
                 original_name,
+                original_namespace,
                 previous_names: Vec::new(),
                 hashed: false,
             })

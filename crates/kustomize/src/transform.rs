@@ -19,6 +19,8 @@ pub struct Res {
     pub obj: Object,
     /// Its name as written in its file.
     pub original_name: String,
+    /// Its namespace as written (or generated), empty for none.
+    pub original_namespace: String,
     /// The names it had at the end of each level below the current one (kustomize's previous ids), oldest
     /// first: a patch, replacement or generator of a later level may name it by any of them.
     pub previous_names: Vec<String>,
@@ -30,9 +32,11 @@ impl Res {
     /// A resource read or generated as `obj`, its name as written.
     pub fn new(obj: Object, hashed: bool) -> Self {
         let original_name = field(&obj, &["metadata", "name"]).to_string();
+        let original_namespace = field(&obj, &["metadata", "namespace"]).to_string();
         Self {
             obj,
             original_name,
+            original_namespace,
             previous_names: Vec::new(),
             hashed,
         }
