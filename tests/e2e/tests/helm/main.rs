@@ -43,6 +43,13 @@ where
     }
 }
 
+/// The Released condition's (status, reason, message): a failed action stays there, while Ready moves on
+/// to RetriesExceeded at the next run.
+fn released(hr: &HelmRelease) -> Option<(String, String, String)> {
+    let c = conditions::get(&hr.status.as_ref()?.conditions, "Released")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
 fn ready(hr: &HelmRelease) -> Option<(String, String, String)> {
     let c = conditions::get(&hr.status.as_ref()?.conditions, "Ready")?;
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
@@ -780,10 +787,10 @@ async fn post_renderers_and_common_metadata_shape_the_release_and_its_inventory(
     // a patch that cannot apply fails the upgrade with the post-renderer's words; nothing changes
     apply(&n, &HelmRelease::new("app", spec(6, "/spec/nothing/here"))).await;
     let hr = wait(&hrs, "app", "the upgrade refused", |h| {
-        ready(h).is_some_and(|r| r.0 == "False" && r.1 == "UpgradeFailed")
+        released(h).is_some_and(|r| r.0 == "False" && r.1 == "UpgradeFailed")
     })
     .await;
-    let message = ready(&hr).unwrap().2;
+    let message = released(&hr).unwrap().2;
     assert!(message.contains("post-renderer 0 (kustomize)"), "{message}");
     assert_eq!(
         deployments.get("app-podinfo").await.unwrap().spec.replicas,
@@ -1034,10 +1041,10 @@ async fn the_poller_waits_for_the_release_with_health_check_expressions() {
     };
     let hrs = apply(&n, &HelmRelease::new("app", spec("no"))).await;
     let hr = wait(&hrs, "app", "the install failed by its health check", |h| {
-        ready(h).is_some_and(|r| r.1 == "InstallFailed")
+        released(h).is_some_and(|r| r.1 == "InstallFailed")
     })
     .await;
-    let message = ready(&hr).unwrap().2;
+    let message = released(&hr).unwrap().2;
     assert!(
         message.contains(&format!(
             "timeout waiting for: [ConfigMap/{n}/flag status: 'InProgress']"
