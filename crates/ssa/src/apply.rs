@@ -389,14 +389,7 @@ impl ResourceManager {
         })?;
         let name = str_at(o, &["metadata", "name"]);
         let api = self.api(&ar, &caps, str_at(o, &["metadata", "namespace"]));
-        let fail = |action: &'static str| {
-            move |e: kube::Error| Error::Api {
-                id: subject(o),
-                action,
-                message: api_message(&e),
-                unavailable: is_unavailable(&e),
-            }
-        };
+        let fail = |action| api_error(o, action);
         let done = |api, action| Plan {
             object: o,
             api,
@@ -485,14 +478,7 @@ impl ResourceManager {
     pub(crate) async fn execute(&self, plan: Plan<'_>) -> Result<Action, Error> {
         let Plan { object: o, api, step } = plan;
         let name = str_at(o, &["metadata", "name"]);
-        let fail = |action: &'static str| {
-            move |e: kube::Error| Error::Api {
-                id: subject(o),
-                action,
-                message: api_message(&e),
-                unavailable: is_unavailable(&e),
-            }
-        };
+        let fail = |action| api_error(o, action);
         let params = PatchParams::apply(&self.field_manager).force();
         match step {
             Step::Done(action) => Ok(action),

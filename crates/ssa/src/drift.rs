@@ -127,14 +127,7 @@ impl ResourceManager {
                     };
                     let api = self.api(&ar, &caps, str_at(o, &["metadata", "namespace"]));
                     let name = str_at(o, &["metadata", "name"]);
-                    let fail = |action: &'static str| {
-                        move |e: kube::Error| Error::Api {
-                            id: subject(o),
-                            action,
-                            message: api_message(&e),
-                            unavailable: is_unavailable(&e),
-                        }
-                    };
+                    let fail = |action| api_error(o, action);
                     let Some(live) = api.get_opt(name).await.map_err(fail("get"))? else {
                         return missing();
                     };

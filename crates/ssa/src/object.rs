@@ -140,6 +140,16 @@ pub fn subject(o: &Value) -> String {
     }
 }
 
+/// The failure of `action` (`get`, `dry-run`, `apply`…) on `o`, as the API server answered it.
+pub(crate) fn api_error<'a>(o: &'a Value, action: &'static str) -> impl FnOnce(kube::Error) -> Error + 'a {
+    move |e| Error::Api {
+        id: subject(o),
+        action,
+        message: driftless_runtime::error::api_message(&e),
+        unavailable: driftless_runtime::error::is_unavailable(&e),
+    }
+}
+
 /// The inventory entry of an object: `<namespace>_<name>_<group>_<kind>`, version `v`.
 pub fn inventory_ref(o: &Value) -> ResourceRef {
     let api_version = str_at(o, &["apiVersion"]);

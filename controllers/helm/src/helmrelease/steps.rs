@@ -363,6 +363,8 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     } else {
         install.disable_wait.unwrap_or(false)
     };
+    // the release's objects, once read for the wait; the inventory reuses them
+    let mut objects = None;
     let result = match result {
         Ok(()) if waits && polls(obj) => {
             let jobs = !if is_upgrade {
@@ -373,9 +375,9 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             let remaining = action_timeout
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_secs(1));
-            let objects = release_objects(&cluster.client, &helm, &release, &target).await?;
             let rules = health_rules(obj)?;
-            match wait_until_ready(&cluster.client, &objects, &rules, jobs, remaining).await {
+            let read = objects.insert(release_objects(&cluster.client, &helm, &release, &target).await?);
+            match wait_until_ready(&cluster.client, read, &rules, jobs, remaining).await {
                 Ok(()) => Ok(()),
                 Err(waited) => {
                     record_failed_wait(
@@ -527,9 +529,11 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     status.history = Some(snapshots);
     status.observed_post_renderers_digest = post_renderers_digest;
     status.observed_common_metadata_digest = common_metadata_digest;
-    status.inventory = Some(inventory(
-        &release_objects(&cluster.client, &helm, &release, &target).await?,
-    ));
+    let objects = match objects {
+        Some(objects) => objects,
+        None => release_objects(&cluster.client, &helm, &release, &target).await?,
+    };
+    status.inventory = Some(inventory(&objects));
     status.failures = None;
     status.install_failures = None;
     status.upgrade_failures = None;
