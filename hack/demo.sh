@@ -228,7 +228,7 @@ else
   ARTIFACT=$(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.artifact.url}')
   log "GitRepository demo: $(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
   log "HelmRelease demo: $(kubectl -n flux-system get helmrelease demo -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'); helm list:"
-  "$HELM" list -n demo-helm | sed 's/^/    /' >&2
+  "$HELM" list -n flux-system | sed 's/^/    /' >&2
   log "artifact $ARTIFACT ($(kubectl -n flux-system get gitrepository demo -o jsonpath='{.status.artifact.digest}')), files:"
   curl -sf "$ARTIFACT" | tar tzf - | sed 's/^/    /' >&2
   if kubectl get ns demo >/dev/null 2>&1; then

@@ -40,19 +40,30 @@ pub struct Revision {
     pub description: String,
 }
 
-/// The helm binary with a kubeconfig.
+/// A release: its name, the namespace its objects go to (helm's `-n`, `.Release.Namespace`) and the
+/// namespace its release Secrets are kept in (Flux's `storageNamespace`, [`crate::storage`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    /// The release name.
+    pub name: String,
+    /// Where its objects go.
+    pub namespace: String,
+    /// Where its release Secrets are kept.
+    pub storage: String,
+}
+
+/// The helm binary with a kubeconfig, and a client of the same cluster for the release's storage.
 pub struct Helm {
     bin: PathBuf,
     dir: tempfile::TempDir,
     as_user: Option<String>,
+    client: kube::Client,
 }
 
 /// What an install or upgrade needs.
 pub struct Action<'a> {
-    /// The release name.
-    pub release: &'a str,
-    /// Where its objects go and its release Secrets are kept.
-    pub namespace: &'a str,
+    /// The release.
+    pub release: &'a Release,
     /// The chart archive.
     pub chart: &'a Path,
     /// The values, as YAML.
@@ -66,8 +77,14 @@ pub struct Action<'a> {
 }
 
 impl Helm {
-    /// `bin` talking to the cluster of `config`, as `as_user` when given (a tenant's ServiceAccount).
-    pub fn new(bin: &Path, config: &kube::Config, as_user: Option<String>) -> std::io::Result<Self> {
+    /// `bin` talking to the cluster of `config`, as `as_user` when given (a tenant's ServiceAccount);
+    /// `client` (the same cluster, as the same user) moves release Secrets to and from their storage.
+    pub fn new(
+        bin: &Path,
+        config: &kube::Config,
+        as_user: Option<String>,
+        client: kube::Client,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("helm-").tempdir()?;
         let kubeconfig = kubeconfig(config)?;
         let path = dir.path().join("kubeconfig");
@@ -76,6 +93,7 @@ impl Helm {
             bin: bin.to_path_buf(),
             dir,
             as_user,
+            client,
         })
     }
 
@@ -112,11 +130,60 @@ impl Helm {
         }
     }
 
+    /// Runs `action`, which changes `release`, with its Secrets in its namespace, where helm looks for
+    /// them; they go back to their storage namespace after, whatever the outcome.
+    async fn in_place<T>(
+        &self,
+        release: &Release,
+        action: impl std::future::Future<Output = Result<T, Failed>>,
+    ) -> Result<T, Failed> {
+        if release.storage == release.namespace {
+            return action.await;
+        }
+        crate::storage::move_release(&self.client, &release.name, &release.storage, &release.namespace)
+            .await
+            .map_err(|e| {
+                Failed(format!(
+                    "failed to move the release's Secrets from storage namespace '{}' to '{}': {e}",
+                    release.storage, release.namespace
+                ))
+            })?;
+        let result = action.await;
+        match (self.restore(release).await, result) {
+            (Ok(()), result) => result,
+            (Err(Failed(e)), Ok(_)) => Err(Failed(e)),
+            (Err(Failed(e)), Err(Failed(failed))) => Err(Failed(format!("{failed}; {e}"))),
+        }
+    }
+
+    /// Moves the release's Secrets back to its storage namespace from its namespace, where an action cut
+    /// short may have left them.
+    pub async fn restore(&self, release: &Release) -> Result<(), Failed> {
+        crate::storage::move_release(&self.client, &release.name, &release.namespace, &release.storage)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                Failed(format!(
+                    "failed to move the release's Secrets back to storage namespace '{}': {e}",
+                    release.storage
+                ))
+            })
+    }
+
     /// The release's history, newest last; empty when there is no release.
-    pub async fn history(&self, release: &str, namespace: &str) -> Result<Vec<Revision>, Failed> {
+    pub async fn history(&self, release: &Release) -> Result<Vec<Revision>, Failed> {
         match self
             .run(
-                &["history", release, "-n", namespace, "-o", "json", "--max", "20"],
+                &[
+                    "history",
+                    &release.name,
+                    "-n",
+                    &release.storage,
+                    "-o",
+                    "json",
+                    "--max",
+                    "20",
+                ],
                 Duration::from_secs(60),
             )
             .await
@@ -136,10 +203,10 @@ impl Helm {
         let timeout = format!("{}s", action.timeout.as_secs().max(1));
         let mut args = vec![
             if upgrade { "upgrade" } else { "install" },
-            action.release,
+            &action.release.name,
             &chart,
             "-n",
-            action.namespace,
+            &action.release.namespace,
             "-f",
             &values,
             "--timeout",
@@ -163,7 +230,12 @@ impl Helm {
                 &spec_arg,
             ]);
         }
-        let result = self.run(&args, action.timeout + Duration::from_secs(60)).await;
+        let result = self
+            .in_place(
+                action.release,
+                self.run(&args, action.timeout + Duration::from_secs(60)),
+            )
+            .await;
         let _ = std::fs::remove_file(self.dir.path().join("values.yaml"));
         let _ = std::fs::remove_file(&spec_path);
         result.map(|_| ())
@@ -172,8 +244,7 @@ impl Helm {
     /// `helm rollback` to `revision` (0: the previous one).
     pub async fn rollback(
         &self,
-        release: &str,
-        namespace: &str,
+        release: &Release,
         revision: i64,
         timeout: Duration,
         flags: &[String],
@@ -182,15 +253,15 @@ impl Helm {
         let timeout_flag = format!("{}s", timeout.as_secs().max(1));
         let mut args = vec![
             "rollback",
-            release,
+            &release.name,
             &revision,
             "-n",
-            namespace,
+            &release.namespace,
             "--timeout",
             &timeout_flag,
         ];
         args.extend(flags.iter().map(String::as_str));
-        self.run(&args, timeout + Duration::from_secs(60))
+        self.in_place(release, self.run(&args, timeout + Duration::from_secs(60)))
             .await
             .map(|_| ())
     }
@@ -199,47 +270,57 @@ impl Helm {
     /// `orphan`).
     pub async fn uninstall(
         &self,
-        release: &str,
-        namespace: &str,
+        release: &Release,
         keep_history: bool,
         timeout: Duration,
         cascade: Option<&str>,
     ) -> Result<(), Failed> {
         let timeout_flag = format!("{}s", timeout.as_secs().max(1));
-        let mut args = vec!["uninstall", release, "-n", namespace, "--timeout", &timeout_flag];
+        let mut args = vec![
+            "uninstall",
+            &release.name,
+            "-n",
+            &release.namespace,
+            "--timeout",
+            &timeout_flag,
+        ];
         if keep_history {
             args.push("--keep-history");
         }
         if let Some(cascade) = cascade {
             args.extend(["--cascade", cascade]);
         }
-        match self.run(&args, timeout + Duration::from_secs(60)).await {
-            Err(Failed(m)) if m.contains("not found") => Ok(()),
-            other => other.map(|_| ()),
-        }
+        let uninstall = async {
+            match self.run(&args, timeout + Duration::from_secs(60)).await {
+                Err(Failed(m)) if m.contains("not found") => Ok(()),
+                other => other.map(|_| ()),
+            }
+        };
+        self.in_place(release, uninstall).await
     }
 
     /// The manifest of the release's current revision (`helm get manifest`).
-    pub async fn manifest(&self, release: &str, namespace: &str) -> Result<String, Failed> {
+    pub async fn manifest(&self, release: &Release) -> Result<String, Failed> {
         self.run(
-            &["get", "manifest", release, "-n", namespace],
+            &["get", "manifest", &release.name, "-n", &release.storage],
             Duration::from_secs(60),
         )
         .await
     }
 
     /// `helm test`.
-    pub async fn test(
-        &self,
-        release: &str,
-        namespace: &str,
-        timeout: Duration,
-        filters: &[String],
-    ) -> Result<(), Failed> {
+    pub async fn test(&self, release: &Release, timeout: Duration, filters: &[String]) -> Result<(), Failed> {
         let timeout_flag = format!("{}s", timeout.as_secs().max(1));
-        let mut args = vec!["test", release, "-n", namespace, "--timeout", &timeout_flag];
+        let mut args = vec![
+            "test",
+            &release.name,
+            "-n",
+            &release.namespace,
+            "--timeout",
+            &timeout_flag,
+        ];
         args.extend(filters.iter().map(String::as_str));
-        self.run(&args, timeout + Duration::from_secs(60))
+        self.in_place(release, self.run(&args, timeout + Duration::from_secs(60)))
             .await
             .map(|_| ())
     }

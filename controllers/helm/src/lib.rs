@@ -6,6 +6,7 @@
 pub mod helm;
 pub mod helmrelease;
 pub mod postrender;
+pub mod storage;
 pub mod unlock;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -45,9 +46,57 @@ pub struct Args {
     /// `helm-controller post-render <spec file>` ([`postrender::main`]).
     #[arg(long, env = "HELM_POST_RENDERER", hide = true)]
     pub post_renderer: Option<PathBuf>,
-    /// Flux's feature gates (accepted; none acts yet).
+    /// Flux's feature gates (`Name=true,Other=false`); [`FEATURE_GATES`] lists the names.
     #[arg(long = "feature-gates", default_value = "")]
-    pub feature_gates: String,
+    pub feature_gates: driftless_runtime::flags::FeatureGates,
+}
+
+/// The feature gates Flux's helm-controller has. Those that act here: `DefaultToRetryOnFailure`,
+/// `UseHelm3Defaults` (the wait), `AdditiveCELDependencyCheck`, `DisableChartDigestTracking`; the rest
+/// are accepted so Flux's flags work (their behaviour is this controller's fixed one, or needs no gate).
+pub const FEATURE_GATES: [&str; 15] = [
+    "CacheSecretsAndConfigMaps",
+    "DetectDrift",
+    "CorrectDrift",
+    "AllowDNSLookups",
+    "OOMWatch",
+    "AdoptLegacyReleases",
+    "DisableChartDigestTracking",
+    "AdditiveCELDependencyCheck",
+    "ExternalArtifact",
+    "DisableConfigWatchers",
+    "DirectSourceFetch",
+    "UseHelm3Defaults",
+    "CancelHealthCheckOnNewRevision",
+    "DefaultToRetryOnFailure",
+    "ObjectLevelWorkloadIdentity",
+];
+
+/// What the feature gates change (Flux's gates of the same names; all off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `DefaultToRetryOnFailure`: an install or upgrade without a `strategy` is retried
+    /// (`RetryOnFailure`) instead of remediated.
+    pub default_to_retry_on_failure: bool,
+    /// `UseHelm3Defaults`: `waitStrategy` defaults to `legacy` (helm's own `--wait`).
+    pub use_helm3_defaults: bool,
+    /// `AdditiveCELDependencyCheck`: a dependency's `readyExpr` adds to its Ready condition.
+    pub additive_cel_dependency_check: bool,
+    /// `DisableChartDigestTracking`: a chart from an OCI artifact is its version alone, so a new digest
+    /// of the same version does not upgrade.
+    pub disable_chart_digest_tracking: bool,
+}
+
+impl Features {
+    /// The features `gates` turn on.
+    pub fn of(gates: &driftless_runtime::flags::FeatureGates) -> Self {
+        Self {
+            default_to_retry_on_failure: gates.enabled("DefaultToRetryOnFailure", false),
+            use_helm3_defaults: gates.enabled("UseHelm3Defaults", false),
+            additive_cel_dependency_check: gates.enabled("AdditiveCELDependencyCheck", false),
+            disable_chart_digest_tracking: gates.enabled("DisableChartDigestTracking", false),
+        }
+    }
 }
 
 /// What every reconcile gets.
@@ -74,6 +123,8 @@ pub struct Context {
     pub http: reqwest::Client,
     /// Clients acting for tenants (impersonating, or on a `kubeConfig` cluster).
     pub tenants: driftless_runtime::tenant::Tenants,
+    /// What the feature gates change.
+    pub features: Features,
 }
 
 /// Runs helm-controller until SIGTERM with the environment's client configuration.
@@ -83,6 +134,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Runs helm-controller with the client configuration `config`.
 pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
+    args.feature_gates
+        .check(&FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
     let client = driftless_runtime::client::build(config.clone())?;
     let mut manager = Manager::start(CONTROLLER_NAME, client.clone(), &args.controller, &args.leader).await?;
     if !manager.leading().await {
@@ -109,6 +163,7 @@ pub async fn run_with(config: kube::Config, args: Args) -> anyhow::Result<()> {
         default_service_account: args.controller.default_service_account.clone(),
         http: driftless_artifact::fetch::http_client(Duration::from_secs(60)),
         tenants: driftless_runtime::tenant::Tenants::new(client.clone(), config.clone()),
+        features: Features::of(&args.feature_gates),
     });
     tokio::select! {
         _ = helmrelease::run(ctx) => {}

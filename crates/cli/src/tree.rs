@@ -41,7 +41,8 @@ async fn release_objects(client: &Client, hr: &Value) -> anyhow::Result<Vec<Plac
     let storage = [
         at(hr, "/status/storageNamespace"),
         at(hr, "/spec/storageNamespace"),
-        namespace,
+        // Flux's default storage: the HelmRelease's namespace
+        at(hr, "/metadata/namespace"),
     ]
     .into_iter()
     .find(|s| !s.is_empty())

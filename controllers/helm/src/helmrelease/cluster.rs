@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::Error;
 use crate::{
     Context,
-    helm::{Helm, Revision},
+    helm::{Helm, Release, Revision},
 };
 
 /// What drift detection found and did.
@@ -72,9 +72,12 @@ pub async fn target_cluster(obj: &HelmRelease, ctx: &Context) -> Result<Target, 
 }
 
 /// Whether the release's objects are waited for by us (`waitStrategy: poller`, Flux's default: kstatus
-/// and `healthCheckExprs`) rather than by `helm --wait` (`legacy`).
-pub(super) fn polls(obj: &HelmRelease) -> bool {
-    obj.spec.wait_strategy.as_ref().is_none_or(|w| w.name != "legacy")
+/// and `healthCheckExprs`) rather than by `helm --wait` (`legacy`, the default with `UseHelm3Defaults`).
+pub(super) fn polls(obj: &HelmRelease, features: crate::Features) -> bool {
+    match &obj.spec.wait_strategy {
+        Some(w) => w.name != "legacy",
+        None => !features.use_helm3_defaults,
+    }
 }
 
 /// The CEL rules of `spec.healthCheckExprs`.
@@ -115,25 +118,26 @@ pub(super) async fn wait_until_ready(
 pub(super) async fn record_failed_wait(
     client: &kube::Client,
     helm: &Helm,
-    (release, namespace): (&str, &str),
+    release: &Release,
     replaced: Option<&Revision>,
     waited: &str,
 ) {
-    let Ok(history) = helm.history(release, namespace).await else {
+    let (storage, name) = (release.storage.as_str(), release.name.as_str());
+    let Ok(history) = helm.history(release).await else {
         return;
     };
     let Some(latest) = history.last() else {
         return;
     };
     let description = match replaced {
-        Some(_) => format!("Upgrade \"{release}\" failed: {waited}"),
-        None => format!("Release \"{release}\" failed: {waited}"),
+        Some(_) => format!("Upgrade \"{name}\" failed: {waited}"),
+        None => format!("Release \"{name}\" failed: {waited}"),
     };
     let deployed = |s: &str| s == "deployed";
     if let Err(e) = crate::unlock::set_status(
         client,
-        namespace,
-        release,
+        storage,
+        name,
         latest.revision,
         deployed,
         "failed",
@@ -141,13 +145,13 @@ pub(super) async fn record_failed_wait(
     )
     .await
     {
-        tracing::warn!(%release, error = %e, "could not mark the release failed");
+        tracing::warn!(release = %name, error = %e, "could not mark the release failed");
     }
     if let Some(previous) = replaced.filter(|p| p.revision != latest.revision)
         && let Err(e) = crate::unlock::set_status(
             client,
-            namespace,
-            release,
+            storage,
+            name,
             previous.revision,
             |s| s == "superseded",
             "deployed",
@@ -155,7 +159,7 @@ pub(super) async fn record_failed_wait(
         )
         .await
     {
-        tracing::warn!(%release, error = %e, "could not restore the replaced revision");
+        tracing::warn!(release = %name, error = %e, "could not restore the replaced revision");
     }
 }
 
@@ -173,11 +177,11 @@ pub(super) fn detects_drift(obj: &HelmRelease) -> bool {
 pub(super) async fn release_objects(
     client: &kube::Client,
     helm: &Helm,
-    release: &str,
-    namespace: &str,
+    release: &Release,
 ) -> Result<Vec<Value>, Error> {
+    let (namespace, name) = (release.namespace.as_str(), release.name.as_str());
     let manifest = helm
-        .manifest(release, namespace)
+        .manifest(release)
         .await
         .map_err(|e| Error::Helm(format!("failed to get the release manifest: {e}")))?;
     let mut objects: Vec<Value> = driftless_kustomize::yaml::parse_stream(&manifest, "manifest")
@@ -188,7 +192,7 @@ pub(super) async fn release_objects(
     for o in &mut objects {
         let meta = &mut o["metadata"];
         meta["labels"]["app.kubernetes.io/managed-by"] = "Helm".into();
-        meta["annotations"]["meta.helm.sh/release-name"] = release.into();
+        meta["annotations"]["meta.helm.sh/release-name"] = name.into();
         meta["annotations"]["meta.helm.sh/release-namespace"] = namespace.into();
     }
     manager(client)

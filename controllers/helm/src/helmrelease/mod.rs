@@ -8,6 +8,7 @@
 mod chart;
 pub mod cluster;
 pub mod steps;
+pub mod target;
 mod values;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};

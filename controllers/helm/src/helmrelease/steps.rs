@@ -23,6 +23,7 @@ use super::{
         DriftOutcome, apply_crds, detects_drift, drift, health_rules, inventory, polls, record_failed_wait,
         release_objects, target_cluster, wait_until_ready,
     },
+    target::{follow, previous, release as release_of},
     values::compose_values,
 };
 use crate::{
@@ -58,32 +59,6 @@ pub fn helm_chart_name(obj: &HelmRelease) -> String {
     format!("{}-{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// Where the release's objects go: `targetNamespace`, else the HelmRelease's namespace.
-pub fn target_namespace(obj: &HelmRelease) -> String {
-    obj.spec
-        .target_namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| obj.namespace().unwrap_or_default())
-}
-
-/// Flux's release name: `releaseName`, else `<targetNamespace>-<name>` with a target namespace, else the
-/// name; over 53 characters it is shortened and given a hash suffix.
-pub fn release_name(obj: &HelmRelease) -> String {
-    if let Some(n) = obj.spec.release_name.as_deref().filter(|n| !n.is_empty()) {
-        return n.to_string();
-    }
-    let name = match obj.spec.target_namespace.as_deref().filter(|n| !n.is_empty()) {
-        Some(ns) => format!("{ns}-{}", obj.name_any()),
-        None => obj.name_any(),
-    };
-    if name.len() <= 53 {
-        return name;
-    }
-    let hash = hex::encode(Sha256::digest(name.as_bytes()));
-    format!("{}-{}", &name[..40], &hash[..12])
-}
-
 /// Runs the steps, updating `status` as they go.
 pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatus) -> Result<Outcome, Error> {
     let ns = obj.namespace().unwrap_or_default();
@@ -107,6 +82,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         status.last_attempted_generation = fresh.last_attempted_generation;
         status.last_handled_force_at = fresh.last_handled_force_at;
         status.last_handled_reset_at = fresh.last_handled_reset_at;
+        status.storage_namespace = fresh.storage_namespace;
     }
     // a new generation (or a reset request) starts the failure counts again
     let reset_at = obj.annotations().get("reconcile.fluxcd.io/resetAt").cloned();
@@ -124,7 +100,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         use driftless_runtime::dependencies::{self, Error as E, Options};
         let options = Options {
             no_cross_namespace_refs: ctx.config.no_cross_namespace_refs,
-            additive_cel: false,
+            additive_cel: ctx.features.additive_cel_dependency_check,
         };
         dependencies::check(&ctx.client, obj, depends_on, options, |_: &HelmRelease| true)
             .await
@@ -177,7 +153,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         .await
         .expect("reading a chart does not panic")
         .map_err(|e| Error::Artifact(format!("failed to load chart from '{}': {e}", chart_artifact.url)))?;
-    let revision = if source.kind == "HelmChart" {
+    let revision = if source.kind == "HelmChart" || ctx.features.disable_chart_digest_tracking {
         meta.version.clone()
     } else {
         // NB: Flux's revision of a chart from an OCI artifact: its version and the digest's first 12
@@ -202,16 +178,23 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     status.last_attempted_revision = Some(revision.clone());
     status.last_attempted_config_digest = Some(config_digest.clone());
     status.last_attempted_generation = obj.metadata.generation;
-    let target = target_namespace(obj);
-    status.storage_namespace = Some(target.clone());
 
     // release
-    let release = release_name(obj);
+    let rel = release_of(obj);
+    let (release, target) = (rel.name.clone(), rel.namespace.clone());
     let cluster = target_cluster(obj, ctx).await?;
-    let helm = Helm::new(&ctx.helm, &cluster.config, cluster.as_user.clone())
-        .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
+    let helm = Helm::new(
+        &ctx.helm,
+        &cluster.config,
+        cluster.as_user.clone(),
+        cluster.client.clone(),
+    )
+    .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
+    follow(obj, &helm, &cluster.client, status, &rel).await?;
+    status.storage_namespace = Some(rel.storage.clone());
+    helm.restore(&rel).await.map_err(|e| Error::Helm(e.to_string()))?;
     let mut history = helm
-        .history(&release, &target)
+        .history(&rel)
         .await
         .map_err(|e| Error::Helm(format!("failed to get last release revision: {e}")))?;
     // a release left pending by an action that never finished (the controller was killed mid-way):
@@ -223,7 +206,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     {
         crate::unlock::unlock(
             &cluster.client,
-            &target,
+            &rel.storage,
             &release,
             pending.revision,
             &pending.status,
@@ -236,7 +219,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             ))
         })?;
         history = helm
-            .history(&release, &target)
+            .history(&rel)
             .await
             .map_err(|e| Error::Helm(format!("failed to get last release revision: {e}")))?;
     }
@@ -257,7 +240,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         debug!(%release, "release up to date");
         let revision = deployed.as_ref().map_or(0, |d| d.revision);
         let objects = if status.inventory.is_none() || detects_drift(obj) {
-            Some(release_objects(&cluster.client, &helm, &release, &target).await?)
+            Some(release_objects(&cluster.client, &helm, &rel).await?)
         } else {
             None
         };
@@ -297,7 +280,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         (status.install_failures.unwrap_or(0), install_retries, "install")
     };
     // RetryOnFailure: no remediation, no limit; the failed action is tried again after its interval
-    let retry = retry_interval(obj, is_upgrade);
+    let retry = retry_interval(obj, is_upgrade, ctx.features.default_to_retry_on_failure);
     if retry.is_none() && retries >= 0 && failures > retries {
         return Err(Error::RetriesExceeded(format!(
             "Failed to {action} after {failures} attempt(s)"
@@ -306,7 +289,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     // a release left without a deployed revision (a failed or interrupted install) goes first
     if deployed.is_none() && !history.is_empty() {
         info!(%release, "removing a release without a deployed revision before installing");
-        helm.uninstall(&release, &target, false, timeout(obj), None)
+        helm.uninstall(&rel, false, timeout(obj), None)
             .await
             .map_err(|e| Error::Helm(format!("failed to uninstall the failed release: {e}")))?;
     }
@@ -317,7 +300,8 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     }
     .and_then(|t| parse_duration(t).ok())
     .unwrap_or_else(|| timeout(obj));
-    let flags = flags(obj, is_upgrade);
+    let polls = polls(obj, ctx.features);
+    let flags = flags(obj, is_upgrade, !polls);
     status.last_attempted_release_action = Some(action.to_string());
     let started = std::time::Instant::now();
     // CRDs helm leaves alone: an upgrade's (`Create`, `CreateReplace`), an install's replaced ones
@@ -345,8 +329,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         Ok(()) => {
             helm.release(
                 &Action {
-                    release: &release,
-                    namespace: &target,
+                    release: &rel,
                     chart: &chart_path,
                     values: values_yaml.as_bytes(),
                     timeout: action_timeout,
@@ -366,7 +349,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     // the release's objects, once read for the wait; the inventory reuses them
     let mut objects = None;
     let result = match result {
-        Ok(()) if waits && polls(obj) => {
+        Ok(()) if waits && polls => {
             let jobs = !if is_upgrade {
                 upgrade.disable_wait_for_jobs.unwrap_or(false)
             } else {
@@ -376,14 +359,14 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_secs(1));
             let rules = health_rules(obj)?;
-            let read = objects.insert(release_objects(&cluster.client, &helm, &release, &target).await?);
+            let read = objects.insert(release_objects(&cluster.client, &helm, &rel).await?);
             match wait_until_ready(&cluster.client, read, &rules, jobs, remaining).await {
                 Ok(()) => Ok(()),
                 Err(waited) => {
                     record_failed_wait(
                         &cluster.client,
                         &helm,
-                        (&release, &target),
+                        &rel,
                         deployed.as_ref().filter(|_| is_upgrade),
                         &waited,
                     )
@@ -445,7 +428,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
             return Err(failure(message, None));
         }
         let failed_revision = helm
-            .history(&release, &target)
+            .history(&rel)
             .await
             .ok()
             .and_then(|h| h.last().map(|r| r.revision))
@@ -453,10 +436,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
         let remediated = if strategy == "uninstall" {
             let current = format!("{target}/{release}.v{failed_revision}");
             let chart = format!("{}@{}", meta.name, meta.version);
-            match helm
-                .uninstall(&release, &target, false, action_timeout, cascade(obj))
-                .await
-            {
+            match helm.uninstall(&rel, false, action_timeout, cascade(obj)).await {
                 Ok(()) => Ok((
                     "UninstallSucceeded",
                     format!("Helm uninstall remediation for release {current} with chart {chart} succeeded"),
@@ -477,7 +457,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
                 .map(|s| format!("{}@{}", s.chart_name, s.chart_version))
                 .unwrap_or_default();
             let full = format!("{target}/{release}.v{previous}");
-            match helm.rollback(&release, &target, 0, action_timeout, &[]).await {
+            match rollback(obj, &helm, &cluster.client, &rel, polls).await {
                 Ok(()) => Ok((
                     "RollbackSucceeded",
                     format!("Helm rollback to previous release {full} with chart {chart} succeeded"),
@@ -508,7 +488,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
 
     // the new release, on top of the history
     let history = helm
-        .history(&release, &target)
+        .history(&rel)
         .await
         .map_err(|e| Error::Helm(format!("failed to get last release revision: {e}")))?;
     let latest = history
@@ -531,7 +511,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     status.observed_common_metadata_digest = common_metadata_digest;
     let objects = match objects {
         Some(objects) => objects,
-        None => release_objects(&cluster.client, &helm, &release, &target).await?,
+        None => release_objects(&cluster.client, &helm, &rel).await?,
     };
     status.inventory = Some(inventory(&objects));
     status.failures = None;
@@ -570,7 +550,7 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
                 install.remediation.as_ref().and_then(|r| r.ignore_test_failures)
             }
             .unwrap_or(false);
-        match helm.test(&release, &target, timeout, &filters).await {
+        match helm.test(&rel, timeout, &filters).await {
             Ok(()) => {
                 tested = Some(Ok(format!(
                     "Helm test succeeded for release {full} with chart {chart_at}"
@@ -601,21 +581,72 @@ pub async fn run(obj: &HelmRelease, ctx: &Context, status: &mut HelmReleaseStatu
     })
 }
 
-/// `RetryOnFailure`'s interval (Flux's default 5m) when the action's strategy is that; `None` for
-/// `RemediateOnFailure`, the default.
-fn retry_interval(obj: &HelmRelease, upgrade: bool) -> Option<Duration> {
+/// `RetryOnFailure`'s interval (Flux's default 5m) when the action's strategy is that, or when none is
+/// set and `DefaultToRetryOnFailure` is on; `None` for `RemediateOnFailure`, the default.
+fn retry_interval(obj: &HelmRelease, upgrade: bool, default_to_retry: bool) -> Option<Duration> {
     let strategy = if upgrade {
         obj.spec.upgrade.as_ref().and_then(|u| u.strategy.as_ref())
     } else {
         obj.spec.install.as_ref().and_then(|i| i.strategy.as_ref())
-    }?;
-    (strategy.name == "RetryOnFailure").then(|| {
-        strategy
-            .retry_interval
-            .as_deref()
+    };
+    let interval = match strategy {
+        None if default_to_retry => None,
+        None => return None,
+        Some(s) if s.name == "RetryOnFailure" => s.retry_interval.as_deref(),
+        Some(_) => return None,
+    };
+    Some(
+        interval
             .and_then(|i| parse_duration(i).ok())
-            .unwrap_or(Duration::from_secs(300))
-    })
+            .unwrap_or(Duration::from_secs(300)),
+    )
+}
+
+/// `helm rollback` to the previous revision with `spec.rollback`'s settings (its own `timeout`, else the
+/// spec's); with the poller, the rolled-back objects are waited for as after an install or upgrade.
+async fn rollback(
+    obj: &HelmRelease,
+    helm: &Helm,
+    client: &kube::Client,
+    rel: &crate::helm::Release,
+    polls: bool,
+) -> Result<(), crate::helm::Failed> {
+    let r = obj.spec.rollback.clone().unwrap_or_default();
+    let timeout = r
+        .timeout
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())
+        .unwrap_or_else(|| timeout(obj));
+    let waits = !r.disable_wait.unwrap_or(false);
+    let jobs = waits && !r.disable_wait_for_jobs.unwrap_or(false);
+    let mut flags = Vec::new();
+    for (on, flag) in [
+        (waits && !polls, "--wait"),
+        (jobs && !polls, "--wait-for-jobs"),
+        (r.disable_hooks.unwrap_or(false), "--no-hooks"),
+        (r.recreate.unwrap_or(false), "--recreate-pods"),
+        (r.force.unwrap_or(false), "--force"),
+        (r.cleanup_on_fail.unwrap_or(false), "--cleanup-on-fail"),
+    ] {
+        if on {
+            flags.push(flag.to_string());
+        }
+    }
+    let started = std::time::Instant::now();
+    helm.rollback(rel, 0, timeout, &flags).await?;
+    if waits && polls {
+        let rules = health_rules(obj).map_err(|e| crate::helm::Failed(e.to_string()))?;
+        let objects = release_objects(client, helm, rel)
+            .await
+            .map_err(|e| crate::helm::Failed(e.to_string()))?;
+        let remaining = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        wait_until_ready(client, &objects, &rules, jobs, remaining)
+            .await
+            .map_err(crate::helm::Failed)?;
+    }
+    Ok(())
 }
 
 /// `uninstall.deletionPropagation` as helm's `--cascade` (Flux's default `background`).
@@ -628,7 +659,7 @@ pub(super) fn cascade(obj: &HelmRelease) -> Option<&str> {
 }
 
 /// The helm flags of the spec's install or upgrade settings.
-fn flags(obj: &HelmRelease, upgrade: bool) -> Vec<String> {
+fn flags(obj: &HelmRelease, upgrade: bool, legacy: bool) -> Vec<String> {
     let mut flags = Vec::new();
     let mut flag = |on: bool, f: &str| {
         if on {
@@ -636,7 +667,6 @@ fn flags(obj: &HelmRelease, upgrade: bool) -> Vec<String> {
         }
     };
     let max_history = obj.spec.max_history.unwrap_or(5);
-    let legacy = !polls(obj);
     if upgrade {
         let u = obj.spec.upgrade.clone().unwrap_or_default();
         flag(legacy && !u.disable_wait.unwrap_or(false), "--wait");
@@ -739,8 +769,13 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
     if obj.spec.suspend.unwrap_or(false) {
         return Ok(());
     }
-    let target = target_namespace(obj);
-    let release = release_name(obj);
+    // the release the status records as made, else the one the spec makes
+    let made = release_of(obj);
+    let rel = obj
+        .status
+        .as_ref()
+        .and_then(|status| previous(status, &made))
+        .unwrap_or(made);
     let keep_history = obj
         .spec
         .uninstall
@@ -748,11 +783,22 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
         .and_then(|u| u.keep_history)
         .unwrap_or(false);
     let cluster = target_cluster(obj, ctx).await?;
-    let helm = Helm::new(&ctx.helm, &cluster.config, cluster.as_user)
-        .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
-    helm.uninstall(&release, &target, keep_history, timeout(obj), cascade(obj))
+    let helm = Helm::new(
+        &ctx.helm,
+        &cluster.config,
+        cluster.as_user,
+        cluster.client.clone(),
+    )
+    .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
+    helm.restore(&rel).await.map_err(|e| Error::Helm(e.to_string()))?;
+    helm.uninstall(&rel, keep_history, timeout(obj), cascade(obj))
         .await
-        .map_err(|e| Error::Helm(format!("failed to uninstall release {target}/{release}: {e}")))?;
+        .map_err(|e| {
+            Error::Helm(format!(
+                "failed to uninstall release {}/{}: {e}",
+                rel.namespace, rel.name
+            ))
+        })?;
     if let Some((chart_ns, chart)) = obj
         .status
         .as_ref()
@@ -765,7 +811,7 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
             Err(e) => return Err(e.into()),
         }
     }
-    info!(%release, "uninstalled");
+    info!(release = %rel.name, "uninstalled");
     Ok(())
 }
 
@@ -776,15 +822,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn release_names_follow_flux() {
-        let mut obj = HelmRelease::new("podinfo", HelmReleaseSpec::default());
-        assert_eq!(release_name(&obj), "podinfo");
-        obj.spec.target_namespace = Some("apps".into());
-        assert_eq!(release_name(&obj), "apps-podinfo");
-        obj.spec.release_name = Some("web".into());
-        assert_eq!(release_name(&obj), "web");
-        obj.spec.release_name = None;
-        obj.spec.target_namespace = Some("a".repeat(50));
-        assert_eq!(release_name(&obj).len(), 53);
+    fn retry_on_failure_is_the_strategy_set_or_the_gates_default() {
+        let mut obj: HelmRelease = HelmRelease::new("web", HelmReleaseSpec::default());
+        assert_eq!(
+            retry_interval(&obj, false, false),
+            None,
+            "Flux's default: remediate"
+        );
+        assert_eq!(retry_interval(&obj, true, true), Some(Duration::from_secs(300)));
+        obj.spec = serde_json::from_value(serde_json::json!({
+            "interval": "1h",
+            "install": {"strategy": {"name": "RetryOnFailure", "retryInterval": "30s"}},
+            "upgrade": {"strategy": {"name": "RemediateOnFailure"}},
+        }))
+        .unwrap();
+        assert_eq!(retry_interval(&obj, false, false), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_interval(&obj, true, true),
+            None,
+            "a strategy set wins over the gate"
+        );
     }
 }

@@ -268,6 +268,8 @@ async fn a_failed_upgrade_is_rolled_back_and_retries_are_counted() {
         "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
         "install": {"disableWait": true},
         "upgrade": {"timeout": "3s", "remediation": {"retries": 1}},
+        // NB: nothing rolls the rolled-back Deployment out either
+        "rollback": {"disableWait": true},
     }))
     .unwrap();
     let hrs = apply(&n, &HelmRelease::new("app", spec.clone())).await;
@@ -1205,4 +1207,199 @@ async fn crds_are_created_and_replaced_as_the_policy_says() {
         "replaced"
     );
     let _ = crds.delete(&name, &DeleteParams::default()).await;
+}
+
+/// The names of the release Secrets of `release` in `ns`.
+async fn release_secrets(ns: &str, release: &str) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(cluster().client().await, ns);
+    let mut names: Vec<String> = api
+        .list(&kube::api::ListParams::default().labels(&format!("owner=helm,name={release}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.metadata.name.unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_release_is_kept_in_its_storage_namespace_and_follows_a_changed_target() {
+    use k8s_openapi::api::core::v1::Secret;
+    let env = Env::start("helm-storage", &[], false).await;
+    let n = env.n.clone();
+    let (t, t2, s) = (
+        cluster().namespace("helm-target").await,
+        cluster().namespace("helm-target2").await,
+        cluster().namespace("helm-store").await,
+    );
+    let (t, t2, s) = (t.name().to_string(), t2.name().to_string(), s.name().to_string());
+    let where_ = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: where\ndata:\n  namespace: {{ .Release.Namespace }}\n";
+    env.charts
+        .add_chart("where", "0.1.0", &[("templates/where.yaml", where_)]);
+    // the repository's index is read again now
+    let repos: Api<HelmRepository> = Api::namespaced(cluster().client().await, &n);
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "where"}}});
+    repos
+        .patch("charts", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "where", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "targetNamespace": t,
+        "install": {"disableWait": true},
+        "upgrade": {"disableWait": true},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    let hr = wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    // Flux's default storage: the HelmRelease's namespace; the objects and .Release.Namespace: the target
+    let release = format!("{t}-app");
+    assert_eq!(
+        ready(&hr).unwrap().2,
+        format!("Helm install succeeded for release {t}/{release}.v1 with chart where@0.1.0")
+    );
+    assert_eq!(
+        hr.status.as_ref().unwrap().storage_namespace.as_deref(),
+        Some(n.as_str())
+    );
+    assert_eq!(
+        history(&n, &release),
+        vec![(1, "deployed".into(), "where-0.1.0".into())]
+    );
+    assert!(
+        release_secrets(&t, &release).await.is_empty(),
+        "no release Secret beside the objects"
+    );
+    let kube = cluster().client().await;
+    let cms = |ns: &str| Api::<ConfigMap>::namespaced(kube.clone(), ns);
+    let where_cm = cms(&t).get("where").await.unwrap();
+    assert_eq!(where_cm.data.unwrap()["namespace"], t);
+
+    // an upgrade moves the Secrets in for helm and back out
+    spec.values = Some(json!({"replicaCount": 2}));
+    apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    wait(&hrs, "app", "upgraded", |h| {
+        ready(h).is_some_and(|r| r.1 == "UpgradeSucceeded")
+    })
+    .await;
+    assert_eq!(
+        history(&n, &release),
+        vec![
+            (1, "superseded".into(), "where-0.1.0".into()),
+            (2, "deployed".into(), "where-0.1.0".into())
+        ]
+    );
+    assert!(release_secrets(&t, &release).await.is_empty());
+
+    // a new storage namespace: the Secrets move there, no new revision
+    spec.storage_namespace = Some(s.clone());
+    apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    wait(&hrs, "app", "storage moved", |h| {
+        h.status.as_ref().and_then(|s| s.storage_namespace.clone()) == Some(s.clone())
+            && ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(history(&s, &release).len(), 2, "{:?}", history(&s, &release));
+    assert!(release_secrets(&n, &release).await.is_empty());
+    assert_eq!(
+        cms(&t).get("where").await.unwrap().metadata.uid,
+        where_cm.metadata.uid,
+        "the release's objects stay"
+    );
+
+    // an action cut short left the Secrets beside the objects: they go back before anything reads them
+    let client = cluster().client().await;
+    let (from, to) = (
+        Api::<Secret>::namespaced(client.clone(), &s),
+        Api::<Secret>::namespaced(client, &t),
+    );
+    for name in release_secrets(&s, &release).await {
+        let secret = from.get(&name).await.unwrap();
+        let copy = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                labels: secret.metadata.labels,
+                ..Default::default()
+            },
+            type_: secret.type_,
+            data: secret.data,
+            ..Default::default()
+        };
+        to.create(&Default::default(), &copy).await.unwrap();
+        from.delete(&name, &DeleteParams::default()).await.unwrap();
+    }
+    request_reconcile(&hrs, "app", "cut-short").await;
+    assert!(release_secrets(&t, &release).await.is_empty());
+    assert_eq!(history(&s, &release).len(), 2, "back in storage, no new revision");
+
+    // a new target namespace: the previous release is uninstalled, a new one installed
+    spec.target_namespace = Some(t2.clone());
+    apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    let release2 = format!("{t2}-app");
+    wait(&hrs, "app", "installed in the new target", |h| {
+        ready(h).is_some_and(|r| r.2.contains(&format!("{t2}/{release2}.v1")))
+    })
+    .await;
+    assert!(
+        history(&s, &release).is_empty(),
+        "the previous release is uninstalled"
+    );
+    assert!(cms(&t).get_opt("where").await.unwrap().is_none());
+    assert_eq!(
+        cms(&t2).get("where").await.unwrap().data.unwrap()["namespace"],
+        t2
+    );
+
+    // deleted: uninstalled from its storage
+    hrs.delete("app", &DeleteParams::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hrs.get_opt("app").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the HelmRelease was not finalized");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(history(&s, &release2).is_empty());
+    assert!(cms(&t2).get_opt("where").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn with_the_poller_a_rollback_waits_for_its_objects() {
+    let env = Env::start("helm-rbwait", &[], false).await;
+    let n = env.n.clone();
+    let mut spec: HelmReleaseSpec = serde_json::from_value(json!({
+        "interval": "1h",
+        "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+        "install": {"disableWait": true},
+        "upgrade": {"timeout": "2s", "remediation": {"retries": 1}},
+        "rollback": {"timeout": "2s"},
+    }))
+    .unwrap();
+    let hrs = apply(&n, &HelmRelease::new("app", spec.clone())).await;
+    wait(&hrs, "app", "installed", |h| {
+        ready(h).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    // nothing rolls out: the upgrade fails, and so does the rollback's wait
+    spec.values = Some(json!({"replicaCount": 4}));
+    apply(&n, &HelmRelease::new("app", spec)).await;
+    let hr = wait(&hrs, "app", "the rollback failed", |h| {
+        h.status
+            .as_ref()
+            .and_then(|s| conditions::get(&s.conditions, "Remediated"))
+            .is_some_and(|c| c.reason == "RollbackFailed")
+    })
+    .await;
+    let remediated = conditions::get(&hr.status.as_ref().unwrap().conditions, "Remediated").unwrap();
+    assert_eq!(remediated.status, "False");
+    assert!(
+        remediated.message.contains("Deployment/") && remediated.message.contains(&format!("{n}/app.v1")),
+        "{}",
+        remediated.message
+    );
 }
