@@ -7,6 +7,7 @@ use crate::{
     Error, Object, Result,
     kustomization::{FILE_NAMES, Kustomization, PatchEntry, SortOptions},
     order::{field, legacy_sort, legacy_sort_with},
+    origin::{self as track, MadeBy, Origin},
     transform::{self, Res},
     yaml,
 };
@@ -83,6 +84,8 @@ fn build_in(root: &Root, dir: PathBuf, decrypt: Option<&dyn yaml::Decrypt>) -> R
         vars: Vec::new(),
         decrypt,
         config: Default::default(),
+        track: None,
+        build_metadata: Vec::new(),
     };
     let mut resources = load_dir(root, &dir, &mut walk, true)?;
     // generated objects get their content hash once everything else is done, and references follow
@@ -93,6 +96,7 @@ fn build_in(root: &Root, dir: PathBuf, decrypt: Option<&dyn yaml::Decrypt>) -> R
         message,
     })?;
     let mut objects: Vec<Object> = resources.into_iter().map(|r| r.obj).collect();
+    track::finish(&mut objects, &walk.build_metadata);
     let sort = match kustomization_file(&dir)? {
         Some(file) => {
             let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
@@ -210,6 +214,34 @@ struct Walk<'a> {
     /// The field specs and name references the `configurations` and `crds` met so far add (they hold
     /// for the levels above too, as kustomize merges them upward).
     config: crate::plugins::Configuration,
+    /// With `buildMetadata`: the path of the directory being loaded from the build's ([`crate::origin`]).
+    track: Option<String>,
+    /// The top kustomization's `buildMetadata`.
+    build_metadata: Vec<String>,
+}
+
+/// `entry` of the kustomization in `dir`: loaded with the origin path tracked (a file's objects get it).
+fn load_tracked(root: &Root, target: &Path, entry: &str, walk: &mut Walk<'_>) -> Result<Vec<Res>> {
+    let parent = walk.track.clone();
+    let path = parent.as_deref().map(|t| track::join(t, entry));
+    walk.track = path.clone();
+    let loaded = load_resource(root, target, walk);
+    walk.track = parent;
+    let mut loaded = loaded?;
+    if let Some(path) = path.filter(|_| target.is_file()) {
+        let origin = Origin::file(path);
+        loaded.iter_mut().for_each(|r| track::set(&mut r.obj, &origin));
+    }
+    Ok(loaded)
+}
+
+/// The path of the kustomization file `file` from the build's directory, when origins are tracked.
+fn configured_in(walk: &Walk<'_>, file: &Path) -> Option<String> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    walk.track.as_deref().map(|t| track::join(t, &name))
 }
 
 fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
@@ -256,6 +288,10 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             message: "a Component cannot be built on its own".into(),
         });
     }
+    if top && !kustomization.build_metadata.is_empty() {
+        walk.track = Some(String::new());
+        walk.build_metadata = kustomization.build_metadata.clone();
+    }
     for crd in &kustomization.crds {
         let declared = openapi_definitions(root, dir, &origin, crd)?;
         walk.config.name_references.extend(declared);
@@ -283,8 +319,21 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
         if target.is_file() {
             root.own(dir, &target, &origin)?;
         }
-        resources.extend(load_resource(root, &target, walk)?);
+        resources.extend(load_tracked(root, &target, entry, walk)?);
     }
+    // the generators, then the components (which see what the generators made), then the transformers:
+    // kustomize's order
+    let level = Level {
+        root,
+        dir,
+        file: &origin,
+        configured_in: configured_in(walk, &origin),
+        track: walk.track.clone(),
+        decrypt: walk.decrypt,
+    };
+    let made_by = level.configured_in.clone().map(MadeBy::Fields);
+    run_generators(&level, &kustomization, &mut resources, made_by.as_ref())?;
+    run_generator_plugins(&level, &kustomization, &mut resources)?;
     for entry in &kustomization.components {
         if is_remote(entry) {
             return Err(Error::Invalid {
@@ -295,21 +344,15 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             });
         }
         let target = root.dir(&dir.join(entry), &origin)?;
-        load_component(root, &target, walk, &mut resources)?;
+        let parent = walk.track.clone();
+        walk.track = parent.as_deref().map(|t| track::join(t, entry));
+        let loaded = load_component(root, &target, walk, &mut resources);
+        walk.track = parent;
+        loaded?;
     }
     walk.dirs.pop();
-    run_generators(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
-    run_generator_plugins(root, dir, &origin, &kustomization, &mut resources, walk.decrypt)?;
     check_unique(&resources, &origin)?;
-    transform_level(
-        root,
-        dir,
-        &origin,
-        &kustomization,
-        &mut resources,
-        walk.decrypt,
-        &walk.config,
-    )?;
+    transform_level(&level, &kustomization, &mut resources, &walk.config)?;
     resources.iter_mut().for_each(Res::end_level);
     // what is marked local configuration (a replacement's source, say) served its level and goes
     resources.retain(|r| {
@@ -324,13 +367,12 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
 /// `configMapGenerator` and `secretGenerator`: new objects (`create`), or data merged into (`merge`) or
 /// replacing (`replace`) those of the same name from the resources so far.
 fn run_generators(
-    root: &Root,
-    dir: &Path,
-    origin: &Path,
+    level: &Level,
     k: &Kustomization,
     resources: &mut Vec<Res>,
-    decrypt: Option<&dyn yaml::Decrypt>,
+    made_by: Option<&MadeBy>,
 ) -> Result<()> {
+    let (root, dir, origin, decrypt) = (level.root, level.dir, level.file, level.decrypt);
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
         message,
@@ -349,8 +391,13 @@ fn run_generators(
         .map(|g| (g, false))
         .chain(k.secret_generator.iter().map(|g| (g, true)));
     for (g, secret) in all {
-        let (obj, hashed) = crate::generate::generate(g, secret, k.generator_options.as_ref(), dir, &read)
-            .map_err(&invalid)?;
+        let (mut obj, hashed) =
+            crate::generate::generate(g, secret, k.generator_options.as_ref(), dir, &read)
+                .map_err(&invalid)?;
+        let made = made_by.map(|m| m.origin(secret));
+        if let Some(made) = &made {
+            track::set(&mut obj, made);
+        }
         let kind = if secret { "Secret" } else { "ConfigMap" };
         let ns = g.namespace.clone().unwrap_or_default();
         let existing = resources.iter().position(|r| {
@@ -367,7 +414,16 @@ fn run_generators(
                 hashed,
             }),
             ("merge", Some(i)) => {
+                // NB: the object merged into keeps its origin, as kustomize's does
+                let kept = resources[i]
+                    .obj
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(track::ORIGIN))
+                    .cloned();
                 crate::generate::merge_into(&mut resources[i].obj, &obj);
+                if let Some(kept) = kept {
+                    resources[i].obj["metadata"]["annotations"][track::ORIGIN] = kept;
+                }
                 // NB: a merge keeps an unhashed original unhashed, as kustomize does
                 resources[i].hashed &= hashed;
             }
@@ -391,15 +447,19 @@ fn run_generators(
 
 /// The configurations `entries` of `generators` or `transformers` name: files (each may hold several
 /// documents), inline YAML, or kustomization directories (like bases, anywhere) whose output they are.
-fn plugin_configs(
-    root: &Root,
-    dir: &Path,
-    origin: &Path,
-    entries: &[String],
-    decrypt: Option<&dyn yaml::Decrypt>,
-) -> Result<Vec<Object>> {
+/// Each comes with the path of the file it is written in, from the build's directory, when origins are
+/// tracked.
+fn plugin_configs(level: &Level, entries: &[String]) -> Result<Vec<(Object, Option<String>)>> {
+    let (root, dir, origin, decrypt) = (level.root, level.dir, level.file, level.decrypt);
     let mut configs = Vec::new();
-    for entry in entries {
+    // NB: kustomize reads the inline configurations first, then the files and directories
+    let (inline, named): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| e.contains('\n'));
+    for entry in inline.into_iter().chain(named) {
+        let at = if entry.contains('\n') {
+            level.configured_in.clone()
+        } else {
+            level.track.as_deref().map(|t| track::join(t, entry))
+        };
         let (text, from) = if entry.contains('\n') {
             (entry.clone(), origin.display().to_string())
         } else if dir.join(entry).is_dir() {
@@ -409,11 +469,13 @@ fn plugin_configs(
                 vars: Vec::new(),
                 decrypt,
                 config: Default::default(),
+                track: None,
+                build_metadata: Vec::new(),
             };
             configs.extend(
                 load_dir(root, &target, &mut walk, false)?
                     .into_iter()
-                    .map(|r| r.obj),
+                    .map(|r| (r.obj, at.clone())),
             );
             continue;
         } else {
@@ -431,7 +493,7 @@ fn plugin_configs(
                     message: e.to_string(),
                 })?;
             if !value.is_null() {
-                configs.push(value);
+                configs.push((value, at.clone()));
             }
         }
     }
@@ -439,19 +501,13 @@ fn plugin_configs(
 }
 
 /// `generators`: each configuration run as the kustomization field of the same generator would be.
-fn run_generator_plugins(
-    root: &Root,
-    dir: &Path,
-    origin: &Path,
-    k: &Kustomization,
-    resources: &mut Vec<Res>,
-    decrypt: Option<&dyn yaml::Decrypt>,
-) -> Result<()> {
+fn run_generator_plugins(level: &Level, k: &Kustomization, resources: &mut Vec<Res>) -> Result<()> {
     let invalid = |message: String| Error::Invalid {
-        path: origin.display().to_string(),
+        path: level.file.display().to_string(),
         message,
     };
-    for config in plugin_configs(root, dir, origin, &k.generators, decrypt)? {
+    for (config, at) in plugin_configs(level, &k.generators)? {
+        let made_by = at.map(|file| MadeBy::Config(Origin::config(file, &config)));
         match crate::plugins::generator(&config).map_err(invalid)? {
             crate::plugins::Generated::KeyValues { generator, secret } => {
                 let mut one = Kustomization::default();
@@ -460,10 +516,15 @@ fn run_generator_plugins(
                 } else {
                     one.config_map_generator = vec![*generator];
                 }
-                run_generators(root, dir, origin, &one, resources, decrypt)?;
+                run_generators(level, &one, resources, made_by.as_ref())?;
             }
             crate::plugins::Generated::Objects(objects) => {
-                resources.extend(objects.into_iter().map(|obj| Res::new(obj, false)));
+                resources.extend(objects.into_iter().map(|mut obj| {
+                    if let Some(made_by) = &made_by {
+                        track::set_if_none(&mut obj, &made_by.origin(false));
+                    }
+                    Res::new(obj, false)
+                }));
             }
         }
     }
@@ -473,14 +534,12 @@ fn run_generator_plugins(
 /// One level's patches and transformers, in kustomize's order: the kustomization's fields, then its
 /// `transformers`, in order.
 fn transform_level(
-    root: &Root,
-    dir: &Path,
-    origin: &Path,
+    level: &Level,
     k: &Kustomization,
     resources: &mut Vec<Res>,
-    decrypt: Option<&dyn yaml::Decrypt>,
     config: &crate::plugins::Configuration,
 ) -> Result<()> {
+    let (root, dir, origin, decrypt) = (level.root, level.dir, level.file, level.decrypt);
     let custom = config.name_references.as_slice();
     let everything = |_: &Object| true;
     let all = Metadata {
@@ -501,7 +560,17 @@ fn transform_level(
         &k.common_annotations,
         objects(resources),
     );
-    for config in plugin_configs(root, dir, origin, &k.transformers, decrypt)? {
+    // what ran, for `buildMetadata: [transformerAnnotations]`: the fields' builtin transformers, then each
+    // configuration
+    let mut ran: Vec<Origin> = match &level.configured_in {
+        Some(file) => track::builtin_transformers(k)
+            .into_iter()
+            .map(|kind| Origin::builtin(file.clone(), kind))
+            .collect(),
+        None => Vec::new(),
+    };
+    for (config, at) in plugin_configs(level, &k.transformers)? {
+        ran.extend(at.map(|file| Origin::config(file, &config)));
         let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
             path: origin.display().to_string(),
             message,
@@ -517,7 +586,21 @@ fn transform_level(
         };
         transform_level_to(root, dir, origin, &t.kustomization, resources, decrypt, &some)?;
     }
+    for r in resources.iter_mut() {
+        ran.iter().for_each(|o| track::transformed(&mut r.obj, o));
+    }
     Ok(())
+}
+
+/// A level being built: where it reads, its kustomization file, and — when origins are tracked — that
+/// file's path and its directory's from the build's directory.
+struct Level<'a> {
+    root: &'a Root,
+    dir: &'a Path,
+    file: &'a Path,
+    configured_in: Option<String>,
+    track: Option<String>,
+    decrypt: Option<&'a dyn yaml::Decrypt>,
 }
 
 /// Which objects a level's metadata transformers change, and the name references beyond the built-in ones.
@@ -633,16 +716,29 @@ fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
         if target.is_file() {
             root.own(dir, &target, &file)?;
         }
-        accumulated.extend(load_resource(root, &target, walk)?);
+        accumulated.extend(load_tracked(root, &target, entry, walk)?);
     }
+    let level = Level {
+        root,
+        dir,
+        file: &file,
+        configured_in: configured_in(walk, &file),
+        track: walk.track.clone(),
+        decrypt: walk.decrypt,
+    };
+    let made_by = level.configured_in.clone().map(MadeBy::Fields);
+    run_generators(&level, &k, accumulated, made_by.as_ref())?;
+    run_generator_plugins(&level, &k, accumulated)?;
     for entry in &k.components {
         let target = root.dir(&dir.join(entry), &file)?;
-        load_component(root, &target, walk, accumulated)?;
+        let parent = walk.track.clone();
+        walk.track = parent.as_deref().map(|t| track::join(t, entry));
+        let loaded = load_component(root, &target, walk, accumulated);
+        walk.track = parent;
+        loaded?;
     }
     walk.dirs.pop();
-    run_generators(root, dir, &file, &k, accumulated, walk.decrypt)?;
-    run_generator_plugins(root, dir, &file, &k, accumulated, walk.decrypt)?;
-    transform_level(root, dir, &file, &k, accumulated, walk.decrypt, &walk.config)
+    transform_level(&level, &k, accumulated, &walk.config)
 }
 
 /// A `resources` entry: a nested kustomization directory, or a file of objects.

@@ -12,6 +12,7 @@ pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Ku
 /// Fields implemented here.
 const IMPLEMENTED: &[&str] = &[
     "configurations",
+    "buildMetadata",
     "generators",
     "transformers",
     "apiVersion",
@@ -47,7 +48,6 @@ const NOT_YET: &[&str] = &[
     "helmCharts",
     "helmGlobals",
     "helmChartInflationGenerator",
-    "buildMetadata",
 ];
 
 /// A parsed kustomization.
@@ -129,6 +129,9 @@ pub struct Kustomization {
     /// Transformer configurations (kustomize's builtin plugins): files, or inline YAML.
     #[serde(default)]
     pub transformers: Vec<String>,
+    /// `originAnnotations`, `transformerAnnotations`, `managedByLabel` ([`crate::origin`]).
+    #[serde(default)]
+    pub build_metadata: Vec<String>,
 }
 
 /// `sortOptions`.

@@ -15,6 +15,7 @@ mod build;
 pub mod generate;
 mod kustomization;
 mod order;
+pub mod origin;
 pub mod patch;
 mod plugins;
 mod refs;
