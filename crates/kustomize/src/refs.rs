@@ -1,6 +1,7 @@
-//! Name references: when a prefix, a suffix or a content hash renames a ConfigMap, Secret,
-//! ServiceAccount, PersistentVolumeClaim, Service, Role, ClusterRole or ValidatingAdmissionPolicy, every
-//! field that refers to it by name is updated, as kustomize's nameReference transformer does.
+//! Name references: when a prefix, a suffix, a patch or a content hash renames an object another names
+//! (a ConfigMap, Secret, ServiceAccount, Service, Role, workload of an HPA, StorageClass… — kustomize's
+//! builtin `namereference` table, [`builtins`]), every field that refers to it by name is updated, as
+//! kustomize's nameReference transformer does.
 
 use std::collections::HashMap;
 
@@ -37,137 +38,318 @@ impl Rename {
     }
 }
 
-/// Where a workload kind keeps its pod spec.
-fn pod_specs(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Pod" => &["/spec"],
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            &["/spec/template/spec"]
-        }
-        "CronJob" => &["/spec/jobTemplate/spec/template/spec"],
-        _ => &[],
-    }
-}
-
 fn each_item(v: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
     v.and_then(Value::as_array_mut).into_iter().flatten()
 }
 
-/// Renames by (kind, namespace, old name): one look-up per referring field, whatever the number of renames.
-struct Index(HashMap<(String, String, String), String>);
+/// A builtin name reference: the kind named, the kind naming it (with its API group when kustomize names
+/// one), and the path of the name in the naming object (arrays on the way are walked).
+struct Builtin {
+    referred: &'static str,
+    referrer: &'static str,
+    group: Option<&'static str>,
+    path: Vec<&'static str>,
+}
+
+/// kustomize's builtin name references (its `namereference` configuration), in its order.
+fn builtins() -> &'static [Builtin] {
+    static TABLE: std::sync::OnceLock<Vec<Builtin>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Vec::new();
+        let mut add = |referred, referrer, path: &'static str| {
+            t.push(Builtin {
+                referred,
+                referrer,
+                group: None,
+                path: path.split('/').collect(),
+            })
+        };
+        for workload in ["Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"] {
+            add(workload, "HorizontalPodAutoscaler", "spec/scaleTargetRef/name");
+        }
+        // the pod specs of ConfigMap and Secret references, and of ServiceAccount, PVC and PriorityClass ones
+        let pods = [
+            ("Pod", "spec"),
+            ("PodTemplate", "template/spec"),
+            ("Deployment", "spec/template/spec"),
+            ("ReplicaSet", "spec/template/spec"),
+            ("DaemonSet", "spec/template/spec"),
+            ("StatefulSet", "spec/template/spec"),
+            ("Job", "spec/template/spec"),
+            ("CronJob", "spec/jobTemplate/spec/template/spec"),
+        ];
+        let workloads = [
+            ("Pod", "spec"),
+            ("StatefulSet", "spec/template/spec"),
+            ("Deployment", "spec/template/spec"),
+            ("ReplicationController", "spec/template/spec"),
+            ("CronJob", "spec/jobTemplate/spec/template/spec"),
+            ("Job", "spec/template/spec"),
+            ("DaemonSet", "spec/template/spec"),
+        ];
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        for (referred, fields) in [
+            (
+                "ConfigMap",
+                &[
+                    "volumes/configMap/name",
+                    "containers/env/valueFrom/configMapKeyRef/name",
+                    "initContainers/env/valueFrom/configMapKeyRef/name",
+                    "containers/envFrom/configMapRef/name",
+                    "initContainers/envFrom/configMapRef/name",
+                    "volumes/projected/sources/configMap/name",
+                ][..],
+            ),
+            (
+                "Secret",
+                &[
+                    "volumes/secret/secretName",
+                    "containers/env/valueFrom/secretKeyRef/name",
+                    "initContainers/env/valueFrom/secretKeyRef/name",
+                    "containers/envFrom/secretRef/name",
+                    "initContainers/envFrom/secretRef/name",
+                    "imagePullSecrets/name",
+                    "volumes/projected/sources/secret/name",
+                ][..],
+            ),
+        ] {
+            for (kind, base) in pods {
+                for field in fields {
+                    add(referred, kind, leak(format!("{base}/{field}")));
+                }
+            }
+        }
+        for (referred, field) in [
+            ("ServiceAccount", "serviceAccountName"),
+            ("PersistentVolumeClaim", "volumes/persistentVolumeClaim/claimName"),
+            ("PriorityClass", "priorityClassName"),
+        ] {
+            for (kind, base) in workloads {
+                add(referred, kind, leak(format!("{base}/{field}")));
+            }
+        }
+        add("ConfigMap", "Node", "spec/configSource/configMap");
+        for referred in ["ConfigMap", "Secret"] {
+            add(referred, "Role", "rules/resourceNames");
+            add(referred, "ClusterRole", "rules/resourceNames");
+        }
+        add("PersistentVolume", "ClusterRole", "rules/resourceNames");
+        add("Secret", "Ingress", "spec/tls/secretName");
+        add("Secret", "ServiceAccount", "imagePullSecrets/name");
+        for field in ["secretName", "adminSecretName", "userSecretName", "secretRef"] {
+            add("Secret", "StorageClass", leak(format!("parameters/{field}")));
+        }
+        add("Secret", "PersistentVolume", "spec/azureFile/secretName");
+        add("Service", "StatefulSet", "spec/serviceName");
+        add("Service", "Ingress", "spec/rules/http/paths/backend/serviceName");
+        add("Service", "Ingress", "spec/backend/serviceName");
+        add("Service", "Ingress", "spec/rules/http/paths/backend/service/name");
+        add("Service", "Ingress", "spec/defaultBackend/service/name");
+        add("Service", "APIService", "spec/service/name");
+        add(
+            "Service",
+            "ValidatingWebhookConfiguration",
+            "webhooks/clientConfig/service",
+        );
+        add(
+            "Service",
+            "MutatingWebhookConfiguration",
+            "webhooks/clientConfig/service",
+        );
+        add("Role", "RoleBinding", "roleRef/name");
+        add("ClusterRole", "RoleBinding", "roleRef/name");
+        add("ClusterRole", "ClusterRoleBinding", "roleRef/name");
+        add("ServiceAccount", "RoleBinding", "subjects");
+        add("ServiceAccount", "ClusterRoleBinding", "subjects");
+        add("PersistentVolume", "PersistentVolumeClaim", "spec/volumeName");
+        add("StorageClass", "PersistentVolume", "spec/storageClassName");
+        add("StorageClass", "PersistentVolumeClaim", "spec/storageClassName");
+        add(
+            "StorageClass",
+            "StatefulSet",
+            "spec/volumeClaimTemplates/spec/storageClassName",
+        );
+        add("IngressClass", "Ingress", "spec/ingressClassName");
+        add(
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "spec/policyName",
+        );
+        // annotations naming objects, and Knative's Service
+        for (referred, key) in [
+            (
+                "ConfigMap",
+                "nginx.ingress.kubernetes.io/fastcgi-params-configmap",
+            ),
+            ("Secret", "ingress.kubernetes.io/auth-secret"),
+            ("Secret", "nginx.ingress.kubernetes.io/auth-secret"),
+            ("Secret", "nginx.ingress.kubernetes.io/auth-tls-secret"),
+        ] {
+            t.push(Builtin {
+                referred,
+                referrer: "Ingress",
+                group: None,
+                path: vec!["metadata", "annotations", key],
+            });
+        }
+        t.push(Builtin {
+            referred: "Secret",
+            referrer: "Service",
+            group: Some("serving.knative.dev"),
+            path: "spec/template/spec/containers/env/valueFrom/secretKeyRef/name"
+                .split('/')
+                .collect(),
+        });
+        t
+    })
+}
+
+/// Renames by (kind, namespace, old name): one look-up per referring field, whatever the number of renames;
+/// and by (kind, old name) in any namespace, for references from cluster-scoped objects.
+struct Index {
+    exact: HashMap<(String, String, String), String>,
+    /// The namespace and new name of each (kind, old name), when only one object had it.
+    any: HashMap<(String, String), Option<(String, String)>>,
+}
+
+/// Where a reference's object is looked for.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// In this namespace ("" for a cluster-scoped kind).
+    In(&'a str),
+    /// In any namespace (a cluster-scoped object naming a namespaced one).
+    Any,
+}
 
 impl Index {
+    /// The namespace and new name of the `kind` named `old` seen from `scope`, when it was renamed.
+    fn find(&self, kind: &str, old: &str, scope: Scope) -> Option<(String, String)> {
+        match scope {
+            Scope::In(ns) => self
+                .exact
+                .get(&(kind.to_string(), ns.to_string(), old.to_string()))
+                .map(|new| (ns.to_string(), new.clone()))
+                // NB: kustomize finds a ServiceAccount in any namespace
+                .or_else(|| {
+                    (kind == "ServiceAccount")
+                        .then(|| self.find(kind, old, Scope::Any))
+                        .flatten()
+                }),
+            Scope::Any => self
+                .any
+                .get(&(kind.to_string(), old.to_string()))
+                .cloned()
+                .flatten(),
+        }
+    }
+
     /// Rewrites the name at `v` when the object of `kind` it names in `ns` was renamed.
     fn rewrite(&self, v: Option<&mut Value>, kind: &str, ns: &str) {
+        self.rewrite_in(v, kind, Scope::In(ns));
+    }
+
+    fn rewrite_in(&self, v: Option<&mut Value>, kind: &str, scope: Scope) {
         if let Some(v) = v
             && let Some(old) = v.as_str()
-            && let Some(new) = self.0.get(&(kind.to_string(), ns.to_string(), old.to_string()))
+            && let Some((_, new)) = self.find(kind, old, scope)
         {
-            *v = Value::String(new.clone());
+            *v = Value::String(new);
         }
     }
 }
 
-/// The fields of a pod spec (in namespace `ns`) that name other objects.
-fn pod_spec(spec: &mut Value, idx: &Index, ns: &str) {
-    for containers in ["containers", "initContainers", "ephemeralContainers"] {
-        for c in each_item(spec.get_mut(containers)) {
-            for e in each_item(c.get_mut("env")) {
-                idx.rewrite(e.pointer_mut("/valueFrom/configMapKeyRef/name"), "ConfigMap", ns);
-                idx.rewrite(e.pointer_mut("/valueFrom/secretKeyRef/name"), "Secret", ns);
-            }
-            for e in each_item(c.get_mut("envFrom")) {
-                idx.rewrite(e.pointer_mut("/configMapRef/name"), "ConfigMap", ns);
-                idx.rewrite(e.pointer_mut("/secretRef/name"), "Secret", ns);
+/// Rewrites the names at `path` in `v` (arrays on the way walked; a list of names each; a map its `name`,
+/// and its `namespace` to the object's) naming a renamed `kind` seen from `scope`.
+fn rewrite_path(v: &mut Value, path: &[&str], idx: &Index, kind: &str, scope: Scope) {
+    match (path.split_first(), v) {
+        (_, Value::Array(items)) => items
+            .iter_mut()
+            .for_each(|i| rewrite_path(i, path, idx, kind, scope)),
+        (Some((first, rest)), Value::Object(map)) => {
+            if let Some(child) = map.get_mut(*first) {
+                rewrite_path(child, rest, idx, kind, scope);
             }
         }
-    }
-    for v in each_item(spec.get_mut("volumes")) {
-        idx.rewrite(v.pointer_mut("/configMap/name"), "ConfigMap", ns);
-        idx.rewrite(v.pointer_mut("/secret/secretName"), "Secret", ns);
-        idx.rewrite(
-            v.pointer_mut("/persistentVolumeClaim/claimName"),
-            "PersistentVolumeClaim",
-            ns,
-        );
-        for s in each_item(v.pointer_mut("/projected/sources")) {
-            idx.rewrite(s.pointer_mut("/configMap/name"), "ConfigMap", ns);
-            idx.rewrite(s.pointer_mut("/secret/name"), "Secret", ns);
+        (None, v @ Value::String(_)) => idx.rewrite_in(Some(v), kind, scope),
+        (None, Value::Object(map)) => {
+            let Some(old) = map.get("name").and_then(Value::as_str) else {
+                return;
+            };
+            let scope = match map.get("namespace").and_then(Value::as_str) {
+                Some(ns) => Scope::In(ns),
+                None => scope,
+            };
+            if let Some((ns, new)) = idx.find(kind, old, scope) {
+                map.insert("name".into(), Value::String(new));
+                if !ns.is_empty() {
+                    map.insert("namespace".into(), Value::String(ns));
+                }
+            }
         }
+        _ => {}
     }
-    for s in each_item(spec.get_mut("imagePullSecrets")) {
-        idx.rewrite(s.get_mut("name"), "Secret", ns);
-    }
-    idx.rewrite(spec.get_mut("serviceAccountName"), "ServiceAccount", ns);
-    idx.rewrite(spec.get_mut("serviceAccount"), "ServiceAccount", ns);
 }
 
 /// Rewrites every reference in `o` to a renamed object. A namespaced referral is seen from its own
-/// namespace only; bindings name a subject's namespace themselves.
+/// namespace only (from a cluster-scoped object, from any); bindings name a subject's namespace themselves.
 fn update(o: &mut Object, idx: &Index) {
     let kind = o
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let group = o
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| v.rsplit_once('/'))
+        .map(|(g, _)| g.to_string())
+        .unwrap_or_default();
     let ns = o
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
     let ns = ns.as_str();
-    for path in pod_specs(&kind) {
-        if let Some(spec) = o.pointer_mut(path) {
-            pod_spec(spec, idx, ns);
+    let referrer_cluster_scoped = crate::transform::CLUSTER_SCOPED.contains(&kind.as_str());
+    for b in builtins().iter().filter(|b| b.referrer == kind) {
+        if b.group.is_some_and(|g| g != group) || (b.group.is_none() && group == "serving.knative.dev") {
+            continue;
         }
-    }
-    match kind.as_str() {
-        "Ingress" => {
-            for t in each_item(o.pointer_mut("/spec/tls")) {
-                idx.rewrite(t.get_mut("secretName"), "Secret", ns);
-            }
-            idx.rewrite(o.pointer_mut("/spec/defaultBackend/service/name"), "Service", ns);
-            for rule in each_item(o.pointer_mut("/spec/rules")) {
-                for p in each_item(rule.pointer_mut("/http/paths")) {
-                    idx.rewrite(p.pointer_mut("/backend/service/name"), "Service", ns);
+        let scope = if crate::transform::CLUSTER_SCOPED.contains(&b.referred) {
+            Scope::In("")
+        } else if referrer_cluster_scoped {
+            Scope::Any
+        } else {
+            Scope::In(ns)
+        };
+        match b.path.as_slice() {
+            // a binding's roleRef names a Role or a ClusterRole, as its kind says
+            ["roleRef", "name"] => {
+                if o.pointer("/roleRef/kind").and_then(Value::as_str) == Some(b.referred) {
+                    idx.rewrite_in(o.pointer_mut("/roleRef/name"), b.referred, scope);
                 }
             }
-        }
-        "ServiceAccount" => {
-            for key in ["imagePullSecrets", "secrets"] {
-                for s in each_item(o.get_mut(key)) {
-                    idx.rewrite(s.get_mut("name"), "Secret", ns);
+            // ServiceAccount subjects, each in its own namespace (the binding's when it names none)
+            ["subjects"] => {
+                for s in each_item(o.get_mut("subjects")) {
+                    if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+                        continue;
+                    }
+                    let subject_ns = s
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or(ns)
+                        .to_string();
+                    let before = s.get("name").cloned();
+                    idx.rewrite(s.get_mut("name"), "ServiceAccount", &subject_ns);
+                    if s.get("name") != before.as_ref() && !subject_ns.is_empty() {
+                        // kustomize also writes the namespace of the subject it renames, when it has one
+                        s["namespace"] = Value::String(subject_ns);
+                    }
                 }
             }
+            path => rewrite_path(o, path, idx, b.referred, scope),
         }
-        "StatefulSet" => idx.rewrite(o.pointer_mut("/spec/serviceName"), "Service", ns),
-        "ValidatingAdmissionPolicyBinding" => {
-            idx.rewrite(o.pointer_mut("/spec/policyName"), "ValidatingAdmissionPolicy", "")
-        }
-        "RoleBinding" | "ClusterRoleBinding" => {
-            match o.pointer("/roleRef/kind").and_then(Value::as_str) {
-                Some("Role") => idx.rewrite(o.pointer_mut("/roleRef/name"), "Role", ns),
-                Some("ClusterRole") => idx.rewrite(o.pointer_mut("/roleRef/name"), "ClusterRole", ""),
-                _ => {}
-            }
-            for s in each_item(o.get_mut("subjects")) {
-                if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
-                    continue;
-                }
-                let subject_ns = s
-                    .get("namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or(ns)
-                    .to_string();
-                let before = s.get("name").cloned();
-                idx.rewrite(s.get_mut("name"), "ServiceAccount", &subject_ns);
-                if s.get("name") != before.as_ref() && !subject_ns.is_empty() {
-                    // kustomize also writes the namespace of the subject it renames, when it has one
-                    s["namespace"] = Value::String(subject_ns);
-                }
-            }
-        }
-        _ => {}
     }
 }
 
@@ -256,19 +438,28 @@ pub fn apply(resources: &mut [Res], renames: &[Rename], custom: &[CustomRef]) {
     if renames.is_empty() {
         return;
     }
-    let idx = Index(
-        renames
-            .iter()
-            .map(|r| {
-                let ns = if matches!(r.kind.as_str(), "ClusterRole" | "ValidatingAdmissionPolicy") {
-                    String::new()
-                } else {
-                    r.namespace.clone()
-                };
-                ((r.kind.clone(), ns, r.old.clone()), r.new.clone())
+    let mut idx = Index {
+        exact: HashMap::new(),
+        any: HashMap::new(),
+    };
+    for r in renames {
+        let ns = if crate::transform::CLUSTER_SCOPED.contains(&r.kind.as_str()) {
+            String::new()
+        } else {
+            r.namespace.clone()
+        };
+        idx.exact
+            .insert((r.kind.clone(), ns.clone(), r.old.clone()), r.new.clone());
+        let found = (ns, r.new.clone());
+        idx.any
+            .entry((r.kind.clone(), r.old.clone()))
+            .and_modify(|e| {
+                if e.as_ref() != Some(&found) {
+                    *e = None;
+                }
             })
-            .collect(),
-    );
+            .or_insert(Some(found));
+    }
     for res in resources.iter_mut() {
         update(&mut res.obj, &idx);
         let kind = res
@@ -291,17 +482,7 @@ pub fn apply(resources: &mut [Res], renames: &[Rename], custom: &[CustomRef]) {
 
 /// The kinds whose renames are followed.
 pub fn referred(kind: &str) -> bool {
-    matches!(
-        kind,
-        "ConfigMap"
-            | "Secret"
-            | "ServiceAccount"
-            | "PersistentVolumeClaim"
-            | "Service"
-            | "Role"
-            | "ClusterRole"
-            | "ValidatingAdmissionPolicy"
-    )
+    builtins().iter().any(|b| b.referred == kind)
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl Res {
 }
 
 /// Kinds that are not namespaced (no namespace is set on them).
-const CLUSTER_SCOPED: &[&str] = &[
+pub(crate) const CLUSTER_SCOPED: &[&str] = &[
     "Namespace",
     "ClusterRole",
     "ClusterRoleBinding",
@@ -152,6 +152,27 @@ pub fn apply_metadata_to(
                     ns.clone(),
                 ));
             }
+            // the namespace transformer's other field specs: an APIService's service (created), a CRD's
+            // conversion webhook service
+            let group = field(o, &["apiVersion"])
+                .split_once('/')
+                .map(|(g, _)| g.to_string());
+            match (kind(o), group.as_deref()) {
+                ("APIService", Some("apiregistration.k8s.io")) => {
+                    if let Some(service) = map_at(o, &["spec", "service"], true) {
+                        service.insert("namespace".into(), Value::String(ns.clone()));
+                    }
+                }
+                ("CustomResourceDefinition", Some("apiextensions.k8s.io")) => {
+                    let path = ["spec", "conversion", "webhook", "clientConfig", "service"];
+                    if let Some(service) = map_at(o, &path, false)
+                        && service.contains_key("namespace")
+                    {
+                        service.insert("namespace".into(), Value::String(ns.clone()));
+                    }
+                }
+                _ => {}
+            }
             if let Some(meta) = map_at(o, &["metadata"], true) {
                 if scoped {
                     meta.insert("namespace".into(), Value::String(ns.clone()));
@@ -174,9 +195,13 @@ pub fn apply_metadata_to(
                 }
             }
         }
+        // NB: kustomize's prefix and suffix skip CRDs, Namespaces and APIServices
+        let api_service =
+            kind(o) == "APIService" && field(o, &["apiVersion"]).starts_with("apiregistration.k8s.io/");
         if (k.name_prefix.is_some() || k.name_suffix.is_some())
             && kind(o) != "CustomResourceDefinition"
             && kind(o) != "Namespace"
+            && !api_service
         {
             let name = field(o, &["metadata", "name"]).to_string();
             let renamed = format!(
