@@ -91,9 +91,11 @@ fn build_in(root: &Root, dir: PathBuf, decrypt: Option<&dyn yaml::Decrypt>) -> R
     // generated objects get their content hash once everything else is done, and references follow
     let renames = crate::generate::apply_hashes(&mut resources);
     crate::refs::apply(&mut resources, &renames, &walk.config.name_references);
-    crate::vars::apply(&walk.vars, &mut resources).map_err(|message| Error::Invalid {
-        path: dir.display().to_string(),
-        message,
+    crate::vars::apply(&walk.vars, &mut resources, &walk.config.var_references).map_err(|message| {
+        Error::Invalid {
+            path: dir.display().to_string(),
+            message,
+        }
     })?;
     let mut objects: Vec<Object> = resources.into_iter().map(|r| r.obj).collect();
     track::finish(&mut objects, &walk.build_metadata);
@@ -302,6 +304,12 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
         walk.config.common_labels.extend(c.common_labels);
         walk.config.common_annotations.extend(c.common_annotations);
         walk.config.name_references.extend(c.name_references);
+        walk.config.name_prefix.extend(c.name_prefix);
+        walk.config.name_suffix.extend(c.name_suffix);
+        walk.config.namespace.extend(c.namespace);
+        walk.config.var_references.extend(c.var_references);
+        walk.config.images.extend(c.images);
+        walk.config.replicas.extend(c.replicas);
     }
     walk.dirs.push(dir.to_path_buf());
     walk.vars.extend(kustomization.vars.iter().cloned());
@@ -353,6 +361,10 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
     walk.dirs.pop();
     check_unique(&resources, &origin)?;
     transform_level(&level, &kustomization, &mut resources, &walk.config)?;
+    crate::vars::bind(&kustomization.vars, &mut resources).map_err(|message| Error::Invalid {
+        path: origin.display().to_string(),
+        message,
+    })?;
     resources.iter_mut().for_each(Res::end_level);
     // what is marked local configuration (a replacement's source, say) served its level and goes
     resources.retain(|r| {
@@ -412,6 +424,7 @@ fn run_generators(
                 original_namespace: ns.clone(),
                 previous_names: Vec::new(),
                 hashed,
+                vars: Vec::new(),
             }),
             ("merge", Some(i)) => {
                 // NB: the object merged into keeps its origin, as kustomize's does
@@ -545,6 +558,7 @@ fn transform_level(
     let all = Metadata {
         selected: &everything,
         custom,
+        config,
     };
     transform_level_to(root, dir, origin, k, resources, decrypt, &all)?;
     // the `configurations` field specs: where else this level's labels and annotations go
@@ -569,9 +583,9 @@ fn transform_level(
             .collect(),
         None => Vec::new(),
     };
-    for (config, at) in plugin_configs(level, &k.transformers)? {
-        ran.extend(at.map(|file| Origin::config(file, &config)));
-        let t = crate::plugins::transformer(&config).map_err(|message| Error::Invalid {
+    for (plugin, at) in plugin_configs(level, &k.transformers)? {
+        ran.extend(at.map(|file| Origin::config(file, &plugin)));
+        let t = crate::plugins::transformer(&plugin).map_err(|message| Error::Invalid {
             path: origin.display().to_string(),
             message,
         })?;
@@ -583,6 +597,7 @@ fn transform_level(
         let some = Metadata {
             selected: &selects,
             custom,
+            config,
         };
         transform_level_to(root, dir, origin, &t.kustomization, resources, decrypt, &some)?;
     }
@@ -607,6 +622,8 @@ struct Level<'a> {
 struct Metadata<'a> {
     selected: &'a dyn Fn(&Object) -> bool,
     custom: &'a [crate::refs::CustomRef],
+    /// The `configurations` met so far.
+    config: &'a crate::plugins::Configuration,
 }
 
 /// The fields' patches and transformers of `k`, the metadata ones on the objects `metadata` selects.
@@ -628,7 +645,7 @@ fn transform_level_to(
     let before = names(resources);
     apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt)?;
     follow_patch_renames(resources, &before, metadata.custom);
-    transform::apply_metadata_to(k, resources, metadata.selected, metadata.custom);
+    transform::apply_metadata_to(k, resources, metadata.selected, metadata.config);
     let before = names(resources);
     apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt)?;
     follow_patch_renames(resources, &before, metadata.custom);
@@ -636,7 +653,7 @@ fn transform_level_to(
         path: origin.display().to_string(),
         message,
     };
-    transform::apply_workloads(k, resources).map_err(invalid)?;
+    transform::apply_workloads(k, resources, metadata.config).map_err(invalid)?;
     let mut replacements = Vec::new();
     for r in &k.replacements {
         match &r.path {
@@ -738,7 +755,11 @@ fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
         loaded?;
     }
     walk.dirs.pop();
-    transform_level(&level, &k, accumulated, &walk.config)
+    transform_level(&level, &k, accumulated, &walk.config)?;
+    crate::vars::bind(&k.vars, accumulated).map_err(|message| Error::Invalid {
+        path: file.display().to_string(),
+        message,
+    })
 }
 
 /// A `resources` entry: a nested kustomization directory, or a file of objects.
@@ -781,6 +802,7 @@ fn load_file(file: &Path, decrypt: Option<&dyn yaml::Decrypt>) -> Result<Vec<Res
                 original_namespace,
                 previous_names: Vec::new(),
                 hashed: false,
+                vars: Vec::new(),
             })
         })
         .collect()

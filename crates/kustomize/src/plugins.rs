@@ -52,7 +52,8 @@ pub struct FieldSpec {
 }
 
 impl FieldSpec {
-    fn matches(&self, o: &Object) -> bool {
+    /// Whether `o` is of the spec's group, version and kind.
+    pub fn matches(&self, o: &Object) -> bool {
         let api_version = o.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
@@ -397,8 +398,30 @@ mod tests {
                 path: vec!["data".into(), "secretName".into()],
             }]
         );
-        let refused = configuration(&json!({"varReference": []})).err().unwrap();
-        assert!(refused.contains("varReference"), "{refused}");
+        let refused = configuration(&json!({"templateLabels": []})).err().unwrap();
+        assert!(refused.contains("templateLabels"), "{refused}");
+    }
+
+    #[test]
+    fn a_configured_name_prefix_on_metadata_name_replaces_the_default() {
+        let c =
+            configuration(&json!({"namePrefix": [{"path": "spec/other", "kind": "Deployment"}]})).unwrap();
+        let paths: Vec<_> = c
+            .prefix_specs(false)
+            .into_iter()
+            .map(|s| (s.kind, s.path.join("/")))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (String::new(), "metadata/name".to_string()),
+                ("Deployment".into(), "spec/other".into())
+            ]
+        );
+        let c =
+            configuration(&json!({"namePrefix": [{"path": "metadata/name", "kind": "ConfigMap"}]})).unwrap();
+        assert_eq!(c.prefix_specs(false).len(), 1, "only the ConfigMaps' names");
+        assert_eq!(c.prefix_specs(true).len(), 1, "the suffix keeps its default");
     }
 
     #[test]
@@ -419,7 +442,8 @@ mod tests {
     }
 }
 
-/// A `configurations` file: field specs added to the built-in transformers' own.
+/// A `configurations` file (kustomize's transformer configuration): field specs added to the built-in
+/// transformers' own.
 #[derive(Default)]
 pub struct Configuration {
     /// Where every `labels` entry's pairs also go.
@@ -430,10 +454,80 @@ pub struct Configuration {
     pub common_annotations: Vec<FieldSpec>,
     /// Name references beyond the built-in ones.
     pub name_references: Vec<crate::refs::CustomRef>,
+    /// Where `namePrefix` goes ([`Configuration::prefix_specs`]).
+    pub name_prefix: Vec<FieldSpec>,
+    /// Where `nameSuffix` goes.
+    pub name_suffix: Vec<FieldSpec>,
+    /// Where `namespace` also goes.
+    pub namespace: Vec<FieldSpec>,
+    /// Where vars may also be used.
+    pub var_references: Vec<FieldSpec>,
+    /// Where `images` also apply.
+    pub images: Vec<FieldSpec>,
+    /// Where `replicas` also apply.
+    pub replicas: Vec<FieldSpec>,
 }
 
-/// Reads a `configurations` file (`labels`, `commonLabels`, `commonAnnotations`, `nameReference`); the
-/// other keys are refused, naming them.
+impl Configuration {
+    /// The field specs a name prefix (`suffix` false) or suffix goes to: the configured ones, with
+    /// kustomize's default `metadata/name` of every kind unless they name `metadata/name` themselves (then
+    /// only the kinds they name are renamed — what `kubectl kustomize` does).
+    pub fn prefix_specs(&self, suffix: bool) -> Vec<FieldSpec> {
+        let custom = if suffix {
+            &self.name_suffix
+        } else {
+            &self.name_prefix
+        };
+        let name = |s: &FieldSpec| s.path == ["metadata", "name"];
+        let mut out = Vec::new();
+        if !custom.iter().any(name) {
+            out.push(FieldSpec {
+                path: vec!["metadata".into(), "name".into()],
+                ..Default::default()
+            });
+        }
+        out.extend(custom.iter().cloned());
+        out
+    }
+}
+
+/// Visits the values at `path` below `node` (`x[]` or a list met on the way: each item), creating the
+/// path's maps and its last field (as `Null`) when `create`.
+pub fn visit_path(node: &mut Value, path: &[String], create: bool, f: &mut dyn FnMut(&mut Value)) {
+    if let Value::Array(items) = node {
+        for item in items {
+            visit_path(item, path, create, f);
+        }
+        return;
+    }
+    let Some((first, rest)) = path.split_first() else {
+        f(node);
+        return;
+    };
+    let (name, each) = match first.strip_suffix("[]") {
+        Some(name) => (name, true),
+        None => (first.as_str(), false),
+    };
+    let Some(map) = node.as_object_mut() else {
+        return;
+    };
+    if !map.contains_key(name) {
+        if !create || each {
+            return;
+        }
+        let fresh = if rest.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(Map::new())
+        };
+        map.insert(name.to_string(), fresh);
+    }
+    visit_path(map.get_mut(name).expect("present"), rest, create, f);
+}
+
+/// Reads a `configurations` file: kustomize's transformer configuration keys (`namePrefix`, `nameSuffix`,
+/// `namespace`, `commonLabels`, `labels`, `commonAnnotations`, `nameReference`, `varReference`,
+/// `images`, `replicas`); `templateLabels` and `volumeClaimTemplateLabels` are refused, naming them.
 pub fn configuration(doc: &Value) -> Result<Configuration, String> {
     let mut c = Configuration::default();
     for (key, value) in doc.as_object().into_iter().flatten() {
@@ -442,6 +536,12 @@ pub fn configuration(doc: &Value) -> Result<Configuration, String> {
             "labels" => c.labels = specs(&wrapped),
             "commonLabels" => c.common_labels = specs(&wrapped),
             "commonAnnotations" => c.common_annotations = specs(&wrapped),
+            "namePrefix" => c.name_prefix = specs(&wrapped),
+            "nameSuffix" => c.name_suffix = specs(&wrapped),
+            "namespace" => c.namespace = specs(&wrapped),
+            "varReference" => c.var_references = specs(&wrapped),
+            "images" => c.images = specs(&wrapped),
+            "replicas" => c.replicas = specs(&wrapped),
             "nameReference" => {
                 for r in value.as_array().into_iter().flatten() {
                     let referred = str_at(r, "kind").unwrap_or_default().to_string();

@@ -419,7 +419,11 @@ pub fn declared(defs: &Value) -> Vec<CustomRef> {
 
 fn rewrite_at(v: &mut Value, path: &[String], idx: &Index, kind: &str, ns: &str) {
     let Some((first, rest)) = path.split_first() else {
-        idx.rewrite(Some(v), kind, ns);
+        match v {
+            // a list of names: each
+            Value::Array(items) => items.iter_mut().for_each(|i| idx.rewrite(Some(i), kind, ns)),
+            v => idx.rewrite(Some(v), kind, ns),
+        }
         return;
     };
     match v {
@@ -474,7 +478,10 @@ pub fn apply(resources: &mut [Res], renames: &[Rename], custom: &[CustomRef]) {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        for c in custom.iter().filter(|c| c.referrer == kind) {
+        for c in custom
+            .iter()
+            .filter(|c| c.referrer.is_empty() || c.referrer == kind)
+        {
             rewrite_at(&mut res.obj, &c.path, &idx, &c.referred, &ns);
         }
     }

@@ -26,6 +26,8 @@ pub struct Res {
     pub previous_names: Vec<String>,
     /// Generated with a content-hash suffix to come (at the end of the build).
     pub hashed: bool,
+    /// The vars bound to it (by the level that declares them, as kustomize binds them).
+    pub vars: Vec<String>,
 }
 
 impl Res {
@@ -39,6 +41,7 @@ impl Res {
             original_namespace,
             previous_names: Vec::new(),
             hashed,
+            vars: Vec::new(),
         }
     }
 
@@ -131,8 +134,10 @@ pub fn apply_metadata_to(
     k: &Kustomization,
     resources: &mut [Res],
     selected: &dyn Fn(&Object) -> bool,
-    custom: &[crate::refs::CustomRef],
+    config: &crate::plugins::Configuration,
 ) {
+    let custom = config.name_references.as_slice();
+    let (prefixes, suffixes) = (config.prefix_specs(false), config.prefix_specs(true));
     let mut renames = Vec::new();
     // ServiceAccounts and Services the namespace moves: kind, name, old namespace, new namespace
     let mut moves: Vec<Move> = Vec::new();
@@ -173,6 +178,18 @@ pub fn apply_metadata_to(
                 }
                 _ => {}
             }
+            // and where a `configurations` file says (kustomize's default ones are the above)
+            let specs: Vec<_> = config.namespace.iter().filter(|s| s.matches(o)).collect();
+            for spec in specs {
+                if spec.path == ["metadata", "namespace"] || spec.path == ["metadata", "name"] {
+                    continue;
+                }
+                crate::plugins::visit_path(o, &spec.path, spec.create, &mut |v| {
+                    if v.is_string() || v.is_null() {
+                        *v = Value::String(ns.clone());
+                    }
+                });
+            }
             if let Some(meta) = map_at(o, &["metadata"], true) {
                 if scoped {
                     meta.insert("namespace".into(), Value::String(ns.clone()));
@@ -203,16 +220,45 @@ pub fn apply_metadata_to(
             && kind(o) != "Namespace"
             && !api_service
         {
+            // the prefix and suffix go where their field specs say: the name (by default of every
+            // kind), and any other string field a `configurations` file names
             let name = field(o, &["metadata", "name"]).to_string();
-            let renamed = format!(
-                "{}{name}{}",
-                k.name_prefix.as_deref().unwrap_or(""),
-                k.name_suffix.as_deref().unwrap_or("")
-            );
-            if let Some(meta) = map_at(o, &["metadata"], true) {
+            let is_name = |s: &&crate::plugins::FieldSpec| s.path == ["metadata", "name"];
+            let prefix = k
+                .name_prefix
+                .as_deref()
+                .filter(|_| prefixes.iter().filter(is_name).any(|s| s.matches(o)));
+            let suffix = k
+                .name_suffix
+                .as_deref()
+                .filter(|_| suffixes.iter().filter(is_name).any(|s| s.matches(o)));
+            for (specs, value, at_end) in [
+                (&prefixes, &k.name_prefix, false),
+                (&suffixes, &k.name_suffix, true),
+            ] {
+                let Some(value) = value.as_deref() else { continue };
+                let matching: Vec<_> = specs.iter().filter(|s| !is_name(s) && s.matches(o)).collect();
+                for spec in matching {
+                    crate::plugins::visit_path(o, &spec.path, false, &mut |v| {
+                        if let Some(text) = v.as_str() {
+                            *v = Value::String(if at_end {
+                                format!("{text}{value}")
+                            } else {
+                                format!("{value}{text}")
+                            });
+                        }
+                    });
+                }
+            }
+            let renamed = format!("{}{name}{}", prefix.unwrap_or(""), suffix.unwrap_or(""));
+            if renamed != name
+                && let Some(meta) = map_at(o, &["metadata"], true)
+            {
                 meta.insert("name".into(), Value::String(renamed.clone()));
             }
-            if crate::refs::referred(kind(o)) || custom.iter().any(|c| c.referred == kind(o)) {
+            if renamed != name
+                && (crate::refs::referred(kind(o)) || custom.iter().any(|c| c.referred == kind(o)))
+            {
                 renames.push(crate::refs::Rename::of(o, name, renamed));
             }
         }
@@ -295,13 +341,18 @@ fn follow_moves(resources: &mut [Res], moves: &[Move]) {
 }
 
 /// Applies one kustomization level's workload transformers (replicas, images), after JSON 6902 patches.
-pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) -> Result<(), String> {
+pub fn apply_workloads(
+    k: &Kustomization,
+    resources: &mut [Res],
+    config: &crate::plugins::Configuration,
+) -> Result<(), String> {
     for r in &k.replicas {
         let replicated = |res: &Res| {
-            matches!(
+            (matches!(
                 kind(&res.obj),
                 "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
-            ) && res.known_as(&r.name)
+            ) || config.replicas.iter().any(|s| s.matches(&res.obj)))
+                && res.known_as(&r.name)
         };
         if !resources.iter().any(replicated) {
             return Err(format!(
@@ -324,9 +375,41 @@ pub fn apply_workloads(k: &Kustomization, resources: &mut [Res]) -> Result<(), S
             {
                 spec.insert("replicas".into(), Value::from(r.count));
             }
+            let named = r.name == field(o, &["metadata", "name"])
+                || r.name == res.original_name
+                || res.previous_names.contains(&r.name);
+            if named {
+                let specs: Vec<_> = config.replicas.iter().filter(|s| s.matches(o)).collect();
+                for spec in specs {
+                    crate::plugins::visit_path(o, &spec.path, spec.create, &mut |v| {
+                        *v = Value::from(r.count)
+                    });
+                }
+            }
         }
         if !k.images.is_empty() {
             images(o, &k.images);
+            // image volumes, and the fields a `configurations` file names
+            let volumes = |base: &str| crate::plugins::FieldSpec {
+                path: format!("{base}volumes[]/image/reference")
+                    .split('/')
+                    .map(String::from)
+                    .collect(),
+                ..Default::default()
+            };
+            let defaults = [volumes("spec/"), volumes("spec/template/spec/")];
+            let specs: Vec<_> = defaults
+                .iter()
+                .chain(&config.images)
+                .filter(|s| s.matches(o))
+                .collect();
+            for spec in specs {
+                crate::plugins::visit_path(o, &spec.path, false, &mut |v| {
+                    if let Some(image) = v.as_str() {
+                        *v = Value::String(rewrite_image(image, &k.images));
+                    }
+                });
+            }
         }
     }
     Ok(())

@@ -108,9 +108,46 @@ fn visit(v: &mut Value, path: &[&str], f: &mut dyn FnMut(&mut Value)) {
     }
 }
 
-/// The value of a var from the objects.
+/// Whether `r` is the object `var` names: its kind, a name it is known by, its apiVersion and
+/// namespace when the var gives them.
+fn names(var: &Var, r: &Res) -> bool {
+    let o = &var.objref;
+    r.obj.get("kind").and_then(Value::as_str) == Some(o.kind.as_str())
+        && r.known_as(&o.name)
+        && o.api_version
+            .as_deref()
+            .is_none_or(|a| r.obj.get("apiVersion").and_then(Value::as_str) == Some(a))
+        && o.namespace.as_deref().is_none_or(|ns| {
+            r.obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                == ns
+        })
+}
+
+/// Binds the vars a level declares to the one object of that level each names (kustomize's MergeVars), so
+/// two levels may declare vars naming objects of the same original name; more than one is an error.
+pub fn bind(vars: &[Var], resources: &mut [Res]) -> Result<(), String> {
+    for var in vars {
+        let found: Vec<usize> = (0..resources.len())
+            .filter(|&i| names(var, &resources[i]))
+            .collect();
+        match found.as_slice() {
+            [one] => resources[*one].vars.push(var.name.clone()),
+            [] => {}
+            _ => return Err(format!("var '{}' matches more than one object", var.name)),
+        }
+    }
+    Ok(())
+}
+
+/// The value of a var from the objects: the one it was bound to, else the one it names.
 fn resolve(var: &Var, resources: &[Res]) -> Result<Value, String> {
     let o = &var.objref;
+    if let Some(bound) = resources.iter().find(|r| r.vars.contains(&var.name)) {
+        return field_of(var, bound);
+    }
     let found: Vec<&Res> = resources
         .iter()
         .filter(|r| {
@@ -138,6 +175,11 @@ fn resolve(var: &Var, resources: &[Res]) -> Result<Value, String> {
         }
         _ => return Err(format!("var '{}' matches more than one object", var.name)),
     };
+    field_of(var, res)
+}
+
+/// The var's field of `res`.
+fn field_of(var: &Var, res: &Res) -> Result<Value, String> {
     let path = var
         .fieldref
         .as_ref()
@@ -150,8 +192,13 @@ fn resolve(var: &Var, resources: &[Res]) -> Result<Value, String> {
         .ok_or_else(|| format!("var '{}': field '{path}' not found", var.name))
 }
 
-/// Replaces `$(NAME)` in the var-reference fields of every object.
-pub fn apply(vars: &[Var], resources: &mut [Res]) -> Result<(), String> {
+/// Replaces `$(NAME)` in the var-reference fields of every object: kustomize's, and `custom` (a
+/// `configurations` file's `varReference`).
+pub fn apply(
+    vars: &[Var],
+    resources: &mut [Res],
+    custom: &[crate::plugins::FieldSpec],
+) -> Result<(), String> {
     if vars.is_empty() {
         return Ok(());
     }
@@ -169,29 +216,40 @@ pub fn apply(vars: &[Var], resources: &mut [Res]) -> Result<(), String> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let replace = |v: &mut Value| replace_vars(v, &values);
+        let specs: Vec<_> = custom.iter().filter(|s| s.matches(&r.obj)).collect();
+        for spec in specs {
+            crate::plugins::visit_path(&mut r.obj, &spec.path, false, &mut |v| match v {
+                Value::Object(map) => map.values_mut().for_each(replace),
+                other => replace(other),
+            });
+        }
         for path in fields(&kind) {
             let segs: Vec<&str> = path.split('/').collect();
-            visit(&mut r.obj, &segs, &mut |v| {
-                let Some(s) = v.as_str() else { return };
-                if !s.contains("$(") {
-                    return;
-                }
-                // a field that is exactly one var takes its value as it is (a number stays a number)
-                if let Some((_, value)) = values.iter().find(|(n, _)| s == format!("$({n})")) {
-                    *v = value.clone();
-                    return;
-                }
-                let mut out = s.to_string();
-                for (n, value) in &values {
-                    let text = match value {
-                        Value::String(t) => t.clone(),
-                        other => other.to_string(),
-                    };
-                    out = out.replace(&format!("$({n})"), &text);
-                }
-                *v = Value::String(out);
-            });
+            visit(&mut r.obj, &segs, &mut |v| replace_vars(v, &values));
         }
     }
     Ok(())
+}
+
+/// `$(NAME)` in the string `v` replaced by the values of the vars; a string that is exactly one var
+/// takes its value as it is (a number stays a number).
+fn replace_vars(v: &mut Value, values: &[(String, Value)]) {
+    let Some(s) = v.as_str() else { return };
+    if !s.contains("$(") {
+        return;
+    }
+    if let Some((_, value)) = values.iter().find(|(n, _)| s == format!("$({n})")) {
+        *v = value.clone();
+        return;
+    }
+    let mut out = s.to_string();
+    for (n, value) in values {
+        let text = match value {
+            Value::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("$({n})"), &text);
+    }
+    *v = Value::String(out);
 }
