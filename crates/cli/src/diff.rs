@@ -202,8 +202,8 @@ pub async fn changes(
         match live {
             None => changes.push((who, Change::Created)),
             Some(live) => {
-                let before = serde_yaml::to_string(&comparable(&live, Some(&merged), "before"))?;
-                let after = serde_yaml::to_string(&comparable(&merged, Some(&live), "after"))?;
+                let before = driftless_yaml::to_string(&comparable(&live, Some(&merged), "before"))?;
+                let after = driftless_yaml::to_string(&comparable(&merged, Some(&live), "after"))?;
                 if before != after {
                     let diff = similar::TextDiff::from_lines(&before, &after)
                         .unified_diff()

@@ -278,7 +278,11 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         &["diff", "ks", "apps", "--path", local.path().to_str().unwrap()],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stdout.contains("-  v: '9'\n+  v: '1'\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("-  v: \"9\"\n+  v: \"1\"\n"),
+        "{}",
+        out.stdout
+    );
     cms.patch("app", &PatchParams::default(), &Patch::Merge(set("1")))
         .await
         .unwrap();
@@ -297,7 +301,7 @@ async fn get_reconcile_suspend_and_resume_work_as_flux_s() {
         format!(
             "► ConfigMap/{n}/app drifted\n--- ConfigMap/{n}/app (cluster)\n+++ ConfigMap/{n}/app (--path)\n"
         ),
-        "-  v: '1'\n+  v: '3'\n".to_string(),
+        "-  v: \"1\"\n+  v: \"3\"\n".to_string(),
         format!("► ConfigMap/{n}/extra created\n"),
     ] {
         assert!(out.stdout.contains(&want), "{want} in\n{}", out.stdout);

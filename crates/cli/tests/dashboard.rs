@@ -323,7 +323,7 @@ async fn the_dashboard_shows_explains_updates_live_and_acts() {
         .unwrap();
     let yaml = text_when(&browser, "#yaml", |t| !t.is_empty()).await;
     assert!(
-        yaml.contains("kind: ConfigMap") && yaml.contains("v: '1'") && !yaml.contains("managedFields"),
+        yaml.contains("kind: ConfigMap") && yaml.contains("v: \"1\"") && !yaml.contains("managedFields"),
         "{yaml}"
     );
 
@@ -345,7 +345,7 @@ async fn the_dashboard_shows_explains_updates_live_and_acts() {
     let drift = text_when(&browser, "#changes", |t| !t.is_empty()).await;
     assert!(drift.contains(&format!("ConfigMap/{n}/app drifted")), "{drift}");
     assert!(
-        drift.contains("-  v: '2'") && drift.contains("+  v: '1'"),
+        drift.contains("-  v: \"2\"") && drift.contains("+  v: \"1\""),
         "{drift}"
     );
     screenshot(&browser, "drift").await;

@@ -88,7 +88,7 @@ pub fn overlay(s: &KustomizationSpec, path: &str) -> Result<Option<String>, Stri
             k.insert("labels".into(), json!([{"pairs": l}]));
         }
     }
-    serde_yaml::to_string(&Value::Object(k))
+    driftless_yaml::to_string(&Value::Object(k))
         .map(Some)
         .map_err(|e| e.to_string())
 }

@@ -567,6 +567,19 @@ fn transform_level(
     }
     for label in &k.labels {
         crate::plugins::apply_maps(&config.labels, &label.pairs, objects(resources));
+        let fields = crate::plugins::specs(&serde_json::json!({"fieldSpecs": label.fields}));
+        crate::plugins::apply_maps(&fields, &label.pairs, objects(resources));
+        if label.include_selectors {
+            crate::plugins::apply_maps(&config.common_labels, &label.pairs, objects(resources));
+        } else {
+            if label.include_templates {
+                crate::plugins::apply_maps(&config.template_labels, &label.pairs, objects(resources));
+            }
+            if label.include_volume_claim_templates {
+                let claims = &config.volume_claim_template_labels;
+                crate::plugins::apply_maps(claims, &label.pairs, objects(resources));
+            }
+        }
     }
     crate::plugins::apply_maps(&config.common_labels, &k.common_labels, objects(resources));
     crate::plugins::apply_maps(

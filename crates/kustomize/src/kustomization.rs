@@ -192,6 +192,12 @@ pub struct Label {
     /// Also set them in pod templates.
     #[serde(default)]
     pub include_templates: bool,
+    /// Also set them in a StatefulSet's volume claim templates.
+    #[serde(default)]
+    pub include_volume_claim_templates: bool,
+    /// Field specs where they also go (kustomize's `fields`).
+    #[serde(default)]
+    pub fields: Vec<serde_json::Value>,
 }
 
 /// An entry of `images`.

@@ -63,7 +63,8 @@ impl FieldSpec {
     }
 }
 
-fn specs(config: &Value) -> Vec<FieldSpec> {
+/// The `fieldSpecs` of `config`.
+pub fn specs(config: &Value) -> Vec<FieldSpec> {
     config
         .get("fieldSpecs")
         .and_then(Value::as_array)
@@ -398,8 +399,8 @@ mod tests {
                 path: vec!["data".into(), "secretName".into()],
             }]
         );
-        let refused = configuration(&json!({"templateLabels": []})).err().unwrap();
-        assert!(refused.contains("templateLabels"), "{refused}");
+        let refused = configuration(&json!({"nameReferences": []})).err().unwrap();
+        assert!(refused.contains("nameReferences"), "{refused}");
     }
 
     #[test]
@@ -466,6 +467,10 @@ pub struct Configuration {
     pub images: Vec<FieldSpec>,
     /// Where `replicas` also apply.
     pub replicas: Vec<FieldSpec>,
+    /// Where a `labels` entry with `includeTemplates` also goes.
+    pub template_labels: Vec<FieldSpec>,
+    /// Where a `labels` entry with `includeVolumeClaimTemplates` also goes.
+    pub volume_claim_template_labels: Vec<FieldSpec>,
 }
 
 impl Configuration {
@@ -527,7 +532,7 @@ pub fn visit_path(node: &mut Value, path: &[String], create: bool, f: &mut dyn F
 
 /// Reads a `configurations` file: kustomize's transformer configuration keys (`namePrefix`, `nameSuffix`,
 /// `namespace`, `commonLabels`, `labels`, `commonAnnotations`, `nameReference`, `varReference`,
-/// `images`, `replicas`); `templateLabels` and `volumeClaimTemplateLabels` are refused, naming them.
+/// `images`, `replicas`, `templateLabels`, `volumeClaimTemplateLabels`); another key is refused, naming it.
 pub fn configuration(doc: &Value) -> Result<Configuration, String> {
     let mut c = Configuration::default();
     for (key, value) in doc.as_object().into_iter().flatten() {
@@ -542,6 +547,8 @@ pub fn configuration(doc: &Value) -> Result<Configuration, String> {
             "varReference" => c.var_references = specs(&wrapped),
             "images" => c.images = specs(&wrapped),
             "replicas" => c.replicas = specs(&wrapped),
+            "templateLabels" => c.template_labels = specs(&wrapped),
+            "volumeClaimTemplateLabels" => c.volume_claim_template_labels = specs(&wrapped),
             "nameReference" => {
                 for r in value.as_array().into_iter().flatten() {
                     let referred = str_at(r, "kind").unwrap_or_default().to_string();

@@ -263,12 +263,14 @@ pub fn apply_metadata_to(
             }
         }
         if !k.common_labels.is_empty() {
-            labels(o, &k.common_labels, true, true);
+            labels(o, &k.common_labels, true, true, true);
         }
         for Label {
             pairs,
             include_selectors,
             include_templates,
+            include_volume_claim_templates,
+            ..
         } in &k.labels
         {
             labels(
@@ -276,6 +278,8 @@ pub fn apply_metadata_to(
                 pairs,
                 *include_selectors,
                 *include_selectors || *include_templates,
+                // NB: kustomize v5.5 puts template labels on volume claim templates too
+                *include_selectors || *include_templates || *include_volume_claim_templates,
             );
         }
         annotations(o, &k.common_annotations);
@@ -415,7 +419,7 @@ pub fn apply_workloads(
     Ok(())
 }
 
-fn labels(o: &mut Object, pairs: &BTreeMap<String, String>, selectors: bool, templates: bool) {
+fn labels(o: &mut Object, pairs: &BTreeMap<String, String>, selectors: bool, templates: bool, claims: bool) {
     set_all(o, &["metadata", "labels"], true, pairs);
     let k = kind(o).to_string();
     if selectors {
@@ -450,14 +454,15 @@ fn labels(o: &mut Object, pairs: &BTreeMap<String, String>, selectors: bool, tem
             }
             _ => {}
         }
-        if k == "StatefulSet"
-            && let Some(claims) = o
-                .pointer_mut("/spec/volumeClaimTemplates")
-                .and_then(|v| v.as_array_mut())
-        {
-            for claim in claims {
-                set_all(claim, &["metadata", "labels"], true, pairs);
-            }
+    }
+    if claims
+        && kind(o) == "StatefulSet"
+        && let Some(claims) = o
+            .pointer_mut("/spec/volumeClaimTemplates")
+            .and_then(|v| v.as_array_mut())
+    {
+        for claim in claims {
+            set_all(claim, &["metadata", "labels"], true, pairs);
         }
     }
 }

@@ -140,7 +140,7 @@ pub(super) fn objects_digest(objects: &[Value]) -> String {
     let mut hasher = sha2::Sha256::new();
     for o in objects {
         hasher.update(b"---\n");
-        hasher.update(serde_yaml::to_string(o).unwrap_or_default().as_bytes());
+        hasher.update(driftless_yaml::to_string(o).unwrap_or_default().as_bytes());
     }
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
