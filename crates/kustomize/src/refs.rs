@@ -310,18 +310,11 @@ fn update(o: &mut Object, idx: &Index) {
         .unwrap_or_default()
         .to_string();
     let ns = ns.as_str();
-    let referrer_cluster_scoped = crate::transform::CLUSTER_SCOPED.contains(&kind.as_str());
     for b in builtins().iter().filter(|b| b.referrer == kind) {
         if b.group.is_some_and(|g| g != group) || (b.group.is_none() && group == "serving.knative.dev") {
             continue;
         }
-        let scope = if crate::transform::CLUSTER_SCOPED.contains(&b.referred) {
-            Scope::In("")
-        } else if referrer_cluster_scoped {
-            Scope::Any
-        } else {
-            Scope::In(ns)
-        };
+        let scope = scope(b.referred, &kind, ns);
         match b.path.as_slice() {
             // a binding's roleRef names a Role or a ClusterRole, as its kind says
             ["roleRef", "name"] => {
@@ -417,23 +410,39 @@ pub fn declared(defs: &Value) -> Vec<CustomRef> {
     out
 }
 
-fn rewrite_at(v: &mut Value, path: &[String], idx: &Index, kind: &str, ns: &str) {
+fn rewrite_at(v: &mut Value, path: &[String], idx: &Index, kind: &str, scope: Scope) {
     let Some((first, rest)) = path.split_first() else {
         match v {
             // a list of names: each
-            Value::Array(items) => items.iter_mut().for_each(|i| idx.rewrite(Some(i), kind, ns)),
-            v => idx.rewrite(Some(v), kind, ns),
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|i| idx.rewrite_in(Some(i), kind, scope)),
+            v => idx.rewrite_in(Some(v), kind, scope),
         }
         return;
     };
     match v {
-        Value::Array(items) => items.iter_mut().for_each(|i| rewrite_at(i, path, idx, kind, ns)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| rewrite_at(i, path, idx, kind, scope)),
         Value::Object(map) => {
             if let Some(child) = map.get_mut(first) {
-                rewrite_at(child, rest, idx, kind, ns);
+                rewrite_at(child, rest, idx, kind, scope);
             }
         }
         _ => {}
+    }
+}
+
+/// Where a referrer of `kind` in `ns` looks for a `referred` object: nowhere but "" for a cluster-scoped
+/// one, anywhere from a cluster-scoped referrer, else its own namespace.
+fn scope<'a>(referred: &str, kind: &str, ns: &'a str) -> Scope<'a> {
+    if crate::transform::CLUSTER_SCOPED.contains(&referred) {
+        Scope::In("")
+    } else if crate::transform::CLUSTER_SCOPED.contains(&kind) {
+        Scope::Any
+    } else {
+        Scope::In(ns)
     }
 }
 
@@ -482,7 +491,13 @@ pub fn apply(resources: &mut [Res], renames: &[Rename], custom: &[CustomRef]) {
             .iter()
             .filter(|c| c.referrer.is_empty() || c.referrer == kind)
         {
-            rewrite_at(&mut res.obj, &c.path, &idx, &c.referred, &ns);
+            rewrite_at(
+                &mut res.obj,
+                &c.path,
+                &idx,
+                &c.referred,
+                scope(&c.referred, &kind, &ns),
+            );
         }
     }
 }

@@ -190,6 +190,7 @@ pub fn apply_metadata_to(
                     }
                 });
             }
+            let old_name = field(o, &["metadata", "name"]).to_string();
             if let Some(meta) = map_at(o, &["metadata"], true) {
                 if scoped {
                     meta.insert("namespace".into(), Value::String(ns.clone()));
@@ -197,6 +198,10 @@ pub fn apply_metadata_to(
                     // kustomize renames Namespace objects to the target namespace
                     meta.insert("name".into(), Value::String(ns.clone()));
                 }
+            }
+            // a reference to the Namespace (a `configurations` nameReference) follows
+            if is_namespace && old_name != *ns && custom.iter().any(|c| c.referred == "Namespace") {
+                renames.push(crate::refs::Rename::of(o, old_name, ns.clone()));
             }
             // setRoleBindingSubjects: defaultOnly — every subject named "default" (the namespace's
             // default ServiceAccount, as kustomize reads it: whatever its kind or namespace) is put in it
