@@ -284,10 +284,12 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             });
         }
     };
-    if kustomization.kind.as_deref() == Some("Component") && top {
+    // NB: a Component built directly is built as a Kustomization, as kustomize does; as a resource it is
+    // refused, as kustomize refuses it
+    if kustomization.kind.as_deref() == Some("Component") && !top {
         return Err(Error::Invalid {
             path: origin.display().to_string(),
-            message: "a Component cannot be built on its own".into(),
+            message: "expected kind != 'Component': a Component goes in `components`, not `resources`".into(),
         });
     }
     if top && !kustomization.build_metadata.is_empty() {

@@ -255,6 +255,18 @@ pub fn transformer(config: &Value) -> Result<Transform, String> {
             k.name_suffix = str_at(config, "suffix").map(String::from);
             field_specs(config, "metadata/name")?
         }
+        // kustomize v5's separate builtins
+        "PrefixTransformer" => {
+            k.name_prefix = str_at(config, "prefix").map(String::from);
+            field_specs(config, "metadata/name")?
+        }
+        "SuffixTransformer" => {
+            k.name_suffix = str_at(config, "suffix").map(String::from);
+            field_specs(config, "metadata/name")?
+        }
+        // generated objects get their hash, and the output its order, at the end of every build (a
+        // kustomization's `sortOptions` or the legacy order, as kustomize sorts last whatever ran before)
+        "HashTransformer" | "SortOrderTransformer" => Vec::new(),
         "NamespaceTransformer" => {
             k.namespace = config
                 .pointer("/metadata/namespace")
