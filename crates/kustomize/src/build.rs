@@ -296,6 +296,10 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
         walk.track = Some(String::new());
         walk.build_metadata = kustomization.build_metadata.clone();
     }
+    // `openapi`: the top kustomization's schema, else the first a base or component names (kustomize's)
+    if walk.config.openapi.is_none() {
+        walk.config.openapi = openapi_schema(root, dir, &origin, &kustomization)?;
+    }
     for crd in &kustomization.crds {
         let declared = openapi_definitions(root, dir, &origin, crd)?;
         walk.config.name_references.extend(declared);
@@ -658,11 +662,12 @@ fn transform_level_to(
             .collect()
     };
     let before = names(resources);
-    apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt)?;
+    let schema = metadata.config.openapi.as_ref();
+    apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt, schema)?;
     follow_patch_renames(resources, &before, metadata.custom);
     transform::apply_metadata_to(k, resources, metadata.selected, metadata.config);
     let before = names(resources);
-    apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt)?;
+    apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt, schema)?;
     follow_patch_renames(resources, &before, metadata.custom);
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -956,6 +961,7 @@ fn apply_patches(
     resources: &mut Vec<Res>,
     phase: Phase,
     decrypt: Option<&dyn yaml::Decrypt>,
+    schema: Option<&crate::patch::Schema>,
 ) -> Result<()> {
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -1059,7 +1065,7 @@ fn apply_patches(
                     field(&resources[i].obj, &["metadata", "namespace"]).to_string(),
                     field(&resources[i].obj, &["apiVersion"]).to_string(),
                 );
-                crate::patch::strategic_merge(&mut resources[i].obj, &patch);
+                crate::patch::strategic_merge_with(&mut resources[i].obj, &patch, schema);
                 // a patch does not rename, re-kind or move what it patches (kustomize's ApplySmPatch):
                 // its name may be the original one, before a base's prefix; it takes the target's
                 // apiVersion (kustomize sets the patch's GVK to the target's before merging)
@@ -1116,6 +1122,40 @@ fn configuration(
         path: file.display().to_string(),
         message,
     })
+}
+
+/// A kustomization's `openapi`: a custom schema file (`path`, JSON or YAML), or kustomize's builtin schema
+/// of a Kubernetes `version` (nothing to load: our merge keys are Kubernetes' own); not both.
+fn openapi_schema(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    k: &Kustomization,
+) -> Result<Option<crate::patch::Schema>> {
+    let invalid = |message: String| Error::Invalid {
+        path: origin.display().to_string(),
+        message,
+    };
+    let Some(path) = k.openapi.get("path") else {
+        return Ok(None);
+    };
+    if k.openapi.contains_key("version") {
+        return Err(invalid(
+            "builtin version and custom schema provided, cannot use both".into(),
+        ));
+    }
+    let file = root.file(dir, &dir.join(path), origin)?;
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let doc: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    crate::patch::Schema::parse(&doc)
+        .map(Some)
+        .map_err(|message| invalid(format!("{path}: {message}")))
 }
 
 /// `crds` lists OpenAPI definition files (a map of definition name → schema), as kustomize reads them;

@@ -13,6 +13,7 @@ pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Ku
 const IMPLEMENTED: &[&str] = &[
     "configurations",
     "buildMetadata",
+    "openapi",
     "generators",
     "transformers",
     "apiVersion",
@@ -44,7 +45,6 @@ const IMPLEMENTED: &[&str] = &[
 /// kustomize fields not implemented yet: an error naming them, never silently ignored.
 const NOT_YET: &[&str] = &[
     "validators",
-    "openapi",
     "helmCharts",
     "helmGlobals",
     "helmChartInflationGenerator",
@@ -132,6 +132,9 @@ pub struct Kustomization {
     /// `originAnnotations`, `transformerAnnotations`, `managedByLabel` ([`crate::origin`]).
     #[serde(default)]
     pub build_metadata: Vec<String>,
+    /// `path` of a custom OpenAPI schema, or `version` of kustomize's builtin one.
+    #[serde(default)]
+    pub openapi: BTreeMap<String, String>,
 }
 
 /// `sortOptions`.

@@ -39,20 +39,156 @@ fn merge_key(list_field: &str) -> Option<&'static str> {
     })
 }
 
-/// Applies a strategic merge patch to `target`.
-pub fn strategic_merge(target: &mut Value, patch: &Value) {
-    merge_value(target, patch, None);
+/// The API groups of Kubernetes' own kinds, whose lists merge by the keys of their schema.
+const BUILTIN_GROUPS: &[&str] = &[
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "extensions",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "certificates.k8s.io",
+    "apiregistration.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "resource.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "internal.apiserver.k8s.io",
+    "storagemigration.k8s.io",
+];
+
+/// A custom OpenAPI schema (a kustomization's `openapi.path`, kustomize's format: `definitions` whose
+/// kinds carry `x-kubernetes-group-version-kind`): the merge keys of the kinds it defines.
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    definitions: Map<String, Value>,
 }
 
-fn merge_value(target: &mut Value, patch: &Value, list_field: Option<&str>) {
+impl Schema {
+    /// Reads a schema document (JSON or YAML already parsed).
+    pub fn parse(doc: &Value) -> Result<Self, String> {
+        let definitions = doc
+            .get("definitions")
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or_else(|| "the OpenAPI schema has no 'definitions'".to_string())?;
+        Ok(Self { definitions })
+    }
+
+    /// The definition of `o`'s group, version and kind.
+    fn root(&self, o: &Value) -> Option<&Value> {
+        let api = o.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+        self.definitions.values().find(|d| {
+            d.get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|g| {
+                    let at = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or_default();
+                    at("group") == group && at("version") == version && at("kind") == kind
+                })
+        })
+    }
+
+    /// `node` with its `$ref` followed.
+    fn resolve<'a>(&'a self, node: &'a Value) -> &'a Value {
+        let mut node = node;
+        for _ in 0..32 {
+            match node.get("$ref").and_then(Value::as_str) {
+                Some(r) => match self.definitions.get(r.trim_start_matches("#/definitions/")) {
+                    Some(target) => node = target,
+                    None => break,
+                },
+                None => break,
+            }
+        }
+        node
+    }
+}
+
+/// How lists merge where a patch is: by Kubernetes' keys for its own kinds, by a custom schema's, or
+/// replaced (a kind kustomize has no schema for).
+#[derive(Clone, Copy)]
+enum Lists<'a> {
+    Builtin,
+    Schema(&'a Schema, Option<&'a Value>),
+    Replace,
+}
+
+impl<'a> Lists<'a> {
+    /// Where `key` of a map here is.
+    fn field(self, key: &str) -> Self {
+        match self {
+            Lists::Schema(schema, Some(node)) => {
+                let child = schema
+                    .resolve(node)
+                    .get("properties")
+                    .and_then(|p| p.get(key))
+                    .map(|c| schema.resolve(c));
+                Lists::Schema(schema, child)
+            }
+            other => other,
+        }
+    }
+
+    /// Where the items of a list here are.
+    fn items(self) -> Self {
+        match self {
+            Lists::Schema(schema, Some(node)) => {
+                Lists::Schema(schema, node.get("items").map(|i| schema.resolve(i)))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Applies a strategic merge patch to `target`.
+pub fn strategic_merge(target: &mut Value, patch: &Value) {
+    strategic_merge_with(target, patch, None);
+}
+
+/// Applies a strategic merge patch to `target`, its lists merged as kustomize merges them: by
+/// Kubernetes' merge keys for its own kinds, by `schema`'s for the kinds it defines, replaced otherwise.
+pub fn strategic_merge_with(target: &mut Value, patch: &Value, schema: Option<&Schema>) {
+    let api = target
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+    let builtin = target.get("kind").is_none()
+        || if group.is_empty() {
+            version == "v1"
+        } else {
+            BUILTIN_GROUPS.contains(&group)
+        };
+    let lists = match schema.and_then(|s| s.root(target).map(|r| (s, r))) {
+        Some((schema, root)) => Lists::Schema(schema, Some(root)),
+        None if builtin => Lists::Builtin,
+        None => Lists::Replace,
+    };
+    merge_value(target, patch, None, lists);
+}
+
+fn merge_value(target: &mut Value, patch: &Value, list_field: Option<&str>, lists: Lists) {
     match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => merge_map(t, p),
-        (t @ Value::Array(_), Value::Array(p)) => merge_list(t, p, list_field),
+        (Value::Object(t), Value::Object(p)) => merge_map(t, p, lists),
+        (t @ Value::Array(_), Value::Array(p)) => merge_list(t, p, list_field, lists),
         (t, p) => *t = p.clone(),
     }
 }
 
-fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>, lists: Lists) {
     if patch.get("$patch").and_then(|v| v.as_str()) == Some("replace") {
         let mut replaced = patch.clone();
         replaced.remove("$patch");
@@ -68,7 +204,9 @@ fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
             continue;
         }
         match target.get_mut(key) {
-            Some(existing) if !existing.is_null() => merge_value(existing, value, Some(key)),
+            Some(existing) if !existing.is_null() => {
+                merge_value(existing, value, Some(key), lists.field(key))
+            }
             _ => {
                 let mut fresh = strip_directives(value);
                 if let Value::Object(m) = &mut fresh {
@@ -99,9 +237,24 @@ fn strip_directives(value: &Value) -> Value {
     }
 }
 
-fn merge_list(target: &mut Value, patch: &[Value], list_field: Option<&str>) {
-    let mut key = list_field.and_then(merge_key);
-    if list_field == Some("ports")
+fn merge_list(target: &mut Value, patch: &[Value], list_field: Option<&str>, lists: Lists) {
+    let mut key = match lists {
+        Lists::Builtin => list_field.and_then(merge_key),
+        Lists::Replace => None,
+        Lists::Schema(schema, node) => node.map(|n| schema.resolve(n)).and_then(|n| {
+            let strategy = n
+                .get("x-kubernetes-patch-strategy")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            strategy
+                .split(',')
+                .any(|s| s == "merge")
+                .then(|| n.get("x-kubernetes-patch-merge-key").and_then(Value::as_str))
+                .flatten()
+        }),
+    };
+    if matches!(lists, Lists::Builtin)
+        && list_field == Some("ports")
         && !patch
             .iter()
             .chain(target.as_array().into_iter().flatten())
@@ -145,7 +298,7 @@ fn merge_list(target: &mut Value, patch: &[Value], list_field: Option<&str>) {
             (_, true) => {}
             (Some(i), false) => {
                 let mut item = items[i].clone();
-                merge_value(&mut item, p, None);
+                merge_value(&mut item, p, None, lists.items());
                 merged.push(item);
             }
             (None, false) => merged.push(strip_directives(p)),

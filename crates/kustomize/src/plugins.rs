@@ -483,6 +483,8 @@ pub struct Configuration {
     pub template_labels: Vec<FieldSpec>,
     /// Where a `labels` entry with `includeVolumeClaimTemplates` also goes.
     pub volume_claim_template_labels: Vec<FieldSpec>,
+    /// The custom OpenAPI schema (`openapi.path`) strategic merge patches follow.
+    pub openapi: Option<crate::patch::Schema>,
 }
 
 impl Configuration {
