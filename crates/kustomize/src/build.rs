@@ -558,7 +558,7 @@ fn transform_level(
     resources: &mut Vec<Res>,
     config: &crate::plugins::Configuration,
 ) -> Result<()> {
-    let (root, dir, origin, decrypt) = (level.root, level.dir, level.file, level.decrypt);
+    let origin = level.file;
     let custom = config.name_references.as_slice();
     let everything = |_: &Object| true;
     let all = Metadata {
@@ -566,7 +566,7 @@ fn transform_level(
         custom,
         config,
     };
-    transform_level_to(root, dir, origin, k, resources, decrypt, &all)?;
+    transform_level_to(level, k, resources, &all)?;
     // the `configurations` field specs: where else this level's labels and annotations go
     fn objects(resources: &mut [Res]) -> impl Iterator<Item = &mut Object> {
         resources.iter_mut().map(|r| &mut r.obj)
@@ -618,7 +618,7 @@ fn transform_level(
             custom,
             config,
         };
-        transform_level_to(root, dir, origin, &t.kustomization, resources, decrypt, &some)?;
+        transform_level_to(level, &t.kustomization, resources, &some)?;
     }
     for r in resources.iter_mut() {
         ran.iter().for_each(|o| track::transformed(&mut r.obj, o));
@@ -647,14 +647,12 @@ struct Metadata<'a> {
 
 /// The fields' patches and transformers of `k`, the metadata ones on the objects `metadata` selects.
 fn transform_level_to(
-    root: &Root,
-    dir: &Path,
-    origin: &Path,
+    level: &Level,
     k: &Kustomization,
     resources: &mut Vec<Res>,
-    decrypt: Option<&dyn yaml::Decrypt>,
     metadata: &Metadata,
 ) -> Result<()> {
+    let (root, dir, origin) = (level.root, level.dir, level.file);
     let names = |resources: &[Res]| -> Vec<String> {
         resources
             .iter()
@@ -663,11 +661,11 @@ fn transform_level_to(
     };
     let before = names(resources);
     let schema = metadata.config.openapi.as_ref();
-    apply_patches(root, dir, origin, k, resources, Phase::Before, decrypt, schema)?;
+    apply_patches(level, k, resources, Phase::Before, schema)?;
     follow_patch_renames(resources, &before, metadata.custom);
     transform::apply_metadata_to(k, resources, metadata.selected, metadata.config);
     let before = names(resources);
-    apply_patches(root, dir, origin, k, resources, Phase::Json6902, decrypt, schema)?;
+    apply_patches(level, k, resources, Phase::Json6902, schema)?;
     follow_patch_renames(resources, &before, metadata.custom);
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
@@ -954,15 +952,13 @@ fn patch_text(root: &Root, dir: &Path, origin: &Path, entry: &PatchEntry) -> Res
 }
 
 fn apply_patches(
-    root: &Root,
-    dir: &Path,
-    origin: &Path,
+    level: &Level,
     k: &Kustomization,
     resources: &mut Vec<Res>,
     phase: Phase,
-    decrypt: Option<&dyn yaml::Decrypt>,
     schema: Option<&crate::patch::Schema>,
 ) -> Result<()> {
+    let (root, dir, origin, decrypt) = (level.root, level.dir, level.file, level.decrypt);
     let invalid = |message: String| Error::Invalid {
         path: origin.display().to_string(),
         message,
