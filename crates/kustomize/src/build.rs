@@ -237,13 +237,19 @@ fn load_tracked(root: &Root, target: &Path, entry: &str, walk: &mut Walk<'_>) ->
     Ok(loaded)
 }
 
-/// The path of the kustomization file `file` from the build's directory, when origins are tracked.
-fn configured_in(walk: &Walk<'_>, file: &Path) -> Option<String> {
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    walk.track.as_deref().map(|t| track::join(t, &name))
+/// The component `entry` of the kustomization in `dir`: loaded with the origin path tracked.
+fn load_component_tracked(
+    root: &Root,
+    target: &Path,
+    entry: &str,
+    walk: &mut Walk<'_>,
+    accumulated: &mut Vec<Res>,
+) -> Result<()> {
+    let parent = walk.track.clone();
+    walk.track = parent.as_deref().map(|t| track::join(t, entry));
+    let loaded = load_component(root, target, walk, accumulated);
+    walk.track = parent;
+    loaded
 }
 
 fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<Vec<Res>> {
@@ -337,17 +343,8 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
     }
     // the generators, then the components (which see what the generators made), then the transformers:
     // kustomize's order
-    let level = Level {
-        root,
-        dir,
-        file: &origin,
-        configured_in: configured_in(walk, &origin),
-        track: walk.track.clone(),
-        decrypt: walk.decrypt,
-    };
-    let made_by = level.configured_in.clone().map(MadeBy::Fields);
-    run_generators(&level, &kustomization, &mut resources, made_by.as_ref())?;
-    run_generator_plugins(&level, &kustomization, &mut resources)?;
+    let level = Level::new(root, dir, &origin, walk);
+    level.generate(&kustomization, &mut resources)?;
     for entry in &kustomization.components {
         if is_remote(entry) {
             return Err(Error::Invalid {
@@ -358,11 +355,7 @@ fn load_dir(root: &Root, dir: &Path, walk: &mut Walk<'_>, top: bool) -> Result<V
             });
         }
         let target = root.dir(&dir.join(entry), &origin)?;
-        let parent = walk.track.clone();
-        walk.track = parent.as_deref().map(|t| track::join(t, entry));
-        let loaded = load_component(root, &target, walk, &mut resources);
-        walk.track = parent;
-        loaded?;
+        load_component_tracked(root, &target, entry, walk, &mut resources)?;
     }
     walk.dirs.pop();
     check_unique(&resources, &origin)?;
@@ -637,6 +630,31 @@ struct Level<'a> {
     decrypt: Option<&'a dyn yaml::Decrypt>,
 }
 
+impl<'a> Level<'a> {
+    /// The level of the kustomization `file` in `dir`, as `walk` stands.
+    fn new(root: &'a Root, dir: &'a Path, file: &'a Path, walk: &Walk<'a>) -> Self {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        Self {
+            root,
+            dir,
+            file,
+            configured_in: walk.track.as_deref().map(|t| track::join(t, &name)),
+            track: walk.track.clone(),
+            decrypt: walk.decrypt,
+        }
+    }
+
+    /// Its generators: the fields', then the `generators` configurations'.
+    fn generate(&self, k: &Kustomization, resources: &mut Vec<Res>) -> Result<()> {
+        let made_by = self.configured_in.clone().map(MadeBy::Fields);
+        run_generators(self, k, resources, made_by.as_ref())?;
+        run_generator_plugins(self, k, resources)
+    }
+}
+
 /// Which objects a level's metadata transformers change, and the name references beyond the built-in ones.
 struct Metadata<'a> {
     selected: &'a dyn Fn(&Object) -> bool,
@@ -676,15 +694,7 @@ fn transform_level_to(
     for r in &k.replacements {
         match &r.path {
             Some(p) => {
-                let file = root.file(dir, &dir.join(p), origin)?;
-                let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
-                    path: file.display().to_string(),
-                    source,
-                })?;
-                let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
-                    path: file.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                let (_, value): (_, serde_yaml::Value) = read_yaml(root, dir, origin, p)?;
                 let parsed: Vec<crate::replace::Replacement> = if value.is_sequence() {
                     serde_yaml::from_value(value)
                 } else {
@@ -753,24 +763,11 @@ fn load_component(root: &Root, dir: &Path, walk: &mut Walk, accumulated: &mut Ve
         }
         accumulated.extend(load_tracked(root, &target, entry, walk)?);
     }
-    let level = Level {
-        root,
-        dir,
-        file: &file,
-        configured_in: configured_in(walk, &file),
-        track: walk.track.clone(),
-        decrypt: walk.decrypt,
-    };
-    let made_by = level.configured_in.clone().map(MadeBy::Fields);
-    run_generators(&level, &k, accumulated, made_by.as_ref())?;
-    run_generator_plugins(&level, &k, accumulated)?;
+    let level = Level::new(root, dir, &file, walk);
+    level.generate(&k, accumulated)?;
     for entry in &k.components {
         let target = root.dir(&dir.join(entry), &file)?;
-        let parent = walk.track.clone();
-        walk.track = parent.as_deref().map(|t| track::join(t, entry));
-        let loaded = load_component(root, &target, walk, accumulated);
-        walk.track = parent;
-        loaded?;
+        load_component_tracked(root, &target, entry, walk, accumulated)?;
     }
     walk.dirs.pop();
     transform_level(&level, &k, accumulated, &walk.config)?;
@@ -1099,21 +1096,32 @@ fn parse_ops(text: &str) -> Option<Vec<Object>> {
 }
 
 /// A `configurations` file.
+/// The file `entry` names (confined as the root says) and its YAML.
+fn read_yaml<T: serde::de::DeserializeOwned>(
+    root: &Root,
+    dir: &Path,
+    origin: &Path,
+    entry: &str,
+) -> Result<(PathBuf, T)> {
+    let file = root.file(dir, &dir.join(entry), origin)?;
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok((file, value))
+}
+
 fn configuration(
     root: &Root,
     dir: &Path,
     origin: &Path,
     entry: &str,
 ) -> Result<crate::plugins::Configuration> {
-    let file = root.file(dir, &dir.join(entry), origin)?;
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
-        path: file.display().to_string(),
-        source,
-    })?;
-    let doc: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
-        path: file.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let (file, doc): (_, serde_json::Value) = read_yaml(root, dir, origin, entry)?;
     crate::plugins::configuration(&doc).map_err(|message| Error::Invalid {
         path: file.display().to_string(),
         message,
@@ -1140,15 +1148,7 @@ fn openapi_schema(
             "builtin version and custom schema provided, cannot use both".into(),
         ));
     }
-    let file = root.file(dir, &dir.join(path), origin)?;
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
-        path: file.display().to_string(),
-        source,
-    })?;
-    let doc: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
-        path: file.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let (_, doc): (_, serde_json::Value) = read_yaml(root, dir, origin, path)?;
     crate::patch::Schema::parse(&doc)
         .map(Some)
         .map_err(|message| invalid(format!("{path}: {message}")))
@@ -1162,15 +1162,7 @@ fn openapi_definitions(
     origin: &Path,
     entry: &str,
 ) -> Result<Vec<crate::refs::CustomRef>> {
-    let file = root.file(dir, &dir.join(entry), origin)?;
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
-        path: file.display().to_string(),
-        source,
-    })?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Yaml {
-        path: file.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let (file, value): (_, serde_yaml::Value) = read_yaml(root, dir, origin, entry)?;
     let valid = value
         .as_mapping()
         .is_some_and(|m| m.values().all(|v| v.is_mapping()));

@@ -85,40 +85,18 @@ pub fn specs(config: &Value) -> Vec<FieldSpec> {
         .collect()
 }
 
-/// Merges `values` into the map at `path` below `node`.
+/// Merges `values` into the map at `path` below `node` (created when missing, with `create`).
 fn merge_at(node: &mut Value, path: &[String], values: &BTreeMap<String, String>, create: bool) {
-    let Some((first, rest)) = path.split_first() else {
-        if node.is_null() && create {
-            *node = Value::Object(Map::new());
+    visit_path(node, path, create, &mut |map| {
+        if map.is_null() && create {
+            *map = Value::Object(Map::new());
         }
-        if let Some(map) = node.as_object_mut() {
+        if let Some(map) = map.as_object_mut() {
             for (k, v) in values {
                 map.insert(k.clone(), Value::String(v.clone()));
             }
         }
-        return;
-    };
-    let (name, each) = match first.strip_suffix("[]") {
-        Some(name) => (name, true),
-        None => (first.as_str(), false),
-    };
-    let Some(map) = node.as_object_mut() else {
-        return;
-    };
-    if !map.contains_key(name) {
-        if !create || each {
-            return;
-        }
-        map.insert(name.to_string(), Value::Object(Map::new()));
-    }
-    let child = map.get_mut(name).expect("present");
-    if each {
-        for item in child.as_array_mut().into_iter().flatten() {
-            merge_at(item, rest, values, create);
-        }
-    } else {
-        merge_at(child, rest, values, create);
-    }
+    });
 }
 
 /// Applies a labels or annotations transformer to every object its field specs match.

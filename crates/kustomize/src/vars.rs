@@ -150,20 +150,7 @@ fn resolve(var: &Var, resources: &[Res]) -> Result<Value, String> {
     }
     let found: Vec<&Res> = resources
         .iter()
-        .filter(|r| {
-            r.obj.get("kind").and_then(Value::as_str) == Some(o.kind.as_str())
-                && r.original_name == o.name
-                && o.api_version
-                    .as_deref()
-                    .is_none_or(|a| r.obj.get("apiVersion").and_then(Value::as_str) == Some(a))
-                && o.namespace.as_deref().is_none_or(|ns| {
-                    r.obj
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        == ns
-                })
-        })
+        .filter(|r| r.original_name == o.name && names(var, r))
         .collect();
     let res = match found.as_slice() {
         [one] => *one,

@@ -649,6 +649,15 @@ async fn rollback(
     Ok(())
 }
 
+/// `uninstall.keepHistory`.
+pub(super) fn keep_history(obj: &HelmRelease) -> bool {
+    obj.spec
+        .uninstall
+        .as_ref()
+        .and_then(|u| u.keep_history)
+        .unwrap_or(false)
+}
+
 /// `uninstall.deletionPropagation` as helm's `--cascade` (Flux's default `background`).
 pub(super) fn cascade(obj: &HelmRelease) -> Option<&str> {
     obj.spec
@@ -776,12 +785,6 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
         .as_ref()
         .and_then(|status| previous(status, &made))
         .unwrap_or(made);
-    let keep_history = obj
-        .spec
-        .uninstall
-        .as_ref()
-        .and_then(|u| u.keep_history)
-        .unwrap_or(false);
     let cluster = target_cluster(obj, ctx).await?;
     let helm = Helm::new(
         &ctx.helm,
@@ -791,7 +794,7 @@ pub async fn uninstall(obj: &HelmRelease, ctx: &Context) -> Result<(), Error> {
     )
     .map_err(|e| Error::Helm(format!("failed to set up helm: {e}")))?;
     helm.restore(&rel).await.map_err(|e| Error::Helm(e.to_string()))?;
-    helm.uninstall(&rel, keep_history, timeout(obj), cascade(obj))
+    helm.uninstall(&rel, keep_history(obj), timeout(obj), cascade(obj))
         .await
         .map_err(|e| {
             Error::Helm(format!(

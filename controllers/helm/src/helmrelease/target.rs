@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::{
     Error,
-    steps::{cascade, timeout},
+    steps::{cascade, keep_history, timeout},
 };
 use crate::helm::{Helm, Release};
 
@@ -117,13 +117,7 @@ pub async fn follow(
         }
     }
     info!(release = %previous.name, namespace = %previous.namespace, "release target changed: uninstalling the previous release");
-    let keep_history = obj
-        .spec
-        .uninstall
-        .as_ref()
-        .and_then(|u| u.keep_history)
-        .unwrap_or(false);
-    helm.uninstall(&previous, keep_history, timeout(obj), cascade(obj))
+    helm.uninstall(&previous, keep_history(obj), timeout(obj), cascade(obj))
         .await
         .map_err(|e| {
             Error::Helm(format!(
