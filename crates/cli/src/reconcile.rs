@@ -66,8 +66,19 @@ pub fn outcome(o: &Value) -> Outcome {
     }
     let reconciling = condition(o, "Reconciling").filter(|c| cond_str(Some(c), "status") == "True");
     let ready = condition(o, "Ready");
+    // a source or dependency that is not ready yet is waited for (the controller retries as it becomes
+    // ready), as flux waits; a missing one, or any other failure, is reported at once
+    let waiting = match cond_str(ready, "reason") {
+        "DependencyNotReady" => true,
+        "ArtifactFailed" => {
+            let message = cond_str(ready, "message");
+            message.contains("is not ready") || message.contains("artifact not found")
+        }
+        _ => false,
+    };
     match cond_str(ready, "status") {
         "True" if reconciling.is_none() => Outcome::Ready,
+        "False" if waiting => Outcome::Pending(cond_str(ready, "message").to_string()),
         "False" if reconciling.is_none() || cond_str(reconciling, "reason") == "ProgressingWithRetry" => {
             Outcome::Failed(cond_str(ready, "message").to_string())
         }
@@ -474,6 +485,15 @@ mod tests {
             Outcome::Failed("invalid spec".into())
         );
         assert!(matches!(outcome(&obj(1, 1, json!([]))), Outcome::Pending(_)));
+        let source_not_ready = json!([{"type": "Ready", "status": "False", "reason": "ArtifactFailed",
+            "message": "Source 'GitRepository/flux-system/flux-system' is not ready, artifact not found"}]);
+        assert!(
+            matches!(outcome(&obj(1, 1, source_not_ready)), Outcome::Pending(_)),
+            "a source not ready yet is waited for"
+        );
+        let source_missing = json!([{"type": "Ready", "status": "False", "reason": "ArtifactFailed",
+            "message": "Source 'GitRepository/apps/gone' not found"}]);
+        assert!(matches!(outcome(&obj(1, 1, source_missing)), Outcome::Failed(_)));
     }
 
     #[test]
