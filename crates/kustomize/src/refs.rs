@@ -48,7 +48,7 @@ struct Builtin {
     referred: &'static str,
     referrer: &'static str,
     group: Option<&'static str>,
-    path: Vec<&'static str>,
+    path: Vec<String>,
 }
 
 /// kustomize's builtin name references (its `namereference` configuration), in its order.
@@ -56,12 +56,12 @@ fn builtins() -> &'static [Builtin] {
     static TABLE: std::sync::OnceLock<Vec<Builtin>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = Vec::new();
-        let mut add = |referred, referrer, path: &'static str| {
+        let mut add = |referred, referrer, path: &str| {
             t.push(Builtin {
                 referred,
                 referrer,
                 group: None,
-                path: path.split('/').collect(),
+                path: path.split('/').map(String::from).collect(),
             })
         };
         for workload in ["Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"] {
@@ -87,7 +87,6 @@ fn builtins() -> &'static [Builtin] {
             ("Job", "spec/template/spec"),
             ("DaemonSet", "spec/template/spec"),
         ];
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         for (referred, fields) in [
             (
                 "ConfigMap",
@@ -115,7 +114,7 @@ fn builtins() -> &'static [Builtin] {
         ] {
             for (kind, base) in pods {
                 for field in fields {
-                    add(referred, kind, leak(format!("{base}/{field}")));
+                    add(referred, kind, &format!("{base}/{field}"));
                 }
             }
         }
@@ -125,7 +124,7 @@ fn builtins() -> &'static [Builtin] {
             ("PriorityClass", "priorityClassName"),
         ] {
             for (kind, base) in workloads {
-                add(referred, kind, leak(format!("{base}/{field}")));
+                add(referred, kind, &format!("{base}/{field}"));
             }
         }
         add("ConfigMap", "Node", "spec/configSource/configMap");
@@ -137,7 +136,7 @@ fn builtins() -> &'static [Builtin] {
         add("Secret", "Ingress", "spec/tls/secretName");
         add("Secret", "ServiceAccount", "imagePullSecrets/name");
         for field in ["secretName", "adminSecretName", "userSecretName", "secretRef"] {
-            add("Secret", "StorageClass", leak(format!("parameters/{field}")));
+            add("Secret", "StorageClass", &format!("parameters/{field}"));
         }
         add("Secret", "PersistentVolume", "spec/azureFile/secretName");
         add("Service", "StatefulSet", "spec/serviceName");
@@ -189,7 +188,7 @@ fn builtins() -> &'static [Builtin] {
                 referred,
                 referrer: "Ingress",
                 group: None,
-                path: vec!["metadata", "annotations", key],
+                path: vec!["metadata".into(), "annotations".into(), key.into()],
             });
         }
         t.push(Builtin {
@@ -198,6 +197,7 @@ fn builtins() -> &'static [Builtin] {
             group: Some("serving.knative.dev"),
             path: "spec/template/spec/containers/env/valueFrom/secretKeyRef/name"
                 .split('/')
+                .map(String::from)
                 .collect(),
         });
         t
@@ -260,13 +260,13 @@ impl Index {
 
 /// Rewrites the names at `path` in `v` (arrays on the way walked; a list of names each; a map its `name`,
 /// and its `namespace` to the object's) naming a renamed `kind` seen from `scope`.
-fn rewrite_path(v: &mut Value, path: &[&str], idx: &Index, kind: &str, scope: Scope) {
+fn rewrite_path(v: &mut Value, path: &[String], idx: &Index, kind: &str, scope: Scope) {
     match (path.split_first(), v) {
         (_, Value::Array(items)) => items
             .iter_mut()
             .for_each(|i| rewrite_path(i, path, idx, kind, scope)),
         (Some((first, rest)), Value::Object(map)) => {
-            if let Some(child) = map.get_mut(*first) {
+            if let Some(child) = map.get_mut(first) {
                 rewrite_path(child, rest, idx, kind, scope);
             }
         }
@@ -315,33 +315,31 @@ fn update(o: &mut Object, idx: &Index) {
             continue;
         }
         let scope = scope(b.referred, &kind, ns);
-        match b.path.as_slice() {
+        if b.path == ["roleRef", "name"] {
             // a binding's roleRef names a Role or a ClusterRole, as its kind says
-            ["roleRef", "name"] => {
-                if o.pointer("/roleRef/kind").and_then(Value::as_str) == Some(b.referred) {
-                    idx.rewrite_in(o.pointer_mut("/roleRef/name"), b.referred, scope);
-                }
+            if o.pointer("/roleRef/kind").and_then(Value::as_str) == Some(b.referred) {
+                idx.rewrite_in(o.pointer_mut("/roleRef/name"), b.referred, scope);
             }
+        } else if b.path == ["subjects"] {
             // ServiceAccount subjects, each in its own namespace (the binding's when it names none)
-            ["subjects"] => {
-                for s in each_item(o.get_mut("subjects")) {
-                    if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
-                        continue;
-                    }
-                    let subject_ns = s
-                        .get("namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or(ns)
-                        .to_string();
-                    let before = s.get("name").cloned();
-                    idx.rewrite(s.get_mut("name"), "ServiceAccount", &subject_ns);
-                    if s.get("name") != before.as_ref() && !subject_ns.is_empty() {
-                        // kustomize also writes the namespace of the subject it renames, when it has one
-                        s["namespace"] = Value::String(subject_ns);
-                    }
+            for s in each_item(o.get_mut("subjects")) {
+                if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+                    continue;
+                }
+                let subject_ns = s
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(ns)
+                    .to_string();
+                let before = s.get("name").cloned();
+                idx.rewrite(s.get_mut("name"), "ServiceAccount", &subject_ns);
+                if s.get("name") != before.as_ref() && !subject_ns.is_empty() {
+                    // kustomize also writes the namespace of the subject it renames, when it has one
+                    s["namespace"] = Value::String(subject_ns);
                 }
             }
-            path => rewrite_path(o, path, idx, b.referred, scope),
+        } else {
+            rewrite_path(o, &b.path, idx, b.referred, scope);
         }
     }
 }
@@ -410,30 +408,6 @@ pub fn declared(defs: &Value) -> Vec<CustomRef> {
     out
 }
 
-fn rewrite_at(v: &mut Value, path: &[String], idx: &Index, kind: &str, scope: Scope) {
-    let Some((first, rest)) = path.split_first() else {
-        match v {
-            // a list of names: each
-            Value::Array(items) => items
-                .iter_mut()
-                .for_each(|i| idx.rewrite_in(Some(i), kind, scope)),
-            v => idx.rewrite_in(Some(v), kind, scope),
-        }
-        return;
-    };
-    match v {
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|i| rewrite_at(i, path, idx, kind, scope)),
-        Value::Object(map) => {
-            if let Some(child) = map.get_mut(first) {
-                rewrite_at(child, rest, idx, kind, scope);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Where a referrer of `kind` in `ns` looks for a `referred` object: nowhere but "" for a cluster-scoped
 /// one, anywhere from a cluster-scoped referrer, else its own namespace.
 fn scope<'a>(referred: &str, kind: &str, ns: &'a str) -> Scope<'a> {
@@ -491,7 +465,7 @@ pub fn apply(resources: &mut [Res], renames: &[Rename], custom: &[CustomRef]) {
             .iter()
             .filter(|c| c.referrer.is_empty() || c.referrer == kind)
         {
-            rewrite_at(
+            rewrite_path(
                 &mut res.obj,
                 &c.path,
                 &idx,
