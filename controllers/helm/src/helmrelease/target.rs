@@ -15,13 +15,17 @@ use super::{
 };
 use crate::helm::{Helm, Release};
 
+/// `namespace` when set, else the HelmRelease's own.
+fn or_own(obj: &HelmRelease, namespace: Option<&str>) -> String {
+    namespace
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| obj.namespace().unwrap_or_default())
+}
+
 /// Where the release's objects go: `targetNamespace`, else the HelmRelease's namespace.
 pub fn target_namespace(obj: &HelmRelease) -> String {
-    obj.spec
-        .target_namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| obj.namespace().unwrap_or_default())
+    or_own(obj, obj.spec.target_namespace.as_deref())
 }
 
 /// Flux's release name: `releaseName`, else `<targetNamespace>-<name>` with a target namespace, else the
@@ -43,11 +47,7 @@ pub fn release_name(obj: &HelmRelease) -> String {
 
 /// Where the release's Secrets are kept: `storageNamespace`, else the HelmRelease's namespace (Flux's).
 pub fn storage_namespace(obj: &HelmRelease) -> String {
-    obj.spec
-        .storage_namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| obj.namespace().unwrap_or_default())
+    or_own(obj, obj.spec.storage_namespace.as_deref())
 }
 
 /// The release `obj` makes.
@@ -94,22 +94,19 @@ pub async fn follow(
                 .await
                 .map_err(Error::Helm)
         };
-        let (old, new) = (
-            holds(previous.storage.clone()).await?,
-            holds(release.storage.clone()).await?,
-        );
-        // a release of that name kept in the new storage already is another: Flux's way then
-        if !(old && new) {
-            if old {
-                let moved =
-                    crate::storage::move_release(client, &release.name, &previous.storage, &release.storage)
-                        .await
-                        .map_err(|e| {
-                            Error::Helm(format!(
-                                "failed to move release {}/{} from storage namespace '{}' to '{}': {e}",
-                                release.namespace, release.name, previous.storage, release.storage
-                            ))
-                        })?;
+        // a release of that name kept in the new storage already is another: Flux's way then; else the
+        // Secrets move (none to move when an earlier run moved them)
+        if !holds(release.storage.clone()).await? || !holds(previous.storage.clone()).await? {
+            let moved =
+                crate::storage::move_release(client, &release.name, &previous.storage, &release.storage)
+                    .await
+                    .map_err(|e| {
+                        Error::Helm(format!(
+                            "failed to move release {}/{} from storage namespace '{}' to '{}': {e}",
+                            release.namespace, release.name, previous.storage, release.storage
+                        ))
+                    })?;
+            if moved > 0 {
                 info!(release = %release.name, from = %previous.storage, to = %release.storage, moved, "storage namespace changed: release Secrets moved");
             }
             status.storage_namespace = Some(release.storage.clone());
